@@ -1,0 +1,58 @@
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length
+
+from .models import ROLE_LABELS, STAFF_ROLES
+
+STAFF_ROLE_CHOICES = {role: ROLE_LABELS[role] for role in STAFF_ROLES}
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+
+
+class MfaForm(FlaskForm):
+    code = StringField("Code from your authenticator app, or a recovery code",
+                       validators=[DataRequired(), Length(max=20)])
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=256)])
+    confirm = PasswordField("Repeat the new password", validators=[DataRequired(), Length(max=256)])
+
+    def validate_confirm(self, field):
+        if field.data != self.password.data:
+            from wtforms.validators import ValidationError
+
+            raise ValidationError("The two passwords are not the same.")
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=256)])
+
+
+class ConfirmMfaForm(FlaskForm):
+    code = StringField("6-digit code from the app", validators=[DataRequired(), Length(min=6, max=8)])
+
+
+class DisableMfaForm(FlaskForm):
+    password = PasswordField("Your password", validators=[DataRequired(), Length(max=256)])
+
+
+class InviteStaffForm(FlaskForm):
+    full_name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+    role = SelectField("Role", choices=STAFF_ROLE_CHOICES)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=STAFF_ROLE_CHOICES)
+
+
+class ClinicSecurityForm(FlaskForm):
+    mfa_required_for_staff = BooleanField("Require two-step sign-in for all staff")

@@ -1,0 +1,382 @@
+"""Accounts: sign-in, sessions, passwords, invitations, MFA and user management.
+
+Functions take plain values and an `Actor`, write their audit events in the same transaction, and
+commit once. They never read the request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from ..audit.services import FAILURE, Actor, record_event
+from ..clock import utcnow
+from ..config import INVITATION_DAYS, PASSWORD_RESET_MINUTES
+from ..extensions import db
+from ..tenancy import get_scoped
+from .models import ADMIN, PATIENT, STAFF_ROLES, AccountToken, User, UserSession
+from .secrets import hash_password, new_token, password_problem, token_digest, verify_password
+from .sessions import open_session, revoke_sessions
+
+RESET = "reset"
+INVITE = "invite"
+TOKEN_LIFETIMES = {RESET: timedelta(minutes=PASSWORD_RESET_MINUTES), INVITE: timedelta(days=INVITATION_DAYS)}
+# One sentence for every failed sign-in, so the answer never tells whether an email has an account.
+LOGIN_REFUSED = "That email and password do not match an active account."
+
+
+class AccountError(Exception):
+    """A problem the person can fix; `field` names the form field it belongs to."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def pending_mfa_user(user_id: int | None) -> User | None:
+    """The user who passed the password step and now owes a second factor."""
+    user = db.session.get(User, user_id) if user_id else None
+    if user is None or not user.active or not user.mfa_enabled:
+        return None
+    return user
+
+
+# --- sign-in -------------------------------------------------------------------------------------
+
+
+def check_password_login(email: str, password: str, actor: Actor) -> User:
+    """Return the user whose password matches, or raise AccountError with one generic sentence.
+
+    Unknown emails cost the same argon2 verification as known ones. Failures are audited (on the
+    clinic's chain when the email is known, on the system chain otherwise) and committed.
+    """
+    user = find_user_by_email(email)
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.active:
+        record_event(
+            Actor(
+                tenant_id=user.tenant_id if user else None,
+                user_id=user.id if user else None,
+                role=user.role if user else None,
+                ip=actor.ip,
+                user_agent=actor.user_agent,
+                request_id=actor.request_id,
+            ),
+            "auth.login_failed",
+            resource_type="user",
+            resource_id=user.id if user else None,
+            outcome=FAILURE,
+        )
+        db.session.commit()
+        raise AccountError(LOGIN_REFUSED)
+    return user
+
+
+def sign_in(user: User, actor: Actor, *, method: str = "password") -> str:
+    """Open a new session for a user who has proven who they are; return the raw cookie value."""
+    row, raw = open_session(user, actor.ip, actor.user_agent)
+    user.last_login_at = utcnow()
+    db.session.flush()
+    record_event(
+        actor_for_user(user, actor), "auth.login", resource_type="session", resource_id=row.id, changed_fields=[method]
+    )
+    db.session.commit()
+    return raw
+
+
+def sign_out(session_row: UserSession, actor: Actor) -> None:
+    session_row.revoked_at = utcnow()
+    session_row.revoked_reason = "logout"
+    record_event(actor, "auth.logout", resource_type="session", resource_id=session_row.id)
+    db.session.commit()
+
+
+def sign_out_everywhere(user: User, actor: Actor) -> int:
+    count = revoke_sessions(user.id, "signed_out_everywhere")
+    record_event(actor, "auth.logout_everywhere", resource_type="user", resource_id=user.id)
+    db.session.commit()
+    return count
+
+
+def revoke_one_session(user: User, session_id: int, actor: Actor) -> None:
+    row = db.session.scalar(
+        select(UserSession).where(UserSession.id == session_id, UserSession.user_id == user.id)
+    )
+    if row is None:
+        raise LookupError(session_id)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        row.revoked_reason = "revoked_by_user"
+    record_event(actor, "auth.session_revoked", resource_type="session", resource_id=row.id)
+    db.session.commit()
+
+
+def actor_for_user(user: User, actor: Actor) -> Actor:
+    """The actor for events about a user proving who they are (before a session exists)."""
+    return Actor(
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        role=user.role,
+        ip=actor.ip,
+        user_agent=actor.user_agent,
+        request_id=actor.request_id,
+    )
+
+
+# --- passwords -----------------------------------------------------------------------------------
+
+
+def _set_password(user: User, password: str) -> None:
+    problem = password_problem(password, user.email)
+    if problem:
+        raise AccountError(problem, "password")
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+
+
+def change_password(user: User, current: str, new: str, actor: Actor, *, keep_session_id: int) -> None:
+    """Change a password after checking the current one; every other session ends."""
+    if not verify_password(user.password_hash, current):
+        record_event(actor, "auth.password_change_failed", resource_type="user", resource_id=user.id,
+                     outcome=FAILURE)
+        db.session.commit()
+        raise AccountError("Your current password is not correct.", "current_password")
+    _set_password(user, new)
+    revoke_sessions(user.id, "password_changed", keep_id=keep_session_id)
+    record_event(actor, "auth.password_changed", resource_type="user", resource_id=user.id)
+    db.session.commit()
+
+
+def request_password_reset(email: str, actor: Actor) -> None:
+    """Email a reset link if the address has an active account; say nothing either way."""
+    from ..jobs.queue import enqueue
+
+    user = find_user_by_email(email)
+    if user is None or not user.active or not user.has_password:
+        record_event(actor, "auth.password_reset_requested", outcome=FAILURE)
+        db.session.commit()
+        return
+    record_event(actor_for_user(user, actor), "auth.password_reset_requested", resource_type="user", resource_id=user.id)
+    db.session.commit()
+    enqueue("accounts.email_password_reset", user.id, tenant_id=user.tenant_id, label="Password reset email")
+
+
+def issue_token(user: User, purpose: str) -> str:
+    """Create a single-use token (older unused ones of the same purpose stop working); return it raw."""
+    now = utcnow()
+    for old in db.session.scalars(
+        select(AccountToken).where(
+            AccountToken.user_id == user.id, AccountToken.purpose == purpose, AccountToken.used_at.is_(None)
+        )
+    ):
+        old.used_at = now
+    raw = new_token()
+    db.session.add(
+        AccountToken(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=token_digest(raw),
+            expires_at=now + TOKEN_LIFETIMES[purpose],
+        )
+    )
+    return raw
+
+
+def find_usable_token(raw: str, purpose: str) -> AccountToken | None:
+    if not raw or len(raw) > 100:
+        return None
+    token = db.session.scalar(
+        select(AccountToken).where(AccountToken.token_hash == token_digest(raw), AccountToken.purpose == purpose)
+    )
+    if token is None or token.used_at is not None or token.expires_at < utcnow() or not token.user.active:
+        return None
+    return token
+
+
+def complete_password_token(raw: str, purpose: str, password: str, actor: Actor) -> User:
+    """Use a reset or invitation token to set a password. Every existing session of the user ends."""
+    token = find_usable_token(raw, purpose)
+    if token is None:
+        raise AccountError("This link has expired or has already been used. Ask for a new one.")
+    user = token.user
+    _set_password(user, password)
+    token.used_at = utcnow()
+    revoke_sessions(user.id, "password_reset")
+    action = "auth.password_reset" if purpose == RESET else "auth.invitation_accepted"
+    record_event(actor_for_user(user, actor), action, resource_type="user", resource_id=user.id,
+                 patient_id=user.patient_id)
+    db.session.commit()
+    return user
+
+
+# --- invitations and user management -------------------------------------------------------------
+
+
+def invite_staff(actor: Actor, email: str, full_name: str, role: str) -> User:
+    if role not in STAFF_ROLES:
+        raise AccountError("Choose one of the staff roles.", "role")
+    email = normalise_email(email)
+    if find_user_by_email(email):
+        raise AccountError("Someone already has an account with this email.", "email")
+    user = User(tenant_id=actor.tenant_id, email=email, full_name=full_name.strip(), role=role)
+    db.session.add(user)
+    db.session.flush()
+    record_event(actor, "user.invited", resource_type="user", resource_id=user.id,
+                 changed_fields=["email", "full_name", "role"])
+    db.session.commit()
+    _send_invitation(user)
+    return user
+
+
+def invite_patient(actor: Actor, patient_id: int, email: str) -> User:
+    """Give a patient a portal account and email them a link to set their password."""
+    from ..patients.models import Patient
+
+    patient = get_scoped(Patient, patient_id, actor.tenant_id)
+    if patient is None:
+        raise LookupError(patient_id)
+    email = normalise_email(email)
+    user = patient.portal_user
+    if user is not None and user.has_password:
+        raise AccountError("This patient already uses the portal.", "email")
+    owner = find_user_by_email(email)
+    if owner is not None and owner is not user:
+        raise AccountError("Someone already has an account with this email.", "email")
+    if user is None:
+        user = User(tenant_id=patient.tenant_id, email=email, full_name=patient.full_name, role=PATIENT,
+                    patient_id=patient.id)
+        db.session.add(user)
+    else:
+        user.email = email
+    db.session.flush()
+    record_event(actor, "patient.portal_invited", resource_type="user", resource_id=user.id,
+                 patient_id=patient.id, changed_fields=["email"])
+    db.session.commit()
+    _send_invitation(user)
+    return user
+
+
+def _send_invitation(user: User) -> None:
+    from ..jobs.queue import enqueue
+
+    enqueue("accounts.email_invitation", user.id, tenant_id=user.tenant_id, label=f"Invitation for {user.email}")
+
+
+def clinic_users(tenant_id: int, *, include_patients: bool = False) -> list[User]:
+    query = select(User).where(User.tenant_id == tenant_id)
+    if not include_patients:
+        query = query.where(User.role != PATIENT)
+    return list(db.session.scalars(query.order_by(User.active.desc(), User.full_name)))
+
+
+def _active_admins(tenant_id: int) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(User).where(
+            User.tenant_id == tenant_id, User.role == ADMIN, User.active.is_(True)
+        )
+    ) or 0
+
+
+def change_role(actor: Actor, user_id: int, role: str) -> User:
+    user = _staff_user(actor, user_id)
+    if role not in STAFF_ROLES:
+        raise AccountError("Choose one of the staff roles.", "role")
+    if user.role == ADMIN and role != ADMIN and user.active and _active_admins(user.tenant_id) <= 1:
+        raise AccountError("The clinic needs at least one active administrator.", "role")
+    if role != user.role:
+        user.role = role
+        # A new role means new permissions: open sessions end so nobody keeps the old ones.
+        revoke_sessions(user.id, "role_changed")
+        record_event(actor, "user.role_changed", resource_type="user", resource_id=user.id, changed_fields=["role"])
+        db.session.commit()
+    return user
+
+
+def set_active(actor: Actor, user_id: int, active: bool) -> User:
+    user = _staff_user(actor, user_id)
+    if not active and user.id == actor.user_id:
+        raise AccountError("You cannot deactivate your own account.")
+    if not active and user.role == ADMIN and _active_admins(user.tenant_id) <= 1:
+        raise AccountError("The clinic needs at least one active administrator.")
+    if user.active != active:
+        user.active = active
+        if not active:
+            revoke_sessions(user.id, "deactivated")
+        record_event(actor, "user.activated" if active else "user.deactivated", resource_type="user",
+                     resource_id=user.id, changed_fields=["active"])
+        db.session.commit()
+    return user
+
+
+def resend_invitation(actor: Actor, user_id: int) -> User:
+    user = get_scoped(User, user_id, actor.tenant_id)
+    if user is None:
+        raise LookupError(user_id)
+    if user.has_password:
+        raise AccountError("This person has already set a password.")
+    record_event(actor, "user.invitation_resent", resource_type="user", resource_id=user.id,
+                 patient_id=user.patient_id)
+    db.session.commit()
+    _send_invitation(user)
+    return user
+
+
+def _staff_user(actor: Actor, user_id: int) -> User:
+    user = get_scoped(User, user_id, actor.tenant_id)
+    if user is None or user.role == PATIENT:
+        raise LookupError(user_id)
+    return user
+
+
+# --- emails (run inside jobs; the raw token exists only in the worker's memory and the email) -----
+
+
+@dataclass(frozen=True)
+class OutgoingLink:
+    user: User
+    url: str
+
+
+def prepare_password_reset_link(user_id: int) -> OutgoingLink | None:
+    user = db.session.get(User, user_id)
+    if user is None or not user.active:
+        return None
+    raw = issue_token(user, RESET)
+    db.session.commit()
+    return OutgoingLink(user, f"{current_app.config['PUBLIC_URL']}/reset/{raw}")
+
+
+def prepare_invitation_link(user_id: int) -> OutgoingLink | None:
+    user = db.session.get(User, user_id)
+    if user is None or not user.active or user.has_password:
+        return None
+    raw = issue_token(user, INVITE)
+    db.session.commit()
+    return OutgoingLink(user, f"{current_app.config['PUBLIC_URL']}/invitation/{raw}")
+
+
+
+
+def set_mfa_required(actor: Actor, required: bool) -> None:
+    """Clinic setting: staff must use two-step sign-in (those without it enrol at their next page)."""
+    from .models import Tenant
+
+    tenant = db.session.get(Tenant, actor.tenant_id)
+    if tenant.mfa_required_for_staff != required:
+        tenant.mfa_required_for_staff = required
+        record_event(actor, "clinic.mfa_requirement_changed", resource_type="tenant", resource_id=tenant.id,
+                     changed_fields=["mfa_required_for_staff"])
+        db.session.commit()

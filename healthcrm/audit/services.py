@@ -1,0 +1,156 @@
+"""Recording and verifying audit events.
+
+`record_event` adds the event to the caller's session: it is committed with the change it describes,
+or rolled back with it. Each clinic has its own hash chain; events with no clinic (a failed login for
+an unknown email) form the system chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, text
+
+from ..clock import utcnow
+from ..extensions import db
+from .models import AuditEvent
+
+GENESIS_HASH = "0" * 64
+SUCCESS = "success"
+FAILURE = "failure"
+DENIED = "denied"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, and from where. Built by the web layer, a job or a CLI command."""
+
+    tenant_id: int | None
+    user_id: int | None = None
+    role: str | None = None
+    share_link_id: int | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def system(cls, tenant_id: int | None, request_id: str | None = None) -> Actor:
+        return cls(tenant_id=tenant_id, role="system", request_id=request_id)
+
+
+@dataclass
+class ChainReport:
+    checked: int = 0
+    broken_event_id: int | None = None
+    broken_tenant_id: int | None = None
+    reason: str = ""
+    chains: dict = field(default_factory=dict)
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_event_id is None
+
+
+def _digest(event: AuditEvent) -> str:
+    payload = {
+        "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),
+        "request_id": event.request_id,
+        "tenant_id": event.tenant_id,
+        "actor_user_id": event.actor_user_id,
+        "actor_role": event.actor_role,
+        "actor_share_link_id": event.actor_share_link_id,
+        "patient_id": event.patient_id,
+        "action": event.action,
+        "resource_type": event.resource_type,
+        "resource_id": event.resource_id,
+        "outcome": event.outcome,
+        "changed_fields": event.changed_fields,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "prev_hash": event.prev_hash,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _lock_chain(tenant_id: int | None) -> None:
+    # Two transactions must not both extend the chain from the same head. PostgreSQL: a transaction
+    # advisory lock per chain. SQLite serialises writers by itself.
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 7_000_000 + (tenant_id or 0)})
+
+
+def _chain_filter(tenant_id: int | None):
+    return AuditEvent.tenant_id.is_(None) if tenant_id is None else AuditEvent.tenant_id == tenant_id
+
+
+def record_event(
+    actor: Actor,
+    action: str,
+    *,
+    resource_type: str | None = None,
+    resource_id: int | str | None = None,
+    patient_id: int | None = None,
+    outcome: str = SUCCESS,
+    changed_fields: Iterable[str] | None = None,
+    tenant_id: int | None = None,
+) -> AuditEvent:
+    """Append an event to the clinic's chain inside the current transaction.
+
+    `changed_fields` are field names only, never values. Raises if the event cannot be written, so the
+    caller's change rolls back with it.
+    """
+    chain_tenant = tenant_id if tenant_id is not None else actor.tenant_id
+    _lock_chain(chain_tenant)
+    prev = db.session.scalar(
+        select(AuditEvent.hash).where(_chain_filter(chain_tenant)).order_by(AuditEvent.id.desc()).limit(1)
+    )
+    event = AuditEvent(
+        occurred_at=utcnow(),
+        request_id=actor.request_id,
+        tenant_id=chain_tenant,
+        actor_user_id=actor.user_id,
+        actor_role=actor.role,
+        actor_share_link_id=actor.share_link_id,
+        patient_id=patient_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=None if resource_id is None else str(resource_id),
+        outcome=outcome,
+        changed_fields=json.dumps(sorted(changed_fields)) if changed_fields else None,
+        ip=actor.ip,
+        user_agent=(actor.user_agent or "")[:255] or None,
+        prev_hash=prev or GENESIS_HASH,
+    )
+    event.hash = _digest(event)
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def verify_chain(tenant_id: int | None = None, *, all_chains: bool = True) -> ChainReport:
+    """Walk each chain in id order, recompute every hash, and report the first row that does not fit."""
+    report = ChainReport()
+    query = select(AuditEvent).order_by(AuditEvent.id)
+    if not all_chains:
+        query = query.where(_chain_filter(tenant_id))
+    heads: dict[int | None, str] = {}
+    for event in db.session.scalars(query.execution_options(yield_per=1000)):
+        report.checked += 1
+        expected_prev = heads.get(event.tenant_id, GENESIS_HASH)
+        if event.prev_hash != expected_prev:
+            reason = "previous hash does not match the row before it (a row was removed or reordered)"
+        elif _digest(event) != event.hash:
+            reason = "content does not match its hash (the row was altered)"
+        else:
+            heads[event.tenant_id] = event.hash
+            report.chains[event.tenant_id] = report.chains.get(event.tenant_id, 0) + 1
+            continue
+        report.broken_event_id = event.id
+        report.broken_tenant_id = event.tenant_id
+        report.reason = reason
+        break
+    return report

@@ -1,0 +1,111 @@
+"""Configuration from environment variables, with embedded defaults for one machine.
+
+Every setting is documented in the README. The embedded defaults (SQLite, local files, inline jobs,
+an outbox folder) need nothing installed; production sets the variables and refuses to start without
+a real SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+STAFF_IDLE_MINUTES = 15
+PATIENT_IDLE_MINUTES = 30
+SESSION_ABSOLUTE_HOURS = 12
+PASSWORD_RESET_MINUTES = 30
+INVITATION_DAYS = 7
+JOB_RETRY_INTERVALS_SECONDS = [10, 60, 300]
+MAX_CONTENT_BYTES = 50 * 1024 * 1024
+LOGIN_LIMIT_PER_ACCOUNT = "5 per 15 minutes"
+LOGIN_LIMIT_PER_CLIENT = "30 per 15 minutes"
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe an app that may start."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key(instance_path: Path, env: str) -> str:
+    key = os.environ.get("SECRET_KEY", "")
+    if key:
+        return key
+    if env == "production":
+        raise ConfigError("SECRET_KEY must be set in production (APP_ENV=production).")
+    # Embedded default: generate once, keep it in instance/ so sessions survive restarts.
+    path = instance_path / "secret_key"
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_config(instance_path: str, overrides: dict | None = None) -> dict:
+    """Build the Flask config mapping from the environment and optional overrides (tests)."""
+    overrides = dict(overrides or {})
+    env = overrides.get("APP_ENV") or os.environ.get("APP_ENV", "development")
+    instance = Path(instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    secret_key = overrides.pop("SECRET_KEY", None) or _secret_key(instance, env)
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'healthcrm.db'}"
+    redis_url = os.environ.get("REDIS_URL", "")
+    if env == "production":
+        if database_url.startswith("sqlite"):
+            raise ConfigError("Production needs DATABASE_URL pointing at PostgreSQL.")
+        if not redis_url:
+            raise ConfigError("Production needs REDIS_URL: jobs, rate limits and queues are shared.")
+    local_dev = env in {"development", "testing"}
+    config = {
+        "APP_ENV": env,
+        "TESTING": env == "testing",
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        "RQ_QUEUE": os.environ.get("RQ_QUEUE", "healthcrm"),
+        "JOB_RETRY_INTERVALS": JOB_RETRY_INTERVALS_SECONDS,
+        "STORAGE_BACKEND": os.environ.get("STORAGE_BACKEND", "local"),
+        "STORAGE_LOCAL_ROOT": os.environ.get("STORAGE_LOCAL_ROOT", str(instance / "storage")),
+        "S3_BUCKET": os.environ.get("S3_BUCKET", ""),
+        "S3_ENDPOINT_URL": os.environ.get("S3_ENDPOINT_URL") or None,
+        "S3_REGION": os.environ.get("S3_REGION", "us-east-1"),
+        "MAIL_BACKEND": os.environ.get("MAIL_BACKEND") or ("smtp" if os.environ.get("SMTP_HOST") else "outbox"),
+        "MAIL_OUTBOX_DIR": os.environ.get("MAIL_OUTBOX_DIR", str(instance / "outbox")),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "HealthCRM <no-reply@healthcrm.local>"),
+        "SMTP_HOST": os.environ.get("SMTP_HOST", ""),
+        "SMTP_PORT": int(os.environ.get("SMTP_PORT", "587")),
+        "SMTP_USERNAME": os.environ.get("SMTP_USERNAME", ""),
+        "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": _bool(os.environ.get("SMTP_STARTTLS"), default=True),
+        "SMTP_SSL": _bool(os.environ.get("SMTP_SSL")),
+        "PUBLIC_URL": os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "TRUST_PROXY_COUNT": int(os.environ.get("TRUST_PROXY_COUNT", "0")),
+        "STAFF_IDLE_TIMEOUT": timedelta(
+            minutes=int(os.environ.get("STAFF_IDLE_MINUTES", STAFF_IDLE_MINUTES))
+        ),
+        "PATIENT_IDLE_TIMEOUT": timedelta(
+            minutes=int(os.environ.get("PATIENT_IDLE_MINUTES", PATIENT_IDLE_MINUTES))
+        ),
+        "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=SESSION_ABSOLUTE_HOURS),
+        "MAX_CONTENT_LENGTH": MAX_CONTENT_BYTES,
+        "SESSION_COOKIE_NAME": "hc_flash",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": not local_dev,
+        "AUTH_COOKIE_NAME": "hc_session",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": False,
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": False,
+        "PREFERRED_URL_SCHEME": "http" if local_dev else "https",
+    }
+    config.update(overrides)
+    return config

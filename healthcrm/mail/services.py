@@ -1,0 +1,112 @@
+"""Outgoing email. Production sends through SMTP; the embedded default writes `.eml` files to an outbox
+folder that admins can read in the app. Messages are sent from jobs, never from a request."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from flask import current_app, render_template
+
+from ..clock import utcnow
+
+TENANT_HEADER = "X-HealthCRM-Tenant"
+_OUTBOX_NAME = re.compile(r"^[0-9TZ\-]+-[0-9a-f]{32}\.eml$")
+
+
+def compose(to: str, subject: str, template: str, *, tenant_id: int | None, **context) -> EmailMessage:
+    """Build a message from `templates/mail/<template>.txt` and `.html`."""
+    message = EmailMessage()
+    message["From"] = current_app.config["MAIL_FROM"]
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now().astimezone())
+    message["Message-ID"] = make_msgid(domain="healthcrm.local")
+    if tenant_id is not None:
+        message[TENANT_HEADER] = str(tenant_id)
+    message.set_content(render_template(f"mail/{template}.txt", **context))
+    message.add_alternative(render_template(f"mail/{template}.html", **context), subtype="html")
+    return message
+
+
+def deliver(message: EmailMessage) -> str:
+    """Send a message with the configured backend; return where it went (outbox file name or SMTP)."""
+    if current_app.config["MAIL_BACKEND"] == "smtp":
+        _send_smtp(message)
+        return "smtp"
+    return _write_outbox(message)
+
+
+def _send_smtp(message: EmailMessage) -> None:
+    config = current_app.config
+    host, port = config["SMTP_HOST"], config["SMTP_PORT"]
+    if config["SMTP_SSL"]:
+        client: smtplib.SMTP = smtplib.SMTP_SSL(host, port, context=ssl.create_default_context(), timeout=30)
+    else:
+        client = smtplib.SMTP(host, port, timeout=30)
+    with client:
+        if config["SMTP_STARTTLS"] and not config["SMTP_SSL"]:
+            client.starttls(context=ssl.create_default_context())
+        if config["SMTP_USERNAME"]:
+            client.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
+        client.send_message(message)
+
+
+def _outbox() -> Path:
+    path = Path(current_app.config["MAIL_OUTBOX_DIR"])
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_outbox(message: EmailMessage) -> str:
+    name = f"{utcnow().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex}.eml"
+    (_outbox() / name).write_bytes(bytes(message))
+    return name
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    name: str
+    to: str
+    subject: str
+    date: str
+
+
+def _read(name: str) -> EmailMessage | None:
+    if not _OUTBOX_NAME.match(name):
+        return None
+    path = _outbox() / name
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return BytesParser(policy=default_policy).parse(handle)  # type: ignore[return-value]
+
+
+def outbox_entries(tenant_id: int) -> list[OutboxEntry]:
+    """The clinic's messages in the outbox folder, newest first."""
+    entries = []
+    for path in sorted(_outbox().glob("*.eml"), reverse=True):
+        message = _read(path.name)
+        if message is None or message.get(TENANT_HEADER) != str(tenant_id):
+            continue
+        entries.append(OutboxEntry(path.name, str(message["To"]), str(message["Subject"]), str(message["Date"])))
+    return entries
+
+
+def outbox_message(tenant_id: int, name: str) -> tuple[OutboxEntry, str] | None:
+    """One of the clinic's outbox messages with its plain-text body, or None."""
+    message = _read(name)
+    if message is None or message.get(TENANT_HEADER) != str(tenant_id):
+        return None
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if body is not None else ""
+    return OutboxEntry(name, str(message["To"]), str(message["Subject"]), str(message["Date"])), text
