@@ -102,5 +102,3 @@ def current_actor() -> Actor:
 
 def current_tenant_id() -> int:
     return current_user.tenant_id
-
-

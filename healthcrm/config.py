@@ -17,7 +17,8 @@ PATIENT_IDLE_MINUTES = 30
 SESSION_ABSOLUTE_HOURS = 12
 PASSWORD_RESET_MINUTES = 30
 INVITATION_DAYS = 7
-JOB_RETRY_INTERVALS_SECONDS = [10, 60, 300]
+# Waits before the 2nd and 3rd try of a failed job (3 tries in all).
+JOB_RETRY_INTERVALS_SECONDS = [30, 300]
 MAX_CONTENT_BYTES = 50 * 1024 * 1024
 LOGIN_LIMIT_PER_ACCOUNT = "5 per 15 minutes"
 LOGIN_LIMIT_PER_CLIENT = "30 per 15 minutes"
@@ -77,7 +78,8 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "S3_BUCKET": os.environ.get("S3_BUCKET", ""),
         "S3_ENDPOINT_URL": os.environ.get("S3_ENDPOINT_URL") or None,
         "S3_REGION": os.environ.get("S3_REGION", "us-east-1"),
-        "MAIL_BACKEND": os.environ.get("MAIL_BACKEND") or ("smtp" if os.environ.get("SMTP_HOST") else "outbox"),
+        "MAIL_BACKEND": os.environ.get("MAIL_BACKEND")
+        or ("smtp" if os.environ.get("SMTP_HOST") else "outbox"),
         "MAIL_OUTBOX_DIR": os.environ.get("MAIL_OUTBOX_DIR", str(instance / "outbox")),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "HealthCRM <no-reply@healthcrm.local>"),
         "SMTP_HOST": os.environ.get("SMTP_HOST", ""),

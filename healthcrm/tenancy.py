@@ -18,7 +18,7 @@ class TenantScoped:
     """Mixin for every table that holds clinic data."""
 
     @declared_attr
-    def tenant_id(cls) -> Mapped[int]:  # noqa: N805
+    def tenant_id(cls) -> Mapped[int]:
         return mapped_column(ForeignKey("tenants.id"), index=True)
 
 

@@ -83,15 +83,23 @@ def _load_user_from_cookie(_request):
 def set_auth_cookie(response: Response, raw: str) -> Response:
     config = current_app.config
     response.set_cookie(
-        config["AUTH_COOKIE_NAME"], raw, httponly=True, secure=config["SESSION_COOKIE_SECURE"], samesite="Lax",
+        config["AUTH_COOKIE_NAME"],
+        raw,
+        httponly=True,
+        secure=config["SESSION_COOKIE_SECURE"],
+        samesite="Lax",
         max_age=int(config["SESSION_ABSOLUTE_TIMEOUT"].total_seconds()),
     )
     return response
 
 
 def clear_auth_cookie(response: Response) -> Response:
-    response.delete_cookie(current_app.config["AUTH_COOKIE_NAME"], httponly=True,
-                           secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax")
+    response.delete_cookie(
+        current_app.config["AUTH_COOKIE_NAME"],
+        httponly=True,
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        samesite="Lax",
+    )
     return response
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -74,20 +75,21 @@ def _base_config(instance: Path, outbox: Path) -> dict:
         "MAIL_BACKEND": "outbox",
         "MAIL_OUTBOX_DIR": str(outbox),
         "STORAGE_LOCAL_ROOT": str(instance / "storage"),
-        "JOB_RETRY_INTERVALS": [0, 0, 0],
+        "JOB_RETRY_INTERVALS": [0, 0],
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "healthcrm-test"),
     }
 
 
 @pytest.fixture(scope="session")
 def template_database(shared_dir, outbox_dir) -> str:
-    """Create the schema once: a SQLite file to copy per test, or the PostgreSQL database from DATABASE_URL."""
+    """Create the schema once: a SQLite file to copy per test, or the PostgreSQL database of DATABASE_URL."""
     if USE_POSTGRES:
         app = create_app({**_base_config(shared_dir, outbox_dir), "SQLALCHEMY_DATABASE_URI": DATABASE_URL})
         with app.app_context():
             db.drop_all()
             db.create_all()
             db.session.remove()
+            db.engine.dispose()
         return DATABASE_URL
     path = shared_dir / "template.db"
     app = create_app({**_base_config(shared_dir, outbox_dir), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
@@ -122,6 +124,9 @@ def app(tmp_path, template_database, outbox_dir, rq_worker_process):
     limiter.reset()
     with app.app_context():
         yield app
+        if REDIS_URL:
+            # Let the worker process finish this test's jobs before the tables are emptied under it.
+            _wait_for_jobs(timeout=30)
         db.session.remove()
         db.engine.dispose()
     if USE_POSTGRES:
@@ -134,7 +139,15 @@ def client(app) -> CSRFClient:
 
 
 @pytest.fixture(scope="session")
-def rq_worker_process(shared_dir, outbox_dir):
+def live_server_port() -> int:
+    """One port for the browser tests' live server, known before the worker starts (its emailed links)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def rq_worker_process(shared_dir, outbox_dir, live_server_port):
     """With REDIS_URL: flush the test Redis db and run a real `python worker.py` for the whole session."""
     if not REDIS_URL:
         yield None
@@ -149,10 +162,16 @@ def rq_worker_process(shared_dir, outbox_dir):
         "MAIL_BACKEND": "outbox",
         "MAIL_OUTBOX_DIR": str(outbox_dir),
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "healthcrm-test"),
+        "PUBLIC_URL": f"http://127.0.0.1:{live_server_port}",
     }
     log = open(shared_dir / "worker.log", "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=shared_dir, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py")],
+        cwd=shared_dir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     yield process
     process.terminate()
     try:
@@ -162,21 +181,27 @@ def rq_worker_process(shared_dir, outbox_dir):
     log.close()
 
 
+def _wait_for_jobs(timeout: float) -> None:
+    """Wait until the app's queue is empty and no job is running (at once when jobs run inline)."""
+    from rq.registry import StartedJobRegistry
+
+    from healthcrm.jobs.queue import get_queue
+
+    queue = get_queue()
+    started = StartedJobRegistry(queue=queue)
+    deadline = time.monotonic() + timeout
+    while queue.count or started.count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"jobs still queued or running after {timeout}s")
+        time.sleep(0.05)
+    db.session.rollback()  # see what the worker committed
+
+
 @pytest.fixture
 def drain_jobs(app):
-    """Wait until every job row is finished or failed (instant when jobs run inline)."""
-    from healthcrm.jobs.models import DONE_STATUSES, Job
+    """Wait until every job is finished or failed (at once when jobs run inline)."""
 
     def wait(timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            db.session.expire_all()
-            pending = db.session.query(Job).filter(Job.status.notin_(DONE_STATUSES)).count()
-            db.session.rollback()
-            if pending == 0:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{pending} jobs still pending after {timeout}s")
-            time.sleep(0.1)
+        _wait_for_jobs(timeout)
 
     return wait

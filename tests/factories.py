@@ -58,8 +58,12 @@ def make_patient(tenant: Tenant, **fields) -> Patient:
 
 def make_portal_user(patient: Patient, *, password: str | None = PASSWORD) -> User:
     return make_user(
-        db.session.get(Tenant, patient.tenant_id), PATIENT, password=password, email=patient.email,
-        full_name=patient.full_name, patient_id=patient.id,
+        db.session.get(Tenant, patient.tenant_id),
+        PATIENT,
+        password=password,
+        email=patient.email,
+        full_name=patient.full_name,
+        patient_id=patient.id,
     )
 
 

@@ -53,8 +53,12 @@ def test_htmx_requests_send_the_token_in_a_header(app, client):
     tenant = make_tenant()
     login(client, make_user(tenant, "admin").email)
     token = client.csrf_token()
-    response = client.post("/clinic/security", data={"mfa_required_for_staff": "y"}, csrf=False,
-                           headers={"X-CSRFToken": token, "HX-Request": "true"})
+    response = client.post(
+        "/clinic/security",
+        data={"mfa_required_for_staff": "y"},
+        csrf=False,
+        headers={"X-CSRFToken": token, "HX-Request": "true"},
+    )
     assert response.status_code == 303
 
 

@@ -15,15 +15,15 @@ def verify_command(tenant_id: int | None) -> None:
     report = verify_chain(tenant_id, all_chains=tenant_id is None)
     if report.intact:
         chains = ", ".join(
-            f"{'system' if t is None else f'clinic {t}'}: {n}" for t, n in sorted(
-                report.chains.items(), key=lambda item: (item[0] is not None, item[0] or 0)
-            )
+            f"{'system' if t is None else f'clinic {t}'}: {n}"
+            for t, n in sorted(report.chains.items(), key=lambda item: (item[0] is not None, item[0] or 0))
         )
         click.echo(f"Audit chain intact: {report.checked} events checked ({chains or 'no events'}).")
         return
     click.echo(
         f"Audit chain BROKEN at event {report.broken_event_id} "
-        f"(clinic {report.broken_tenant_id}): {report.reason}. {report.checked - 1} events before it are intact.",
+        f"(clinic {report.broken_tenant_id}): {report.reason}. "
+        f"{report.checked - 1} events before it are intact.",
         err=True,
     )
     raise SystemExit(1)

@@ -29,5 +29,12 @@ def index():
         query = query.where(AuditEvent.id < int(before))
     events = list(db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(PAGE_SIZE)))
     report = verify_chain(current_user.tenant_id, all_chains=False) if request.args.get("verify") else None
-    return render_page("audit/index.html", block="events", events=events, action=action, patient=patient,
-                       report=report, next_before=events[-1].id if len(events) == PAGE_SIZE else None)
+    return render_page(
+        "audit/index.html",
+        block="events",
+        events=events,
+        action=action,
+        patient=patient,
+        report=report,
+        next_before=events[-1].id if len(events) == PAGE_SIZE else None,
+    )

@@ -3,7 +3,7 @@ progress, result or error. Running a finished job again does nothing."""
 
 from __future__ import annotations
 
-import traceback
+import logging
 
 from flask import Flask, current_app, has_app_context
 from rq import get_current_job
@@ -13,7 +13,9 @@ from ..extensions import db
 from .models import FAILED, FINISHED, QUEUED, STARTED, Job
 from .queue import TASKS
 
+log = logging.getLogger(__name__)
 _worker_app: Flask | None = None
+ERROR_MAX_CHARS = 2000
 
 
 def _app() -> Flask:
@@ -28,7 +30,11 @@ def _app() -> Flask:
 
 
 class Progress:
-    """Handed to each task: `progress(40)` updates the Job row and the RQ job's meta."""
+    """Handed to each task: `progress(40)` updates the Job row and the RQ job's `meta["progress"]`.
+
+    It commits the job's database session, so call it between steps, once a step's own change is
+    committed by its service.
+    """
 
     def __init__(self, job: Job):
         self.job = job
@@ -44,6 +50,11 @@ class Progress:
 
 
 def run_job(job_id: str) -> dict | None:
+    """Run the Job row's task once; return its result. A finished job is not run again.
+
+    A task that raises is recorded on the row and the exception re-raised, so RQ retries it: the row
+    goes back to "queued" while RQ has retries left (see `queue.JOB_MAX_RETRIES`), else "failed".
+    """
     # A fresh app context gives the job its own database session, also when it runs inline in a request.
     with _app().app_context():
         job = db.session.get(Job, job_id)
@@ -54,6 +65,7 @@ def run_job(job_id: str) -> dict | None:
         job.status = STARTED
         job.attempts += 1
         job.started_at = utcnow()
+        job.finished_at = None
         job.error = None
         db.session.commit()
         try:
@@ -62,14 +74,10 @@ def run_job(job_id: str) -> dict | None:
             db.session.rollback()
             job = db.session.get(Job, job_id)
             rq_job = get_current_job()
-            # Inline (embedded) queues run once; a real worker retries while RQ has tries left.
-            retrying = rq_job is not None and bool(rq_job.retries_left) and not rq_job.meta.get("inline")
-            job.status = QUEUED if retrying else FAILED
-            job.error = f"{type(exc).__name__}: {exc}"[:2000]
-            if not retrying:
-                job.finished_at = utcnow()
-            db.session.commit()
-            current_app.logger.error("job %s (%s) failed: %s", job_id, job.kind, traceback.format_exc())
+            # Inline (embedded) queues run once; a real worker retries while RQ has retries left.
+            retrying = rq_job is not None and rq_job.should_retry and not rq_job.meta.get("inline")
+            _record_failure(job, f"{type(exc).__name__}: {exc}", retrying=retrying)
+            current_app.logger.exception("job %s (%s) failed (attempt %s)", job_id, job.kind, job.attempts)
             raise
         job.status = FINISHED
         job.progress = 100
@@ -78,3 +86,32 @@ def run_job(job_id: str) -> dict | None:
         db.session.commit()
         return job.result
 
+
+def _record_failure(job: Job, error: str, *, retrying: bool) -> None:
+    job.status = QUEUED if retrying else FAILED
+    job.error = error[:ERROR_MAX_CHARS]
+    job.finished_at = None if retrying else utcnow()
+    db.session.commit()
+
+
+def record_interrupted_run(job_id: str, error: str, *, retrying: bool) -> None:
+    """A run ended without `run_job` recording it (worker killed, job abandoned): say so on the row.
+
+    Only a row still "started" is changed; a failure `run_job` recorded itself is left as it is.
+    """
+    with _app().app_context():
+        job = db.session.get(Job, job_id)
+        if job is not None and job.status == STARTED:
+            _record_failure(job, error, retrying=retrying)
+
+
+def record_lost_run(rq_job, _connection, exc_type, _exc_value, _traceback) -> None:
+    """RQ failure callback. It also runs when a worker cleans up a job another, dead worker had started."""
+    try:
+        reason = getattr(exc_type, "__name__", "unknown error")
+        record_interrupted_run(
+            rq_job.id, f"The job stopped unexpectedly ({reason}).", retrying=rq_job.should_retry
+        )
+    except Exception:
+        # A raising callback would stop RQ from retrying or failing the job; the log is enough here.
+        log.exception("could not record the end of job %s", rq_job.id)

@@ -13,9 +13,17 @@ def email_password_reset(user_id: int, *, progress) -> dict:
     if link is None:
         return {"sent": False}
     progress(50)
+    minutes = int(accounts.TOKEN_LIFETIMES[accounts.RESET].total_seconds()) // 60
     deliver(
-        compose(link.user.email, "Reset your HealthCRM password", "password_reset", tenant_id=link.user.tenant_id,
-                user=link.user, url=link.url, minutes=accounts.TOKEN_LIFETIMES[accounts.RESET].seconds // 60)
+        compose(
+            link.user.email,
+            "Reset your HealthCRM password",
+            "password_reset",
+            tenant_id=link.user.tenant_id,
+            user=link.user,
+            url=link.url,
+            minutes=minutes,
+        )
     )
     return {"sent": True}
 
@@ -28,7 +36,14 @@ def email_invitation(user_id: int, *, progress) -> dict:
     progress(50)
     template = "patient_invitation" if link.user.is_patient else "staff_invitation"
     deliver(
-        compose(link.user.email, f"Your {link.user.tenant.name} account", template, tenant_id=link.user.tenant_id,
-                user=link.user, url=link.url, days=accounts.TOKEN_LIFETIMES[accounts.INVITE].days)
+        compose(
+            link.user.email,
+            f"Your {link.user.tenant.name} account",
+            template,
+            tenant_id=link.user.tenant_id,
+            user=link.user,
+            url=link.url,
+            days=accounts.TOKEN_LIFETIMES[accounts.INVITE].days,
+        )
     )
     return {"sent": True}

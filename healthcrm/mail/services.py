@@ -3,16 +3,18 @@ folder that admins can read in the app. Messages are sent from jobs, never from 
 
 from __future__ import annotations
 
+import copy
+import os
 import re
 import smtplib
 import ssl
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from pathlib import Path
 
 from flask import current_app, render_template
@@ -20,7 +22,7 @@ from flask import current_app, render_template
 from ..clock import utcnow
 
 TENANT_HEADER = "X-HealthCRM-Tenant"
-_OUTBOX_NAME = re.compile(r"^[0-9TZ\-]+-[0-9a-f]{32}\.eml$")
+_OUTBOX_NAME = re.compile(r"[0-9T]{15}-[0-9a-f]{32}\.eml")
 
 
 def compose(to: str, subject: str, template: str, *, tenant_id: int | None, **context) -> EmailMessage:
@@ -48,6 +50,9 @@ def deliver(message: EmailMessage) -> str:
 
 def _send_smtp(message: EmailMessage) -> None:
     config = current_app.config
+    # The tenant header files a message in the outbox; it is no business of the recipient's.
+    message = copy.deepcopy(message)
+    del message[TENANT_HEADER]
     host, port = config["SMTP_HOST"], config["SMTP_PORT"]
     if config["SMTP_SSL"]:
         client: smtplib.SMTP = smtplib.SMTP_SSL(host, port, context=ssl.create_default_context(), timeout=30)
@@ -69,7 +74,13 @@ def _outbox() -> Path:
 
 def _write_outbox(message: EmailMessage) -> str:
     name = f"{utcnow().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex}.eml"
-    (_outbox() / name).write_bytes(bytes(message))
+    outbox = _outbox()
+    partial = outbox / f".{name}.partial"
+    # Messages hold sign-in links: readable by the app's user only, and never seen half-written.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(bytes(message))
+    partial.replace(outbox / name)
     return name
 
 
@@ -78,11 +89,11 @@ class OutboxEntry:
     name: str
     to: str
     subject: str
-    date: str
+    sent_at: datetime | None  # naive UTC, like every time the templates show through |localtime
 
 
 def _read(name: str) -> EmailMessage | None:
-    if not _OUTBOX_NAME.match(name):
+    if not _OUTBOX_NAME.fullmatch(name):
         return None
     path = _outbox() / name
     if not path.is_file():
@@ -98,7 +109,7 @@ def outbox_entries(tenant_id: int) -> list[OutboxEntry]:
         message = _read(path.name)
         if message is None or message.get(TENANT_HEADER) != str(tenant_id):
             continue
-        entries.append(OutboxEntry(path.name, str(message["To"]), str(message["Subject"]), str(message["Date"])))
+        entries.append(_entry(path.name, message))
     return entries
 
 
@@ -109,4 +120,12 @@ def outbox_message(tenant_id: int, name: str) -> tuple[OutboxEntry, str] | None:
         return None
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body is not None else ""
-    return OutboxEntry(name, str(message["To"]), str(message["Subject"]), str(message["Date"])), text
+    return _entry(name, message), text
+
+
+def _entry(name: str, message: EmailMessage) -> OutboxEntry:
+    try:
+        sent = parsedate_to_datetime(str(message["Date"])).astimezone(UTC).replace(tzinfo=None)
+    except (TypeError, ValueError):
+        sent = None
+    return OutboxEntry(name, str(message["To"]), str(message["Subject"]), sent)

@@ -3,14 +3,18 @@
 import re
 
 from flask import Blueprint, abort, current_app
-from markupsafe import Markup, escape
 from flask_login import current_user
+from markupsafe import Markup, escape
 
 from ..access import admin_only
 from ..web import render_page
 from .services import outbox_entries, outbox_message
 
 bp = Blueprint("mail", __name__, url_prefix="/outbox")
+# What may follow the app's address in a link we make clickable: a path and a query, nothing that could
+# leave an attribute; the last character is not punctuation that ends a sentence.
+_LINK_REST = r"/[A-Za-z0-9_\-/.~%?=&+]*[A-Za-z0-9_\-/=]"
+_LINK_HTML = Markup('<a href="{0}">{0}</a>')
 
 
 @bp.get("")
@@ -34,6 +38,10 @@ def show(name: str):
 @bp.app_template_filter("linkify_local")
 def linkify_local(text: str) -> Markup:
     """Escape a plain-text email and turn links into this app into clickable links (nothing else)."""
-    prefix = re.escape(current_app.config["PUBLIC_URL"])
-    escaped = str(escape(text))
-    return Markup(re.sub(rf"({prefix}/[A-Za-z0-9_\-/]+)", r'<a href="\1">\1</a>', escaped))
+    link = re.compile(re.escape(current_app.config["PUBLIC_URL"]) + _LINK_REST)
+    html = Markup()
+    position = 0
+    for match in link.finditer(text):
+        html += escape(text[position : match.start()]) + _LINK_HTML.format(match.group())
+        position = match.end()
+    return html + escape(text[position:])

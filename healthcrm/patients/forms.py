@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, FieldList, Form, FormField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
 
 from .models import CARE_STAGES, SEXES
 from .services import EDITABLE_FIELDS
@@ -15,7 +15,7 @@ class EmergencyContactForm(Form):
 class PatientForm(FlaskForm):
     first_name = StringField("First name", validators=[DataRequired(), Length(max=100)])
     last_name = StringField("Last name", validators=[DataRequired(), Length(max=100)])
-    date_of_birth = DateField("Date of birth", validators=[DataRequired(message="Enter a date of birth.")])
+    date_of_birth = DateField("Date of birth", validators=[InputRequired(message="Enter a date of birth.")])
     sex = SelectField("Sex", choices=SEXES)
     email = EmailField("Email", validators=[Optional(), Email(), Length(max=254)])
     phone = StringField("Phone", validators=[Optional(), Length(max=40)])

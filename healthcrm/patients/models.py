@@ -49,7 +49,9 @@ class Patient(TenantScoped, db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     assigned_coach = relationship("User", foreign_keys=[assigned_coach_id])
-    portal_user = relationship("User", foreign_keys="User.patient_id", back_populates="patient", uselist=False)
+    portal_user = relationship(
+        "User", foreign_keys="User.patient_id", back_populates="patient", uselist=False
+    )
     emergency_contacts: Mapped[list[EmergencyContact]] = relationship(
         back_populates="patient", cascade="all, delete-orphan", order_by="EmergencyContact.id"
     )

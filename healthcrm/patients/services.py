@@ -17,9 +17,22 @@ from .models import CARE_STAGES, SEXES, EmergencyContact, Patient
 
 PAGE_SIZE = 20
 MAX_QUERY_LENGTH = 100
+PHONE_SEPARATORS = ("-", " ", "(", ")", ".", "+")
 EDITABLE_FIELDS = (
-    "first_name", "last_name", "date_of_birth", "sex", "email", "phone", "address_line", "city", "state",
-    "postal_code", "insurance_provider", "insurance_member_id", "insurance_group", "care_stage",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "sex",
+    "email",
+    "phone",
+    "address_line",
+    "city",
+    "state",
+    "postal_code",
+    "insurance_provider",
+    "insurance_member_id",
+    "insurance_group",
+    "care_stage",
     "assigned_coach_id",
 )
 
@@ -68,8 +81,9 @@ class ContactInput:
     phone: str
 
 
-def search_patients(actor: Actor, query: str = "", *, care_stage: str = "", page: int = 1,
-                    per_page: int = PAGE_SIZE) -> PatientPage:
+def search_patients(
+    actor: Actor, query: str = "", *, care_stage: str = "", page: int = 1, per_page: int = PAGE_SIZE
+) -> PatientPage:
     """One page of the clinic's patients matching name, MRN, email or phone (audited as a list read)."""
     query = query.strip()[:MAX_QUERY_LENGTH]
     statement = scoped(Patient, actor.tenant_id)
@@ -83,8 +97,10 @@ def search_patients(actor: Actor, query: str = "", *, care_stage: str = "", page
             func.lower(Patient.email).like(like),
         ]
         if len(digits) >= 3:
-            conditions.append(func.replace(func.replace(func.replace(Patient.phone, "-", ""), " ", ""), "(", "")
-                              .like(f"%{digits}%"))
+            phone_digits = Patient.phone
+            for separator in PHONE_SEPARATORS:
+                phone_digits = func.replace(phone_digits, separator, "")
+            conditions.append(phone_digits.like(f"%{digits}%"))
         statement = statement.where(or_(*conditions))
     if care_stage in CARE_STAGES:
         statement = statement.where(Patient.care_stage == care_stage)
@@ -94,12 +110,15 @@ def search_patients(actor: Actor, query: str = "", *, care_stage: str = "", page
     patients = list(
         db.session.scalars(
             statement.order_by(Patient.last_name, Patient.first_name, Patient.id)
-            .offset((page - 1) * per_page).limit(per_page)
+            .offset((page - 1) * per_page)
+            .limit(per_page)
         )
     )
     record_event(actor, "patient.list", resource_type="patient", changed_fields=None)
     db.session.commit()
-    return PatientPage(patients, total, page, per_page, query, care_stage if care_stage in CARE_STAGES else "")
+    return PatientPage(
+        patients, total, page, per_page, query, care_stage if care_stage in CARE_STAGES else ""
+    )
 
 
 def get_patient(actor: Actor, patient_id: int) -> Patient | None:
@@ -107,7 +126,9 @@ def get_patient(actor: Actor, patient_id: int) -> Patient | None:
     patient = get_scoped(Patient, patient_id, actor.tenant_id)
     if patient is None:
         return None
-    record_event(actor, "patient.view", resource_type="patient", resource_id=patient.id, patient_id=patient.id)
+    record_event(
+        actor, "patient.view", resource_type="patient", resource_id=patient.id, patient_id=patient.id
+    )
     db.session.commit()
     return patient
 
@@ -147,18 +168,25 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _replace_contacts(patient: Patient, contacts: list[ContactInput]) -> bool:
-    wanted = [(c.name.strip(), (c.relationship or "").strip() or None, c.phone.strip()) for c in contacts
-              if c.name.strip() or c.phone.strip()]
+    wanted = [
+        (c.name.strip(), (c.relationship or "").strip() or None, c.phone.strip())
+        for c in contacts
+        if c.name.strip() or c.phone.strip()
+    ]
     for name, _, phone in wanted:
         if not name or not phone:
-            raise PatientError("Each emergency contact needs a name and a phone number.", "emergency_contacts")
+            raise PatientError(
+                "Each emergency contact needs a name and a phone number.", "emergency_contacts"
+            )
     current = [(c.name, c.relationship_to_patient, c.phone) for c in patient.emergency_contacts]
     if current == wanted:
         return False
     patient.emergency_contacts.clear()
     for name, relationship, phone in wanted:
         patient.emergency_contacts.append(
-            EmergencyContact(tenant_id=patient.tenant_id, name=name, relationship_to_patient=relationship, phone=phone)
+            EmergencyContact(
+                tenant_id=patient.tenant_id, name=name, relationship_to_patient=relationship, phone=phone
+            )
         )
     return True
 
@@ -178,13 +206,21 @@ def create_patient(actor: Actor, values: dict[str, Any], contacts: list[ContactI
     db.session.add(patient)
     _replace_contacts(patient, contacts)
     db.session.flush()
-    record_event(actor, "patient.create", resource_type="patient", resource_id=patient.id, patient_id=patient.id,
-                 changed_fields=[name for name, value in cleaned.items() if value is not None])
+    record_event(
+        actor,
+        "patient.create",
+        resource_type="patient",
+        resource_id=patient.id,
+        patient_id=patient.id,
+        changed_fields=[name for name, value in cleaned.items() if value is not None],
+    )
     db.session.commit()
     return patient
 
 
-def update_patient(actor: Actor, patient_id: int, values: dict[str, Any], contacts: list[ContactInput]) -> Patient:
+def update_patient(
+    actor: Actor, patient_id: int, values: dict[str, Any], contacts: list[ContactInput]
+) -> Patient:
     """Apply the edited profile; audit the names of the fields that changed (never their values)."""
     patient = get_scoped(Patient, patient_id, actor.tenant_id)
     if patient is None:
@@ -196,7 +232,13 @@ def update_patient(actor: Actor, patient_id: int, values: dict[str, Any], contac
         setattr(patient, name, cleaned[name])
     if _replace_contacts(patient, contacts):
         changed.append("emergency_contacts")
-    record_event(actor, "patient.update", resource_type="patient", resource_id=patient.id, patient_id=patient.id,
-                 changed_fields=changed)
+    record_event(
+        actor,
+        "patient.update",
+        resource_type="patient",
+        resource_id=patient.id,
+        patient_id=patient.id,
+        changed_fields=changed,
+    )
     db.session.commit()
     return patient

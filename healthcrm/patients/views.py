@@ -30,15 +30,25 @@ def _page_number() -> int:
 @staff_only
 def index():
     page = patients.search_patients(
-        current_actor(), request.args.get("q", ""), care_stage=request.args.get("stage", ""), page=_page_number()
+        current_actor(),
+        request.args.get("q", ""),
+        care_stage=request.args.get("stage", ""),
+        page=_page_number(),
     )
-    return render_page("patients/index.html", block="results", page=page, stages=CARE_STAGES,
-                       can_edit=current_user.role in EDITOR_ROLES)
+    return render_page(
+        "patients/index.html",
+        block="results",
+        page=page,
+        stages=CARE_STAGES,
+        can_edit=current_user.role in EDITOR_ROLES,
+    )
 
 
 def _contacts(form: PatientForm) -> list[patients.ContactInput]:
     return [
-        patients.ContactInput(entry.form.name.data or "", entry.form.relationship.data, entry.form.phone.data or "")
+        patients.ContactInput(
+            entry.form.name.data or "", entry.form.relationship.data, entry.form.phone.data or ""
+        )
         for entry in form.emergency_contacts
     ]
 
@@ -77,8 +87,12 @@ def show(patient_id: int):
     patient = patients.get_patient(current_actor(), patient_id)
     if patient is None:
         abort(404)
-    return render_page("patients/show.html", patient=patient, invite_form=InvitePatientForm(email=patient.email),
-                       can_edit=current_user.role in EDITOR_ROLES)
+    return render_page(
+        "patients/show.html",
+        patient=patient,
+        invite_form=InvitePatientForm(email=patient.email),
+        can_edit=current_user.role in EDITOR_ROLES,
+    )
 
 
 @bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])

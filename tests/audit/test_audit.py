@@ -30,12 +30,21 @@ def test_viewing_and_editing_a_patient_is_audited_with_field_names_only(app, cli
     client.get(f"/patients/{patient.id}")
     [view] = _events("patient.view")
     assert (view.tenant_id, view.actor_user_id, view.actor_role, view.patient_id) == (
-        tenant.id, nurse.id, "nurse", patient.id)
+        tenant.id,
+        nurse.id,
+        "nurse",
+        patient.id,
+    )
     assert view.request_id and view.ip == "127.0.0.1"
 
     form = {
-        "first_name": patient.first_name, "last_name": patient.last_name, "date_of_birth": "1970-01-01",
-        "sex": "female", "email": patient.email, "phone": "555-0199", "care_stage": "active",
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "date_of_birth": "1970-01-01",
+        "sex": "female",
+        "email": patient.email,
+        "phone": "555-0199",
+        "care_stage": "active",
         "assigned_coach_id": "0",
     }
     assert client.post(f"/patients/{patient.id}/edit", data=form).status_code == 303
@@ -73,7 +82,7 @@ def test_chains_are_per_clinic_and_verify(app):
     events = _events()
     a_events = [e for e in events if e.tenant_id == a.id]
     assert a_events[1].prev_hash == a_events[0].hash
-    assert [e for e in events if e.tenant_id == b.id][0].prev_hash == "0" * 64
+    assert next(e for e in events if e.tenant_id == b.id).prev_hash == "0" * 64
     report = verify_chain()
     assert report.intact and report.checked == 4
 

@@ -1,0 +1,41 @@
+# HealthCRM: `make run` serves the demo clinic, `make test` runs the whole suite. Both set everything up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+export FLASK_APP := wsgi
+
+.PHONY: install run test lint worker migrate demo clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/flask db upgrade
+
+demo: migrate
+	$(BIN)/flask demo $(if $(DEMO_PASSWORD),--password "$(DEMO_PASSWORD)")
+
+run: demo
+	$(BIN)/flask run --host 127.0.0.1 --port 5000
+
+worker: install
+	$(BIN)/python worker.py
+
+lint: install
+	$(BIN)/ruff check .
+
+test: lint
+	@if [ -x /usr/bin/chromium ] || [ -x /usr/lib/chromium/chromium ]; then \
+		echo "Chromium found: browser tests will run."; \
+	else \
+		echo "NOTE: Chromium is not installed, so the browser tests will be SKIPPED (apt-get install -y chromium)."; \
+	fi
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
