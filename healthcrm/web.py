@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import date, datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
@@ -44,10 +45,19 @@ def render_page(template: str, *, block: str | None = None, status: int = 200, *
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """A local path to go back to after sign-in; never another site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    """A local path to go back to after sign-in; never another site.
+
+    Browsers drop tabs and newlines from URLs, so `/\t/evil.com` would become `//evil.com`: any control
+    character, space or backslash makes the target unusable.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if any(ord(ch) <= 32 or ord(ch) == 127 or ch == "\\" for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
 
 
 def home_for(user) -> str:

@@ -13,8 +13,9 @@ class LoginForm(FlaskForm):
 
 
 class MfaForm(FlaskForm):
-    code = StringField("Code from your authenticator app, or a recovery code",
-                       validators=[DataRequired(), Length(max=20)])
+    code = StringField(
+        "Code from your authenticator app, or a recovery code", validators=[DataRequired(), Length(max=20)]
+    )
 
 
 class ForgotPasswordForm(FlaskForm):
@@ -41,7 +42,10 @@ class ConfirmMfaForm(FlaskForm):
 
 
 class DisableMfaForm(FlaskForm):
-    password = PasswordField("Your password", validators=[DataRequired(), Length(max=256)])
+    # Shares the security page with the change-password form: its own id keeps each label on its input.
+    password = PasswordField(
+        "Your password", id="mfa-off-password", validators=[DataRequired(), Length(max=256)]
+    )
 
 
 class InviteStaffForm(FlaskForm):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
+from datetime import UTC
 
 import pyotp
 import segno
@@ -17,7 +19,7 @@ from .services import AccountError
 
 ISSUER = "HealthCRM"
 RECOVERY_CODE_COUNT = 10
-TOTP_STEP_SECONDS = 30
+TOTP_DIGITS = 6
 
 
 def is_required(user: User) -> bool:
@@ -30,6 +32,7 @@ def start_enrolment(user: User) -> str:
         raise AccountError("Two-step sign-in is already on.")
     secret = pyotp.random_base32()
     user.totp_secret_encrypted = seal(secret)
+    user.mfa_last_timestep = None
     db.session.commit()
     return secret
 
@@ -46,9 +49,22 @@ def qr_svg_data_uri(uri: str) -> str:
     return segno.make(uri, error="m").svg_data_uri(scale=5, border=2)
 
 
-def _totp_matches(secret: str, code: str) -> bool:
+def _accept_totp(user: User, secret: str, code: str) -> bool:
+    """Accept a code of the current 30-second step or its neighbours, once: a code (or an older one)
+    that was already used is refused, so a code seen over a shoulder cannot be replayed."""
     code = code.strip().replace(" ", "")
-    return code.isdigit() and pyotp.TOTP(secret).verify(code, valid_window=1)
+    if not (code.isdigit() and len(code) == TOTP_DIGITS):
+        return False
+    totp = pyotp.TOTP(secret)
+    now = utcnow().replace(tzinfo=UTC)
+    current_step = totp.timecode(now)
+    for step in (current_step - 1, current_step, current_step + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            if user.mfa_last_timestep is not None and step <= user.mfa_last_timestep:
+                return False
+            user.mfa_last_timestep = step
+            return True
+    return False
 
 
 def confirm_enrolment(user: User, code: str, actor: Actor) -> list[str]:
@@ -56,9 +72,10 @@ def confirm_enrolment(user: User, code: str, actor: Actor) -> list[str]:
     secret = pending_secret(user)
     if secret is None:
         raise AccountError("Start again: scan a new QR code.", "code")
-    if not _totp_matches(secret, code):
-        raise AccountError("That code does not match. Check the time on your phone and try the newest code.",
-                           "code")
+    if not _accept_totp(user, secret, code):
+        raise AccountError(
+            "That code does not match. Check the time on your phone and try the newest code.", "code"
+        )
     user.mfa_enabled_at = utcnow()
     codes = _replace_recovery_codes(user)
     record_event(actor, "auth.mfa_enabled", resource_type="user", resource_id=user.id)
@@ -92,7 +109,7 @@ def unused_recovery_codes(user: User) -> int:
 def check_second_factor(user: User, code: str, actor: Actor) -> bool:
     """Accept a current TOTP code or an unused recovery code; audit and commit the outcome."""
     secret = pending_secret(user) if user.mfa_enabled else None
-    ok = bool(secret and _totp_matches(secret, code))
+    ok = bool(secret and _accept_totp(user, secret, code))
     method = "totp"
     if not ok:
         recovery = db.session.scalar(
@@ -105,8 +122,14 @@ def check_second_factor(user: User, code: str, actor: Actor) -> bool:
         if recovery is not None:
             recovery.used_at = utcnow()
             ok, method = True, "recovery_code"
-    record_event(actor, "auth.mfa_verified" if ok else "auth.mfa_failed", resource_type="user",
-                 resource_id=user.id, outcome="success" if ok else FAILURE, changed_fields=[method] if ok else None)
+    record_event(
+        actor,
+        "auth.mfa_verified" if ok else "auth.mfa_failed",
+        resource_type="user",
+        resource_id=user.id,
+        outcome="success" if ok else FAILURE,
+        changed_fields=[method] if ok else None,
+    )
     db.session.commit()
     return ok
 

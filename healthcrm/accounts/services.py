@@ -7,7 +7,7 @@ commit once. They never read the request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -24,6 +24,9 @@ from .sessions import open_session, revoke_sessions
 RESET = "reset"
 INVITE = "invite"
 TOKEN_LIFETIMES = {RESET: timedelta(minutes=PASSWORD_RESET_MINUTES), INVITE: timedelta(days=INVITATION_DAYS)}
+# How long the code step of a two-step sign-in waits after the password step.
+PENDING_MFA_MINUTES = 5
+PENDING_MFA_LIFETIME = timedelta(minutes=PENDING_MFA_MINUTES)
 # One sentence for every failed sign-in, so the answer never tells whether an email has an account.
 LOGIN_REFUSED = "That email and password do not match an active account."
 
@@ -45,10 +48,19 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
-def pending_mfa_user(user_id: int | None) -> User | None:
-    """The user who passed the password step and now owes a second factor."""
-    user = db.session.get(User, user_id) if user_id else None
+def pending_mfa_user(user_id: int | None, password_step_at: datetime | None) -> User | None:
+    """The user who passed the password step at `password_step_at` and now owes a second factor.
+
+    The step is good for PENDING_MFA_MINUTES, and not at all once the password has changed since: the
+    browser keeps it in a signed cookie, which would otherwise let whoever once knew the password try
+    codes later, even after the owner reset it.
+    """
+    if not user_id or password_step_at is None or utcnow() - password_step_at > PENDING_MFA_LIFETIME:
+        return None
+    user = db.session.get(User, user_id)
     if user is None or not user.active or not user.mfa_enabled:
+        return None
+    if user.password_changed_at is not None and user.password_changed_at > password_step_at:
         return None
     return user
 
@@ -90,7 +102,11 @@ def sign_in(user: User, actor: Actor, *, method: str = "password") -> str:
     user.last_login_at = utcnow()
     db.session.flush()
     record_event(
-        actor_for_user(user, actor), "auth.login", resource_type="session", resource_id=row.id, changed_fields=[method]
+        actor_for_user(user, actor),
+        "auth.login",
+        resource_type="session",
+        resource_id=row.id,
+        changed_fields=[method],
     )
     db.session.commit()
     return raw
@@ -149,8 +165,9 @@ def _set_password(user: User, password: str) -> None:
 def change_password(user: User, current: str, new: str, actor: Actor, *, keep_session_id: int) -> None:
     """Change a password after checking the current one; every other session ends."""
     if not verify_password(user.password_hash, current):
-        record_event(actor, "auth.password_change_failed", resource_type="user", resource_id=user.id,
-                     outcome=FAILURE)
+        record_event(
+            actor, "auth.password_change_failed", resource_type="user", resource_id=user.id, outcome=FAILURE
+        )
         db.session.commit()
         raise AccountError("Your current password is not correct.", "current_password")
     _set_password(user, new)
@@ -168,7 +185,12 @@ def request_password_reset(email: str, actor: Actor) -> None:
         record_event(actor, "auth.password_reset_requested", outcome=FAILURE)
         db.session.commit()
         return
-    record_event(actor_for_user(user, actor), "auth.password_reset_requested", resource_type="user", resource_id=user.id)
+    record_event(
+        actor_for_user(user, actor),
+        "auth.password_reset_requested",
+        resource_type="user",
+        resource_id=user.id,
+    )
     db.session.commit()
     enqueue("accounts.email_password_reset", user.id, tenant_id=user.tenant_id, label="Password reset email")
 
@@ -199,7 +221,9 @@ def find_usable_token(raw: str, purpose: str) -> AccountToken | None:
     if not raw or len(raw) > 100:
         return None
     token = db.session.scalar(
-        select(AccountToken).where(AccountToken.token_hash == token_digest(raw), AccountToken.purpose == purpose)
+        select(AccountToken).where(
+            AccountToken.token_hash == token_digest(raw), AccountToken.purpose == purpose
+        )
     )
     if token is None or token.used_at is not None or token.expires_at < utcnow() or not token.user.active:
         return None
@@ -216,8 +240,13 @@ def complete_password_token(raw: str, purpose: str, password: str, actor: Actor)
     token.used_at = utcnow()
     revoke_sessions(user.id, "password_reset")
     action = "auth.password_reset" if purpose == RESET else "auth.invitation_accepted"
-    record_event(actor_for_user(user, actor), action, resource_type="user", resource_id=user.id,
-                 patient_id=user.patient_id)
+    record_event(
+        actor_for_user(user, actor),
+        action,
+        resource_type="user",
+        resource_id=user.id,
+        patient_id=user.patient_id,
+    )
     db.session.commit()
     return user
 
@@ -234,8 +263,13 @@ def invite_staff(actor: Actor, email: str, full_name: str, role: str) -> User:
     user = User(tenant_id=actor.tenant_id, email=email, full_name=full_name.strip(), role=role)
     db.session.add(user)
     db.session.flush()
-    record_event(actor, "user.invited", resource_type="user", resource_id=user.id,
-                 changed_fields=["email", "full_name", "role"])
+    record_event(
+        actor,
+        "user.invited",
+        resource_type="user",
+        resource_id=user.id,
+        changed_fields=["email", "full_name", "role"],
+    )
     db.session.commit()
     _send_invitation(user)
     return user
@@ -256,14 +290,25 @@ def invite_patient(actor: Actor, patient_id: int, email: str) -> User:
     if owner is not None and owner is not user:
         raise AccountError("Someone already has an account with this email.", "email")
     if user is None:
-        user = User(tenant_id=patient.tenant_id, email=email, full_name=patient.full_name, role=PATIENT,
-                    patient_id=patient.id)
+        user = User(
+            tenant_id=patient.tenant_id,
+            email=email,
+            full_name=patient.full_name,
+            role=PATIENT,
+            patient_id=patient.id,
+        )
         db.session.add(user)
     else:
         user.email = email
     db.session.flush()
-    record_event(actor, "patient.portal_invited", resource_type="user", resource_id=user.id,
-                 patient_id=patient.id, changed_fields=["email"])
+    record_event(
+        actor,
+        "patient.portal_invited",
+        resource_type="user",
+        resource_id=user.id,
+        patient_id=patient.id,
+        changed_fields=["email"],
+    )
     db.session.commit()
     _send_invitation(user)
     return user
@@ -272,7 +317,9 @@ def invite_patient(actor: Actor, patient_id: int, email: str) -> User:
 def _send_invitation(user: User) -> None:
     from ..jobs.queue import enqueue
 
-    enqueue("accounts.email_invitation", user.id, tenant_id=user.tenant_id, label=f"Invitation for {user.email}")
+    enqueue(
+        "accounts.email_invitation", user.id, tenant_id=user.tenant_id, label=f"Invitation for {user.email}"
+    )
 
 
 def clinic_users(tenant_id: int, *, include_patients: bool = False) -> list[User]:
@@ -283,11 +330,14 @@ def clinic_users(tenant_id: int, *, include_patients: bool = False) -> list[User
 
 
 def _active_admins(tenant_id: int) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(User).where(
-            User.tenant_id == tenant_id, User.role == ADMIN, User.active.is_(True)
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.tenant_id == tenant_id, User.role == ADMIN, User.active.is_(True))
         )
-    ) or 0
+        or 0
+    )
 
 
 def change_role(actor: Actor, user_id: int, role: str) -> User:
@@ -300,7 +350,9 @@ def change_role(actor: Actor, user_id: int, role: str) -> User:
         user.role = role
         # A new role means new permissions: open sessions end so nobody keeps the old ones.
         revoke_sessions(user.id, "role_changed")
-        record_event(actor, "user.role_changed", resource_type="user", resource_id=user.id, changed_fields=["role"])
+        record_event(
+            actor, "user.role_changed", resource_type="user", resource_id=user.id, changed_fields=["role"]
+        )
         db.session.commit()
     return user
 
@@ -315,8 +367,13 @@ def set_active(actor: Actor, user_id: int, active: bool) -> User:
         user.active = active
         if not active:
             revoke_sessions(user.id, "deactivated")
-        record_event(actor, "user.activated" if active else "user.deactivated", resource_type="user",
-                     resource_id=user.id, changed_fields=["active"])
+        record_event(
+            actor,
+            "user.activated" if active else "user.deactivated",
+            resource_type="user",
+            resource_id=user.id,
+            changed_fields=["active"],
+        )
         db.session.commit()
     return user
 
@@ -327,8 +384,9 @@ def resend_invitation(actor: Actor, user_id: int) -> User:
         raise LookupError(user_id)
     if user.has_password:
         raise AccountError("This person has already set a password.")
-    record_event(actor, "user.invitation_resent", resource_type="user", resource_id=user.id,
-                 patient_id=user.patient_id)
+    record_event(
+        actor, "user.invitation_resent", resource_type="user", resource_id=user.id, patient_id=user.patient_id
+    )
     db.session.commit()
     _send_invitation(user)
     return user
@@ -368,8 +426,6 @@ def prepare_invitation_link(user_id: int) -> OutgoingLink | None:
     return OutgoingLink(user, f"{current_app.config['PUBLIC_URL']}/invitation/{raw}")
 
 
-
-
 def set_mfa_required(actor: Actor, required: bool) -> None:
     """Clinic setting: staff must use two-step sign-in (those without it enrol at their next page)."""
     from .models import Tenant
@@ -377,6 +433,11 @@ def set_mfa_required(actor: Actor, required: bool) -> None:
     tenant = db.session.get(Tenant, actor.tenant_id)
     if tenant.mfa_required_for_staff != required:
         tenant.mfa_required_for_staff = required
-        record_event(actor, "clinic.mfa_requirement_changed", resource_type="tenant", resource_id=tenant.id,
-                     changed_fields=["mfa_required_for_staff"])
+        record_event(
+            actor,
+            "clinic.mfa_requirement_changed",
+            resource_type="tenant",
+            resource_id=tenant.id,
+            changed_fields=["mfa_required_for_staff"],
+        )
         db.session.commit()

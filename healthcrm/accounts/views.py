@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_login import current_user
 
 from ..access import admin_only, any_signed_in, any_signed_in_mfa_pending, current_actor, public
+from ..clock import utcnow
 from ..extensions import limiter
 from ..web import clear_auth_cookie, home_for, render_page, safe_next, set_auth_cookie
 from . import mfa
@@ -28,6 +31,7 @@ bp = Blueprint("accounts", __name__)
 
 PENDING_MFA_KEY = "pending_mfa_user_id"
 PENDING_NEXT_KEY = "pending_next"
+PENDING_AT_KEY = "pending_mfa_at"
 INVALID = 422
 
 
@@ -44,9 +48,16 @@ def _failed(response) -> bool:
     return response.status_code != 303
 
 
+def _password_step_at() -> datetime | None:
+    try:
+        return datetime.fromisoformat(session.get(PENDING_AT_KEY, ""))
+    except (TypeError, ValueError):
+        return None
+
+
 def _finish_sign_in(user, next_url: str | None):
-    session.pop(PENDING_MFA_KEY, None)
-    session.pop(PENDING_NEXT_KEY, None)
+    for key in (PENDING_MFA_KEY, PENDING_NEXT_KEY, PENDING_AT_KEY):
+        session.pop(key, None)
     session.pop("csrf_token", None)  # a fresh CSRF token for the new session
     raw = accounts.sign_in(user, current_actor(), method="mfa" if user.mfa_enabled else "password")
     return set_auth_cookie(redirect(safe_next(next_url, home_for(user)), code=303), raw)
@@ -54,10 +65,19 @@ def _finish_sign_in(user, next_url: str | None):
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-@limiter.limit(lambda: current_app.config.get("LOGIN_LIMIT_PER_CLIENT", "30 per 15 minutes"),
-               methods=["POST"], deduct_when=_failed, scope="login-client")
-@limiter.limit(lambda: current_app.config.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
-               key_func=_login_account_key, methods=["POST"], deduct_when=_failed, scope="login-account")
+@limiter.limit(
+    lambda: current_app.config.get("LOGIN_LIMIT_PER_CLIENT", "30 per 15 minutes"),
+    methods=["POST"],
+    deduct_when=_failed,
+    scope="login-client",
+)
+@limiter.limit(
+    lambda: current_app.config.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
+    key_func=_login_account_key,
+    methods=["POST"],
+    deduct_when=_failed,
+    scope="login-account",
+)
 def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
@@ -72,6 +92,7 @@ def login():
             if user.mfa_enabled:
                 session[PENDING_MFA_KEY] = user.id
                 session[PENDING_NEXT_KEY] = safe_next(next_url, "")
+                session[PENDING_AT_KEY] = utcnow().isoformat()
                 return redirect(url_for("accounts.login_mfa"), code=303)
             return _finish_sign_in(user, next_url)
     status = INVALID if request.method == "POST" else 200
@@ -80,11 +101,11 @@ def login():
 
 @bp.route("/login/mfa", methods=["GET", "POST"])
 @public
-@limiter.limit("5 per 5 minutes", key_func=_mfa_account_key, methods=["POST"], deduct_when=_failed,
-               scope="login-mfa")
+@limiter.limit(
+    "5 per 5 minutes", key_func=_mfa_account_key, methods=["POST"], deduct_when=_failed, scope="login-mfa"
+)
 def login_mfa():
-    user_id = session.get(PENDING_MFA_KEY)
-    user = accounts.pending_mfa_user(user_id)
+    user = accounts.pending_mfa_user(session.get(PENDING_MFA_KEY), _password_step_at())
     if user is None:
         return redirect(url_for("accounts.login"))
     form = MfaForm()
@@ -92,7 +113,8 @@ def login_mfa():
         if mfa.check_second_factor(user, form.code.data, accounts.actor_for_user(user, current_actor())):
             return _finish_sign_in(user, session.get(PENDING_NEXT_KEY))
         form.code.errors.append("That code is not right. Try the newest code from your app.")
-    return render_page("accounts/login_mfa.html", form=form, status=INVALID if request.method == "POST" else 200)
+    status = INVALID if request.method == "POST" else 200
+    return render_page("accounts/login_mfa.html", form=form, status=status)
 
 
 @bp.post("/logout")
@@ -177,8 +199,13 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.change_password(current_user, form.current_password.data, form.password.data,
-                                     current_actor(), keep_session_id=g.user_session.id)
+            accounts.change_password(
+                current_user,
+                form.current_password.data,
+                form.password.data,
+                current_actor(),
+                keep_session_id=g.user_session.id,
+            )
         except accounts.AccountError as error:
             getattr(form, error.field or "password").errors.append(error.message)
         else:
@@ -225,9 +252,14 @@ def mfa_setup():
         else:
             return render_page("accounts/recovery_codes.html", codes=codes, enrolled=True)
     uri = mfa.provisioning_uri(current_user, secret)
-    return render_page("accounts/mfa_setup.html", form=form, secret=secret, qr=mfa.qr_svg_data_uri(uri),
-                       required=g.get("mfa_enrolment_required", False),
-                       status=INVALID if request.method == "POST" else 200)
+    return render_page(
+        "accounts/mfa_setup.html",
+        form=form,
+        secret=secret,
+        qr=mfa.qr_svg_data_uri(uri),
+        required=g.get("mfa_enrolment_required", False),
+        status=INVALID if request.method == "POST" else 200,
+    )
 
 
 @bp.post("/account/mfa/recovery-codes")
@@ -280,7 +312,9 @@ def invite_user():
     form = InviteStaffForm()
     if form.validate_on_submit():
         try:
-            user = accounts.invite_staff(current_actor(), form.email.data, form.full_name.data, form.role.data)
+            user = accounts.invite_staff(
+                current_actor(), form.email.data, form.full_name.data, form.role.data
+            )
         except accounts.AccountError as error:
             getattr(form, error.field or "email").errors.append(error.message)
         else:
@@ -307,14 +341,20 @@ def change_user_role(user_id: int):
     form = RoleForm(prefix=f"u{user_id}")
     if not form.validate_on_submit():
         abort(400)
-    return _user_action(accounts.change_role, user_id, form.role.data,
-                        done="Role saved. A changed role signs the person out everywhere.")
+    return _user_action(
+        accounts.change_role,
+        user_id,
+        form.role.data,
+        done="Role saved. A changed role signs the person out everywhere.",
+    )
 
 
 @bp.post("/users/<int:user_id>/deactivate")
 @admin_only
 def deactivate_user(user_id: int):
-    return _user_action(accounts.set_active, user_id, False, done="Account deactivated and signed out everywhere.")
+    return _user_action(
+        accounts.set_active, user_id, False, done="Account deactivated and signed out everywhere."
+    )
 
 
 @bp.post("/users/<int:user_id>/activate")
