@@ -110,7 +110,7 @@ def _empty_postgres(url: str) -> None:
 
 
 @pytest.fixture
-def app(tmp_path, template_database, outbox_dir, rq_worker_process):
+def app(tmp_path, template_database, outbox_dir, rq_worker_process, live_server_port):
     if USE_POSTGRES:
         url = template_database
     else:
@@ -119,7 +119,14 @@ def app(tmp_path, template_database, outbox_dir, rq_worker_process):
         url = f"sqlite:///{copy}"
     for message in outbox_dir.glob("*.eml"):
         message.unlink()
-    app = create_app({**_base_config(tmp_path, outbox_dir), "SQLALCHEMY_DATABASE_URI": url})
+    app = create_app(
+        {
+            **_base_config(tmp_path, outbox_dir),
+            "SQLALCHEMY_DATABASE_URI": url,
+            # The same address the worker process puts in emailed links (and the browser tests serve on).
+            "PUBLIC_URL": f"http://127.0.0.1:{live_server_port}",
+        }
+    )
     app.test_client_class = CSRFClient
     limiter.reset()
     with app.app_context():

@@ -138,19 +138,24 @@ def verify_chain(tenant_id: int | None = None, *, all_chains: bool = True) -> Ch
     if not all_chains:
         query = query.where(_chain_filter(tenant_id))
     heads: dict[int | None, str] = {}
-    for event in db.session.scalars(query.execution_options(yield_per=1000)):
-        report.checked += 1
-        expected_prev = heads.get(event.tenant_id, GENESIS_HASH)
-        if event.prev_hash != expected_prev:
-            reason = "previous hash does not match the row before it (a row was removed or reordered)"
-        elif _digest(event) != event.hash:
-            reason = "content does not match its hash (the row was altered)"
-        else:
-            heads[event.tenant_id] = event.hash
-            report.chains[event.tenant_id] = report.chains.get(event.tenant_id, 0) + 1
-            continue
-        report.broken_event_id = event.id
-        report.broken_tenant_id = event.tenant_id
-        report.reason = reason
-        break
+    # Streamed in batches (a server-side cursor on PostgreSQL), closed even when we stop at a broken row.
+    events = db.session.scalars(query.execution_options(yield_per=1000))
+    try:
+        for event in events:
+            report.checked += 1
+            expected_prev = heads.get(event.tenant_id, GENESIS_HASH)
+            if event.prev_hash != expected_prev:
+                reason = "previous hash does not match the row before it (a row was removed or reordered)"
+            elif _digest(event) != event.hash:
+                reason = "content does not match its hash (the row was altered)"
+            else:
+                heads[event.tenant_id] = event.hash
+                report.chains[event.tenant_id] = report.chains.get(event.tenant_id, 0) + 1
+                continue
+            report.broken_event_id = event.id
+            report.broken_tenant_id = event.tenant_id
+            report.reason = reason
+            break
+    finally:
+        events.close()
     return report

@@ -265,9 +265,12 @@ class Storage(ABC):
         The client posts the fields, then the file as the last field named `file`.
         """
 
-    @abstractmethod
     def storage_class(self, key: str) -> str:
         """The object's storage class ("STANDARD" when the store does not say). Raises ObjectNotFoundError."""
+        stored = self.head(key)
+        if stored is None:
+            raise ObjectNotFoundError(key)
+        return stored.storage_class
 
     @abstractmethod
     def set_storage_class(self, key: str, storage_class: str) -> None:
@@ -397,12 +400,6 @@ class LocalStorage(Storage):
         self._meta_path(key).unlink(missing_ok=True)
         # Empty folders are left in place: removing them could race with a concurrent put_stream that has just
         # created the folder and is about to create its temp file there.
-
-    def storage_class(self, key: str) -> str:
-        stored = self.head(key)
-        if stored is None:
-            raise ObjectNotFoundError(key)
-        return stored.storage_class
 
     def set_storage_class(self, key: str, storage_class: str) -> None:
         _check_storage_class(storage_class)
@@ -618,12 +615,6 @@ class S3Storage(Storage):
             ExpiresIn=_check_expiry(expires_seconds),
         )
         return {"url": answer["url"], "fields": dict(answer["fields"])}
-
-    def storage_class(self, key: str) -> str:
-        stored = self.head(key)
-        if stored is None:
-            raise ObjectNotFoundError(key)
-        return stored.storage_class
 
     def set_storage_class(self, key: str, storage_class: str) -> None:
         _check_storage_class(storage_class)

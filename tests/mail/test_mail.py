@@ -151,7 +151,7 @@ def test_password_reset_request_emails_a_working_link(smtp_app, client, clinic, 
     assert message["Subject"] == "Reset your HealthCRM password"
     link = RESET_LINK.search(message.get_body(preferencelist=("plain",)).get_content()).group(1)
     assert link in message.get_body(preferencelist=("html",)).get_content()
-    page = client.get(link.removeprefix("http://127.0.0.1:5000"))
+    page = client.get(link.removeprefix(client.application.config["PUBLIC_URL"]))
     assert page.status_code == 200
     assert "expired" not in page.get_data(as_text=True)
 
@@ -236,7 +236,8 @@ def test_reset_email_from_a_job_is_readable_in_the_outbox(client, clinic, drain_
     [entry] = outbox_entries(clinic.id)
     html = client.get(f"/outbox/{entry.name}").get_data(as_text=True)
     assert entry.to == nurse.email
-    assert re.search(r'<a href="http://127\.0\.0\.1:5000/reset/[A-Za-z0-9_\-]+">', html)
+    public_url = re.escape(client.application.config["PUBLIC_URL"])
+    assert re.search(rf'<a href="{public_url}/reset/[A-Za-z0-9_\-]+">', html)
 
 
 def test_staff_other_than_admins_cannot_read_the_outbox(client, clinic):
