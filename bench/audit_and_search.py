@@ -36,8 +36,15 @@ def _seed(patients: int) -> Tenant:
     db.session.add(tenant)
     db.session.flush()
     db.session.add_all(
-        Patient(tenant_id=tenant.id, mrn=f"B-{n:06d}", first_name=f"First{n}", last_name=f"Last{n % 997}",
-                date_of_birth=date(1950 + n % 50, 1 + n % 12, 1 + n % 28), phone=f"555-{n:04d}", care_stage="active")
+        Patient(
+            tenant_id=tenant.id,
+            mrn=f"B-{n:06d}",
+            first_name=f"First{n}",
+            last_name=f"Last{n % 997}",
+            date_of_birth=date(1950 + n % 50, 1 + n % 12, 1 + n % 28),
+            phone=f"555-{n:04d}",
+            care_stage="active",
+        )
         for n in range(patients)
     )
     db.session.commit()
@@ -56,7 +63,9 @@ def _per_call(fn, repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--patients", type=int, default=5000)
     parser.add_argument("--changes", type=int, default=300)
     args = parser.parse_args()
@@ -80,8 +89,14 @@ def main() -> None:
         def change_with_audit(i: int) -> None:
             patient = db.session.get(Patient, ids[i % len(ids)])
             patient.phone = f"555-8{i:03d}"
-            record_event(actor, "patient.update", resource_type="patient", resource_id=patient.id,
-                         patient_id=patient.id, changed_fields=["phone"])
+            record_event(
+                actor,
+                "patient.update",
+                resource_type="patient",
+                resource_id=patient.id,
+                patient_id=patient.id,
+                changed_fields=["phone"],
+            )
             db.session.commit()
 
         baseline = _per_call(change_only, args.changes)
@@ -102,7 +117,9 @@ def main() -> None:
 
     print(f"database: {dialect}, {args.patients} patients")
     print(f"patient change, no audit (baseline):  {baseline * 1000:7.2f} ms")
-    print(f"patient change + audit event:         {audited * 1000:7.2f} ms   ratio {audited / baseline:5.2f}x")
+    print(
+        f"patient change + audit event:         {audited * 1000:7.2f} ms   ratio {audited / baseline:5.2f}x"
+    )
     print(f"page query only (baseline):           {page * 1000:7.2f} ms")
     print(f"search_patients (count+page+audit):   {full * 1000:7.2f} ms   ratio {full / page:5.2f}x")
 

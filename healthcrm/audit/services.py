@@ -159,3 +159,22 @@ def verify_chain(tenant_id: int | None = None, *, all_chains: bool = True) -> Ch
     finally:
         events.close()
     return report
+
+
+def find_events(
+    tenant_id: int,
+    *,
+    action_prefix: str = "",
+    patient_id: int | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[AuditEvent]:
+    """A clinic's events, newest first, optionally by action prefix and patient; `before_id` pages back."""
+    query = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
+    if action_prefix:
+        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
+    if patient_id is not None:
+        query = query.where(AuditEvent.patient_id == patient_id)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    return list(db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))

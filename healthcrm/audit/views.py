@@ -2,32 +2,32 @@
 
 from flask import Blueprint, request
 from flask_login import current_user
-from sqlalchemy import select
 
 from ..access import admin_only
-from ..extensions import db
 from ..web import render_page
-from .models import AuditEvent
-from .services import verify_chain
+from .services import find_events, verify_chain
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 PAGE_SIZE = 50
 
 
+def _number(name: str) -> int | None:
+    raw = request.args.get(name, "").strip()
+    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+
+
 @bp.get("")
 @admin_only
 def index():
-    query = select(AuditEvent).where(AuditEvent.tenant_id == current_user.tenant_id)
     action = request.args.get("action", "").strip()[:60]
-    patient = request.args.get("patient", "").strip()
-    before = request.args.get("before", "")
-    if action:
-        query = query.where(AuditEvent.action.startswith(action))
-    if patient.isdigit():
-        query = query.where(AuditEvent.patient_id == int(patient))
-    if before.isdigit():
-        query = query.where(AuditEvent.id < int(before))
-    events = list(db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(PAGE_SIZE)))
+    patient = request.args.get("patient", "").strip()[:12]
+    events = find_events(
+        current_user.tenant_id,
+        action_prefix=action,
+        patient_id=_number("patient"),
+        before_id=_number("before"),
+        limit=PAGE_SIZE,
+    )
     report = verify_chain(current_user.tenant_id, all_chains=False) if request.args.get("verify") else None
     return render_page(
         "audit/index.html",
