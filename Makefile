@@ -16,6 +16,7 @@ install: $(STAMP)
 
 migrate: install
 	$(BIN)/flask db upgrade
+	$(BIN)/flask icd10 load
 
 demo: migrate
 	$(BIN)/flask demo $(if $(DEMO_PASSWORD),--password "$(DEMO_PASSWORD)")

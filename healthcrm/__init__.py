@@ -51,6 +51,7 @@ def register_extensions(app: Flask) -> None:
     from .jobs import models as _jobs  # noqa: F401
     from .jobs import tasks as _tasks  # noqa: F401
     from .patients import models as _patients  # noqa: F401
+    from .records import models as _records  # noqa: F401
 
 
 @event.listens_for(Engine, "connect")
@@ -72,9 +73,22 @@ def register_blueprints(app: Flask) -> None:
     from .mail.views import bp as mail_bp
     from .patients.views import bp as patients_bp
     from .portal.views import bp as portal_bp
+    from .records.lab_views import bp as labs_bp
+    from .records.views import bp as records_bp
     from .web import bp as web_bp
 
-    for blueprint in (web_bp, accounts_bp, patients_bp, portal_bp, audit_bp, jobs_bp, mail_bp, files_bp):
+    for blueprint in (
+        web_bp,
+        accounts_bp,
+        patients_bp,
+        records_bp,
+        labs_bp,
+        portal_bp,
+        audit_bp,
+        jobs_bp,
+        mail_bp,
+        files_bp,
+    ):
         app.register_blueprint(blueprint)
 
 
@@ -87,6 +101,8 @@ def register_hooks(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     from .audit.cli import audit_cli
     from .demo.cli import demo_command
+    from .records.icd10 import icd10_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_command)
+    app.cli.add_command(icd10_cli)

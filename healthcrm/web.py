@@ -190,4 +190,5 @@ def install(app: Flask) -> None:
         return {
             "csp_nonce": csp_nonce(),
             "today": date.today(),
+            "has_labs_page": "labs.index" in current_app.view_functions,
         }

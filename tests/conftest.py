@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 
 from healthcrm import create_app
 from healthcrm.extensions import db, limiter
+from healthcrm.records.icd10 import load_codes
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -88,6 +89,7 @@ def template_database(shared_dir, outbox_dir) -> str:
         with app.app_context():
             db.drop_all()
             db.create_all()
+            load_codes()
             db.session.remove()
             db.engine.dispose()
         return DATABASE_URL
@@ -95,6 +97,7 @@ def template_database(shared_dir, outbox_dir) -> str:
     app = create_app({**_base_config(shared_dir, outbox_dir), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
     with app.app_context():
         db.create_all()
+        load_codes()
         db.session.remove()
         db.engine.dispose()
     return str(path)
@@ -102,7 +105,8 @@ def template_database(shared_dir, outbox_dir) -> str:
 
 def _empty_postgres(url: str) -> None:
     engine = create_engine(url)
-    tables = ", ".join(table.name for table in db.metadata.sorted_tables)
+    # The ICD-10-CM list is reference data loaded once with the schema: keep it.
+    tables = ", ".join(table.name for table in db.metadata.sorted_tables if table.name != "icd10_codes")
     with engine.begin() as connection:
         # TRUNCATE does not fire the audit log's row triggers, which refuse DELETE.
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

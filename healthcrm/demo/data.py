@@ -1,4 +1,5 @@
-"""The demo clinics behind `flask demo`: two clinics, their staff, and about fifty patients each.
+"""The demo clinics behind `flask demo`: two clinics, their staff, about fifty patients each, and two
+years of their medical records (see `records.py`).
 
 Everything is generated from fixed seeds, so every machine gets the same people, MRNs and emails;
 only dates are anchored to the day of the run (so ages stay between 18 and 90). Seeding is
@@ -24,6 +25,7 @@ from ..audit.services import Actor, record_event
 from ..clock import utcnow
 from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
+from .records import CodeListMissing, seed_records
 
 DEMO_URL = "http://127.0.0.1:5000"
 PATIENTS_PER_CLINIC = 50
@@ -244,7 +246,7 @@ def _set_passwords(tenants: list[Tenant], users: list[User], password: str) -> b
 
 
 def _create_clinic(clinic: DemoClinic) -> Tenant:
-    """Add one clinic with its staff, patients and portal accounts, and audit it; no commit."""
+    """Add one clinic with its staff, patients, portal accounts and records, and audit it; no commit."""
     fake = Faker("en_US")
     fake.seed_instance(clinic.seed)
     rng = random.Random(clinic.seed)
@@ -272,6 +274,11 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
 
     db.session.add_all(_portal_users(tenant, clinic, patients))
     db.session.flush()
+
+    try:
+        seed_records(tenant, patients, [staff[DOCTOR]], rng)
+    except CodeListMissing as error:
+        raise DemoError(str(error)) from error
 
     record_event(Actor.system(tenant.id), "demo.seeded", resource_type="tenant", resource_id=tenant.id)
     return tenant

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
 from ..accounts.models import COACH, User
 from ..audit.services import Actor, record_event
@@ -107,15 +108,17 @@ def search_patients(
     total = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     pages = max(1, math.ceil(total / per_page))
     page = min(max(1, page), pages)
+    # Audit and commit before loading the page, so the rows are not expired by the commit (N+1).
+    record_event(actor, "patient.list", resource_type="patient", changed_fields=None)
+    db.session.commit()
     patients = list(
         db.session.scalars(
-            statement.order_by(Patient.last_name, Patient.first_name, Patient.id)
+            statement.options(selectinload(Patient.assigned_coach))
+            .order_by(Patient.last_name, Patient.first_name, Patient.id)
             .offset((page - 1) * per_page)
             .limit(per_page)
         )
     )
-    record_event(actor, "patient.list", resource_type="patient", changed_fields=None)
-    db.session.commit()
     return PatientPage(
         patients, total, page, per_page, query, care_stage if care_stage in CARE_STAGES else ""
     )

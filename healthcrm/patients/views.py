@@ -8,6 +8,7 @@ from flask_login import current_user
 from ..access import current_actor, roles, staff_only
 from ..accounts import services as accounts
 from ..accounts.models import ADMIN, DOCTOR, FRONT_DESK, NURSE
+from ..records.views import clinical_summary
 from ..web import render_page
 from . import services as patients
 from .forms import InvitePatientForm, PatientForm
@@ -92,6 +93,7 @@ def show(patient_id: int):
         patient=patient,
         invite_form=InvitePatientForm(email=patient.email),
         can_edit=current_user.role in EDITOR_ROLES,
+        clinical=clinical_summary(patient),
     )
 
 
@@ -138,4 +140,11 @@ def invite(patient_id: int):
     patient = patients.get_patient(current_actor(), patient_id)
     if patient is None:
         abort(404)
-    return render_page("patients/show.html", patient=patient, invite_form=form, can_edit=True, status=INVALID)
+    return render_page(
+        "patients/show.html",
+        patient=patient,
+        invite_form=form,
+        can_edit=True,
+        clinical=clinical_summary(patient),
+        status=INVALID,
+    )

@@ -27,3 +27,21 @@
     }
   }, true);
 })();
+
+// ICD-10-CM typeahead: picking a code fills the code and name of its diagnosis row and closes the list.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (event) {
+    var pick = event.target.closest && event.target.closest(".icd10-pick");
+    if (!pick) { return; }
+    var row = pick.closest(".diagnosis-row");
+    if (!row) { return; }
+    var code = row.querySelector("input.icd10-code");
+    var name = row.querySelector("input[id$='-name']");
+    if (code) { code.value = pick.getAttribute("data-code"); }
+    if (name) { name.value = pick.getAttribute("data-name"); }
+    var list = row.querySelector(".icd10-results");
+    if (list) { list.innerHTML = ""; }
+    if (code) { code.focus(); }
+  });
+})();

@@ -1,0 +1,186 @@
+from datetime import datetime
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    DecimalField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from .models import ALLERGY_SEVERITIES, ALLERGY_STATUSES, ASCITES, ENCEPHALOPATHY, ROUTES
+from .services import DiagnosisInput, PrescriptionInput, RecordInput
+
+DIAGNOSIS_ROWS = 4
+PRESCRIPTION_ROWS = 3
+UNSET = {"": "Not assessed"}
+
+
+class DiagnosisRow(Form):
+    code = StringField("ICD-10-CM code", validators=[Optional(), Length(max=10)])
+    name = StringField("Diagnosis", validators=[Optional(), Length(max=300)])
+    primary = BooleanField("Primary")
+    notes = StringField("Notes", validators=[Optional(), Length(max=1000)])
+
+
+class PrescriptionRow(Form):
+    drug = StringField("Drug", validators=[Optional(), Length(max=200)])
+    dose = StringField("Dose", validators=[Optional(), Length(max=100)])
+    route = SelectField("Route", choices={"": "—"} | ROUTES, validate_choice=False)
+    frequency = StringField("Frequency", validators=[Optional(), Length(max=100)])
+    duration = StringField("Duration", validators=[Optional(), Length(max=100)])
+    refills = IntegerField("Refills", validators=[Optional(), NumberRange(0, 12)], default=0)
+
+
+class RecordForm(FlaskForm):
+    doctor_id = SelectField("Doctor", coerce=int, choices={})
+    visit_at = DateTimeLocalField(
+        "Visit date and time",
+        format="%Y-%m-%dT%H:%M",
+        validators=[InputRequired(message="Enter the visit date and time.")],
+    )
+    chief_complaint = StringField("Chief complaint", validators=[DataRequired(), Length(max=500)])
+    bp_systolic = IntegerField("Systolic (mmHg)", validators=[Optional()])
+    bp_diastolic = IntegerField("Diastolic (mmHg)", validators=[Optional()])
+    pulse = IntegerField("Pulse (/min)", validators=[Optional()])
+    temperature_c = DecimalField("Temperature (°C)", places=1, validators=[Optional()])
+    respiratory_rate = IntegerField("Respiratory rate (/min)", validators=[Optional()])
+    spo2 = IntegerField("SpO2 (%)", validators=[Optional()])
+    weight_kg = DecimalField("Weight (kg)", places=1, validators=[Optional()])
+    height_cm = DecimalField("Height (cm)", places=1, validators=[Optional()])
+    ascites = SelectField("Ascites", choices=UNSET | ASCITES)
+    encephalopathy = SelectField("Hepatic encephalopathy", choices=UNSET | ENCEPHALOPATHY)
+    on_dialysis = BooleanField("Dialysis twice or more in the past week")
+    diagnoses = FieldList(FormField(DiagnosisRow), min_entries=DIAGNOSIS_ROWS, max_entries=DIAGNOSIS_ROWS)
+    prescriptions = FieldList(
+        FormField(PrescriptionRow), min_entries=PRESCRIPTION_ROWS, max_entries=PRESCRIPTION_ROWS
+    )
+    treatment_plan = TextAreaField("Treatment plan", validators=[Optional(), Length(max=10000)])
+    notes = TextAreaField("Notes", validators=[Optional(), Length(max=20000)])
+    follow_up_required = BooleanField("Follow-up required")
+    follow_up_date = DateField("Follow-up date", validators=[Optional()])
+
+    def set_doctors(self, doctors) -> None:
+        self.doctor_id.choices = {doctor.id: doctor.full_name for doctor in doctors}
+
+    def to_input(self) -> RecordInput:
+        def number(field):
+            return None if field.data is None else float(field.data)
+
+        diagnoses = [
+            DiagnosisInput(
+                row.form.code.data.strip(),
+                row.form.name.data or "",
+                row.form.primary.data,
+                row.form.notes.data or "",
+            )
+            for row in self.diagnoses
+            if (row.form.code.data or "").strip()
+        ]
+        prescriptions = [
+            PrescriptionInput(
+                row.form.drug.data.strip(),
+                row.form.dose.data or "",
+                row.form.route.data or "",
+                row.form.frequency.data or "",
+                row.form.duration.data or "",
+                row.form.refills.data or 0,
+            )
+            for row in self.prescriptions
+            if (row.form.drug.data or "").strip()
+        ]
+        return RecordInput(
+            doctor_id=self.doctor_id.data,
+            visit_at=self.visit_at.data,
+            chief_complaint=self.chief_complaint.data or "",
+            treatment_plan=self.treatment_plan.data,
+            notes=self.notes.data,
+            bp_systolic=self.bp_systolic.data,
+            bp_diastolic=self.bp_diastolic.data,
+            pulse=self.pulse.data,
+            temperature_c=number(self.temperature_c),
+            respiratory_rate=self.respiratory_rate.data,
+            spo2=self.spo2.data,
+            weight_kg=number(self.weight_kg),
+            height_cm=number(self.height_cm),
+            ascites=self.ascites.data or None,
+            encephalopathy=self.encephalopathy.data or None,
+            on_dialysis=self.on_dialysis.data,
+            follow_up_required=self.follow_up_required.data,
+            follow_up_date=self.follow_up_date.data,
+            diagnoses=diagnoses,
+            prescriptions=prescriptions,
+        )
+
+    def fill_from(self, record) -> None:
+        """Show a saved record in the form (GET of the edit page)."""
+        for name in (
+            "doctor_id",
+            "visit_at",
+            "chief_complaint",
+            "bp_systolic",
+            "bp_diastolic",
+            "pulse",
+            "temperature_c",
+            "respiratory_rate",
+            "spo2",
+            "weight_kg",
+            "height_cm",
+            "on_dialysis",
+            "treatment_plan",
+            "notes",
+            "follow_up_required",
+            "follow_up_date",
+        ):
+            getattr(self, name).data = getattr(record, name)
+        self.ascites.data = record.ascites or ""
+        self.encephalopathy.data = record.encephalopathy or ""
+        for row, diagnosis in zip(self.diagnoses, record.diagnoses, strict=False):
+            row.form.code.data, row.form.name.data = diagnosis.code, diagnosis.name
+            row.form.primary.data, row.form.notes.data = diagnosis.is_primary, diagnosis.notes
+        for row, item in zip(self.prescriptions, record.prescriptions, strict=False):
+            for name in ("drug", "dose", "route", "frequency", "duration", "refills"):
+                getattr(row.form, name).data = getattr(item, name)
+
+    def prefill(self, values: dict, diagnoses: list[dict]) -> None:
+        """A template's pre-filled values and default diagnoses (GET of the new-record page)."""
+        for name, value in values.items():
+            if name in self._fields and name not in ("diagnoses", "prescriptions", "csrf_token"):
+                self[name].data = value
+        for row, diagnosis in zip(self.diagnoses, diagnoses, strict=False):
+            row.form.code.data = diagnosis.get("code", "")
+            row.form.name.data = diagnosis.get("name", "")
+            row.form.primary.data = bool(diagnosis.get("primary"))
+
+    def default_visit_time(self) -> None:
+        self.visit_at.data = datetime.now().replace(second=0, microsecond=0)
+
+
+class AddendumForm(FlaskForm):
+    text = TextAreaField(
+        "Addendum", validators=[DataRequired(message="Write the addendum."), Length(max=10000)]
+    )
+
+
+class AllergyForm(FlaskForm):
+    substance = StringField("Substance", validators=[DataRequired(), Length(max=200)])
+    reaction = StringField("Reaction", validators=[Optional(), Length(max=200)])
+    severity = SelectField("Severity", choices=ALLERGY_SEVERITIES)
+    status = SelectField("Status", choices=ALLERGY_STATUSES)
+
+
+class ImmunizationForm(FlaskForm):
+    vaccine = StringField("Vaccine", validators=[DataRequired(), Length(max=200)])
+    given_on = DateField("Date given", validators=[InputRequired(message="Enter the date.")])
+    dose_number = IntegerField("Dose number", validators=[Optional(), NumberRange(1, 10)])
+    lot = StringField("Lot", validators=[Optional(), Length(max=60)])
+    site = StringField("Site", validators=[Optional(), Length(max=60)])
+    given_by = StringField("Given by", validators=[Optional(), Length(max=200)])

@@ -1,0 +1,515 @@
+"""Medical records: write, find, finalize and correct them. Every read and change is audited.
+
+Who may do what is decided here too (views also declare it), so jobs and CLI commands cannot bypass it:
+front desk sees no clinical content, nurses draft and edit drafts, doctors and admins do everything,
+coaches read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+
+from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, User
+from ..audit.models import AuditEvent
+from ..audit.services import Actor, record_event
+from ..clock import utcnow
+from ..extensions import db
+from ..patients.models import Patient
+from ..tenancy import get_scoped, scoped
+from .models import (
+    ASCITES,
+    DRAFT,
+    ENCEPHALOPATHY,
+    FINALIZED,
+    ROUTES,
+    Addendum,
+    Diagnosis,
+    MedicalRecord,
+    Prescription,
+    TemplateVersion,
+)
+
+READERS = frozenset({ADMIN, DOCTOR, NURSE, COACH})
+WRITERS = frozenset({ADMIN, DOCTOR, NURSE})
+FINALIZERS = frozenset({ADMIN, DOCTOR})
+PAGE_SIZE = 20
+MAX_QUERY_LENGTH = 100
+MAX_DIAGNOSES = 8
+MAX_PRESCRIPTIONS = 8
+# Plausible ranges: a value outside is a typo, not a patient.
+VITAL_RANGES = {
+    "bp_systolic": (40, 300, "Systolic pressure"),
+    "bp_diastolic": (20, 200, "Diastolic pressure"),
+    "pulse": (20, 250, "Pulse"),
+    "temperature_c": (25.0, 45.0, "Temperature"),
+    "respiratory_rate": (4, 80, "Respiratory rate"),
+    "spo2": (50, 100, "SpO2"),
+    "weight_kg": (0.3, 500.0, "Weight"),
+    "height_cm": (20.0, 260.0, "Height"),
+}
+SCALAR_FIELDS = (
+    "doctor_id", "visit_at", "chief_complaint", "treatment_plan", "notes", *VITAL_RANGES, "ascites",
+    "encephalopathy", "on_dialysis", "follow_up_required", "follow_up_date",
+)  # fmt: skip
+
+
+class RecordError(Exception):
+    """Input the user can fix; `field` names the form field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotAllowed(Exception):
+    """The actor's role may not do this (the view answers 403)."""
+
+
+@dataclass(frozen=True)
+class DiagnosisInput:
+    code: str
+    name: str = ""
+    is_primary: bool = False
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class PrescriptionInput:
+    drug: str
+    dose: str = ""
+    route: str = ""
+    frequency: str = ""
+    duration: str = ""
+    refills: int = 0
+
+
+@dataclass
+class RecordInput:
+    doctor_id: int
+    visit_at: datetime
+    chief_complaint: str
+    treatment_plan: str | None = None
+    notes: str | None = None
+    bp_systolic: int | None = None
+    bp_diastolic: int | None = None
+    pulse: int | None = None
+    temperature_c: float | None = None
+    respiratory_rate: int | None = None
+    spo2: int | None = None
+    weight_kg: float | None = None
+    height_cm: float | None = None
+    ascites: str | None = None
+    encephalopathy: str | None = None
+    on_dialysis: bool = False
+    follow_up_required: bool = False
+    follow_up_date: date | None = None
+    diagnoses: list[DiagnosisInput] = field(default_factory=list)
+    prescriptions: list[PrescriptionInput] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RecordFilters:
+    query: str = ""
+    doctor_id: int | None = None
+    status: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    has_attachments: bool = False
+    follow_up_due: bool = False
+    patient_id: int | None = None
+
+    def as_args(self) -> dict:
+        """The filters as URL arguments (for links that keep them)."""
+        args = {
+            "q": self.query, "doctor": self.doctor_id or "", "status": self.status,
+            "from": self.date_from.isoformat() if self.date_from else "",
+            "to": self.date_to.isoformat() if self.date_to else "",
+            "attachments": "1" if self.has_attachments else "",
+            "follow_up": "1" if self.follow_up_due else "",
+        }  # fmt: skip
+        return {key: value for key, value in args.items() if value}
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    records: list[MedicalRecord]
+    total: int
+    page: int
+    per_page: int
+    filters: RecordFilters
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def first_index(self) -> int:
+        return 0 if self.total == 0 else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.page * self.per_page)
+
+
+def _require(actor: Actor, roles: frozenset[str]) -> None:
+    if actor.role not in roles:
+        raise NotAllowed(actor.role)
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def search_records(
+    actor: Actor, filters: RecordFilters, page: int = 1, per_page: int = PAGE_SIZE
+) -> RecordPage:
+    """One page of the clinic's records, newest visit first, with patient, doctor and diagnoses loaded in
+    a fixed number of queries (count, page, diagnoses), audited as one list read."""
+    _require(actor, READERS)
+    statement = scoped(MedicalRecord, actor.tenant_id).join(MedicalRecord.patient).join(MedicalRecord.doctor)
+    for term in filters.query.split():
+        like = f"%{term.lower()}%"
+        diagnosis_match = (
+            select(Diagnosis.id)
+            .where(
+                Diagnosis.record_id == MedicalRecord.id,
+                or_(
+                    func.lower(Diagnosis.name).like(like),
+                    # Codes are stored with their dot; "k7031" and "K70.31" both find them.
+                    func.replace(func.lower(Diagnosis.code), ".", "").like(like.replace(".", "")),
+                ),
+            )
+            .correlate(MedicalRecord)
+            .exists()
+        )
+        patient_match = (
+            select(Patient.id)
+            .where(
+                Patient.id == MedicalRecord.patient_id,
+                or_(
+                    func.lower(Patient.first_name).like(like),
+                    func.lower(Patient.last_name).like(like),
+                    func.lower(Patient.mrn).like(like),
+                ),
+            )
+            .correlate(MedicalRecord)
+            .exists()
+        )
+        statement = statement.where(
+            or_(
+                func.lower(MedicalRecord.chief_complaint).like(like),
+                func.lower(MedicalRecord.notes).like(like),
+                patient_match,
+                diagnosis_match,
+            )
+        )
+    if filters.doctor_id:
+        statement = statement.where(MedicalRecord.doctor_id == filters.doctor_id)
+    if filters.status in (DRAFT, FINALIZED):
+        statement = statement.where(MedicalRecord.status == filters.status)
+    if filters.date_from:
+        statement = statement.where(
+            MedicalRecord.visit_at >= datetime.combine(filters.date_from, datetime.min.time())
+        )
+    if filters.date_to:
+        statement = statement.where(
+            MedicalRecord.visit_at <= datetime.combine(filters.date_to, datetime.max.time())
+        )
+    if filters.has_attachments:
+        statement = statement.where(MedicalRecord.attachment_count > 0)
+    if filters.follow_up_due:
+        statement = statement.where(
+            MedicalRecord.follow_up_required.is_(True), MedicalRecord.follow_up_date <= date.today()
+        )
+    if filters.patient_id:
+        statement = statement.where(MedicalRecord.patient_id == filters.patient_id)
+    total = db.session.scalar(
+        select(func.count()).select_from(statement.with_only_columns(MedicalRecord.id).subquery())
+    )
+    pages = max(1, math.ceil((total or 0) / per_page))
+    page = min(max(1, page), pages)
+    # Audit first and commit, then load the page: a commit after loading would expire every row and the
+    # template would reload each one (N+1).
+    record_event(actor, "record.list", resource_type="record", patient_id=filters.patient_id)
+    db.session.commit()
+    records = list(
+        db.session.scalars(
+            statement.options(
+                selectinload(MedicalRecord.patient),
+                selectinload(MedicalRecord.doctor),
+                selectinload(MedicalRecord.diagnoses),
+            )
+            .order_by(MedicalRecord.visit_at.desc(), MedicalRecord.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        ).unique()
+    )
+    return RecordPage(records, total or 0, page, per_page, filters)
+
+
+def get_record(actor: Actor, record_id: int, *, audit: bool = True) -> MedicalRecord | None:
+    """The clinic's record (None for another clinic's id), audited as a read."""
+    _require(actor, READERS)
+    record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
+    if record is None:
+        return None
+    if audit:
+        record_event(
+            actor, "record.view", resource_type="record", resource_id=record.id, patient_id=record.patient_id
+        )
+        db.session.commit()
+    return record
+
+
+def record_history(record: MedicalRecord) -> list[AuditEvent]:
+    """The record's own audit events (who viewed or changed it, when), newest first."""
+    return list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.tenant_id == record.tenant_id,
+                AuditEvent.resource_type == "record",
+                AuditEvent.resource_id == str(record.id),
+            )
+            .order_by(AuditEvent.id.desc())
+            .limit(200)
+        )
+    )
+
+
+def clinic_doctors(tenant_id: int) -> list[User]:
+    return list(
+        db.session.scalars(
+            scoped(User, tenant_id)
+            .where(User.role.in_((DOCTOR, ADMIN)), User.active.is_(True))
+            .order_by(User.role != DOCTOR, User.full_name)
+        )
+    )
+
+
+# --- writing -------------------------------------------------------------------------------------------
+
+
+def _validate(actor: Actor, data: RecordInput) -> None:
+    from .icd10 import find_code
+
+    if not data.chief_complaint.strip():
+        raise RecordError("Enter the chief complaint.", "chief_complaint")
+    if data.doctor_id not in {doctor.id for doctor in clinic_doctors(actor.tenant_id)}:
+        raise RecordError("Choose a doctor of this clinic.", "doctor_id")
+    if data.visit_at > utcnow().replace(year=utcnow().year + 1):
+        raise RecordError("The visit date is too far in the future.", "visit_at")
+    for name, (low, high, label) in VITAL_RANGES.items():
+        value = getattr(data, name)
+        if value is not None and not low <= value <= high:
+            raise RecordError(f"{label} must be between {low} and {high}.", name)
+    if (data.bp_systolic is None) != (data.bp_diastolic is None):
+        raise RecordError("Enter both blood pressure numbers, or neither.", "bp_systolic")
+    if data.bp_systolic is not None and data.bp_diastolic >= data.bp_systolic:
+        raise RecordError("Diastolic pressure must be lower than systolic.", "bp_diastolic")
+    if data.ascites not in (None, *ASCITES):
+        raise RecordError("Choose one of the listed options.", "ascites")
+    if data.encephalopathy not in (None, *ENCEPHALOPATHY):
+        raise RecordError("Choose one of the listed options.", "encephalopathy")
+    if data.follow_up_required and data.follow_up_date is None:
+        raise RecordError("Enter the follow-up date.", "follow_up_date")
+    if len(data.diagnoses) > MAX_DIAGNOSES:
+        raise RecordError(f"At most {MAX_DIAGNOSES} diagnoses.", "diagnoses")
+    if sum(d.is_primary for d in data.diagnoses) > 1:
+        raise RecordError("Only one diagnosis can be primary.", "diagnoses")
+    for position, diagnosis in enumerate(data.diagnoses, start=1):
+        if find_code(diagnosis.code) is None:
+            raise RecordError(
+                f"Diagnosis {position}: “{diagnosis.code}” is not an ICD-10-CM code.", "diagnoses"
+            )
+    for position, prescription in enumerate(data.prescriptions, start=1):
+        if not (prescription.dose and prescription.frequency):
+            raise RecordError(f"Prescription {position}: enter the dose and the frequency.", "prescriptions")
+        if prescription.route not in ROUTES:
+            raise RecordError(f"Prescription {position}: choose a route.", "prescriptions")
+        if not 0 <= prescription.refills <= 12:
+            raise RecordError(f"Prescription {position}: refills must be between 0 and 12.", "prescriptions")
+
+
+def _apply(record: MedicalRecord, data: RecordInput) -> list[str]:
+    """Copy the input onto the record; return the names of the fields that changed."""
+    from .icd10 import find_code
+
+    changed = []
+    for name in SCALAR_FIELDS:
+        value = getattr(data, name)
+        if isinstance(value, str):
+            value = value.strip() or None
+        if name == "chief_complaint":
+            value = value or ""
+        if getattr(record, name) != value:
+            setattr(record, name, value)
+            changed.append(name)
+    diagnoses = []
+    for index, given in enumerate(data.diagnoses):
+        code = find_code(given.code)
+        diagnoses.append(
+            (
+                code.display_code,
+                code.name,
+                given.is_primary or (index == 0 and not any(d.is_primary for d in data.diagnoses)),
+                given.notes.strip() or None,
+            )
+        )
+    if diagnoses != [(d.code, d.name, d.is_primary, d.notes) for d in record.diagnoses]:
+        record.diagnoses.clear()
+        for code, name, primary, notes in diagnoses:
+            record.diagnoses.append(
+                Diagnosis(tenant_id=record.tenant_id, code=code, name=name, is_primary=primary, notes=notes)
+            )
+        changed.append("diagnoses")
+    prescriptions = [
+        (p.drug.strip(), p.dose.strip(), p.route, p.frequency.strip(), p.duration.strip() or None, p.refills)
+        for p in data.prescriptions
+    ]
+    current = [(p.drug, p.dose, p.route, p.frequency, p.duration, p.refills) for p in record.prescriptions]
+    if prescriptions != current:
+        record.prescriptions.clear()
+        for drug, dose, route, frequency, duration, refills in prescriptions:
+            record.prescriptions.append(
+                Prescription(
+                    tenant_id=record.tenant_id,
+                    drug=drug,
+                    dose=dose,
+                    route=route,
+                    frequency=frequency,
+                    duration=duration,
+                    refills=refills,
+                )
+            )
+        changed.append("prescriptions")
+    return changed
+
+
+def create_record(
+    actor: Actor, patient_id: int, data: RecordInput, template_version_id: int | None = None
+) -> MedicalRecord:
+    """A new draft record for the clinic's patient."""
+    _require(actor, WRITERS)
+    patient = get_scoped(Patient, patient_id, actor.tenant_id)
+    if patient is None:
+        raise LookupError(patient_id)
+    if (
+        template_version_id is not None
+        and get_scoped(TemplateVersion, template_version_id, actor.tenant_id) is None
+    ):
+        raise RecordError("Choose one of this clinic's templates.", "template")
+    _validate(actor, data)
+    record = MedicalRecord(
+        tenant_id=actor.tenant_id,
+        patient_id=patient.id,
+        author_id=actor.user_id,
+        template_version_id=template_version_id,
+        status=DRAFT,
+    )
+    db.session.add(record)
+    changed = _apply(record, data)
+    db.session.flush()
+    record_event(
+        actor,
+        "record.create",
+        resource_type="record",
+        resource_id=record.id,
+        patient_id=patient.id,
+        changed_fields=changed,
+    )
+    db.session.commit()
+    return record
+
+
+def _draft_for_change(actor: Actor, record_id: int) -> MedicalRecord:
+    record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
+    if record is None:
+        raise LookupError(record_id)
+    if not record.is_draft:
+        raise RecordError("This record is finalized and can no longer change. Add an addendum instead.")
+    return record
+
+
+def update_record(actor: Actor, record_id: int, data: RecordInput) -> MedicalRecord:
+    """Change a draft; the audit event names the fields that changed."""
+    _require(actor, WRITERS)
+    record = _draft_for_change(actor, record_id)
+    _validate(actor, data)
+    changed = _apply(record, data)
+    record_event(
+        actor,
+        "record.update",
+        resource_type="record",
+        resource_id=record.id,
+        patient_id=record.patient_id,
+        changed_fields=changed,
+    )
+    db.session.commit()
+    return record
+
+
+def delete_record(actor: Actor, record_id: int) -> int:
+    """Delete a draft (finalized records are never deleted). Its labs stay on the patient. Returns the
+    patient id."""
+    _require(actor, WRITERS)
+    record = _draft_for_change(actor, record_id)
+    patient_id = record.patient_id
+    for lab in record.labs:
+        lab.record_id = None
+    record_event(actor, "record.delete", resource_type="record", resource_id=record.id, patient_id=patient_id)
+    db.session.delete(record)
+    db.session.commit()
+    return patient_id
+
+
+def finalize_record(actor: Actor, record_id: int) -> MedicalRecord:
+    """Make a draft a permanent document. Only doctors and admins may."""
+    _require(actor, FINALIZERS)
+    record = _draft_for_change(actor, record_id)
+    if not record.diagnoses:
+        raise RecordError("Add at least one diagnosis before finalizing.")
+    record.status = FINALIZED
+    record.finalized_at = utcnow()
+    record.finalized_by_id = actor.user_id
+    record_event(
+        actor,
+        "record.finalize",
+        resource_type="record",
+        resource_id=record.id,
+        patient_id=record.patient_id,
+        changed_fields=["status", "finalized_at", "finalized_by_id"],
+    )
+    db.session.commit()
+    return record
+
+
+def add_addendum(actor: Actor, record_id: int, text: str) -> Addendum:
+    """A correction under a finalized record (doctors and admins)."""
+    _require(actor, FINALIZERS)
+    record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
+    if record is None:
+        raise LookupError(record_id)
+    if not record.is_finalized:
+        raise RecordError("Drafts are edited directly; addenda are for finalized records.", "text")
+    text = text.strip()
+    if not text:
+        raise RecordError("Write the addendum.", "text")
+    addendum = Addendum(tenant_id=record.tenant_id, record_id=record.id, author_id=actor.user_id, text=text)
+    db.session.add(addendum)
+    db.session.flush()
+    record_event(
+        actor,
+        "record.addendum",
+        resource_type="record",
+        resource_id=record.id,
+        patient_id=record.patient_id,
+        changed_fields=["addenda"],
+    )
+    db.session.commit()
+    return addendum

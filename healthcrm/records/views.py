@@ -1,0 +1,269 @@
+"""Staff pages for medical records: the list (htmx search and filters), a record, the record form,
+finalizing, addenda, and the ICD-10-CM typeahead."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask_login import current_user
+
+from ..access import current_actor, roles
+from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
+from ..patients import services as patients
+from ..web import render_page
+from . import allergies
+from . import services as records
+from .forms import AddendumForm, AllergyForm, ImmunizationForm, RecordForm
+from .icd10 import search_codes
+from .liver import liver_scores
+
+bp = Blueprint("records", __name__)
+
+INVALID = 422
+can_read = roles(ADMIN, DOCTOR, NURSE, COACH)
+can_write = roles(ADMIN, DOCTOR, NURSE)
+can_finalize = roles(ADMIN, DOCTOR)
+
+
+def _date_arg(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name, "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+
+
+def _filters() -> records.RecordFilters:
+    return records.RecordFilters(
+        query=request.args.get("q", "").strip()[: records.MAX_QUERY_LENGTH],
+        doctor_id=_int_arg("doctor"),
+        status=request.args.get("status", ""),
+        date_from=_date_arg("from"),
+        date_to=_date_arg("to"),
+        has_attachments=request.args.get("attachments") == "1",
+        follow_up_due=request.args.get("follow_up") == "1",
+    )
+
+
+@bp.get("/records")
+@can_read
+def index():
+    page = records.search_records(current_actor(), _filters(), page=_int_arg("page") or 1)
+    return render_page(
+        "records/index.html",
+        block="results",
+        page=page,
+        doctors=records.clinic_doctors(current_user.tenant_id),
+        can_write=current_user.role in records.WRITERS,
+    )
+
+
+def _show_error(form: RecordForm, error: records.RecordError) -> None:
+    target = form._fields.get(error.field or "")
+    if target is not None and error.field not in ("diagnoses", "prescriptions"):
+        target.errors.append(error.message)
+    else:
+        form.form_errors.append(error.message)
+
+
+def _form_page(form: RecordForm, patient, record=None, status: int = 200):
+    return render_page("records/edit.html", form=form, patient=patient, record=record, status=status)
+
+
+@bp.route("/patients/<int:patient_id>/records/new", methods=["GET", "POST"])
+@can_write
+def create(patient_id: int):
+    actor = current_actor()
+    patient = patients.get_patient(actor, patient_id)
+    if patient is None:
+        abort(404)
+    form = RecordForm()
+    form.set_doctors(records.clinic_doctors(current_user.tenant_id))
+    if request.method == "GET":
+        form.default_visit_time()
+        if current_user.role == DOCTOR:
+            form.doctor_id.data = current_user.id
+    if form.validate_on_submit():
+        try:
+            record = records.create_record(actor, patient_id, form.to_input())
+        except records.RecordError as error:
+            _show_error(form, error)
+        else:
+            flash("Draft saved.", "success")
+            return redirect(url_for("records.show", record_id=record.id), code=303)
+    return _form_page(form, patient, status=INVALID if request.method == "POST" else 200)
+
+
+@bp.get("/records/<int:record_id>")
+@can_read
+def show(record_id: int):
+    record = records.get_record(current_actor(), record_id)
+    if record is None:
+        abort(404)
+    return render_page(
+        "records/show.html",
+        record=record,
+        history=records.record_history(record),
+        addendum_form=AddendumForm(),
+        role=current_user.role,
+    )
+
+
+@bp.route("/records/<int:record_id>/edit", methods=["GET", "POST"])
+@can_write
+def edit(record_id: int):
+    actor = current_actor()
+    record = records.get_record(actor, record_id, audit=request.method == "GET")
+    if record is None:
+        abort(404)
+    if not record.is_draft:
+        flash("This record is finalized; add an addendum to correct it.", "warning")
+        return redirect(url_for("records.show", record_id=record.id), code=303)
+    form = RecordForm()
+    form.set_doctors(records.clinic_doctors(current_user.tenant_id))
+    if request.method == "GET":
+        form.fill_from(record)
+    elif form.validate_on_submit():
+        try:
+            records.update_record(actor, record_id, form.to_input())
+        except records.RecordError as error:
+            _show_error(form, error)
+        else:
+            flash("Draft saved.", "success")
+            return redirect(url_for("records.show", record_id=record_id), code=303)
+    return _form_page(form, record.patient, record, status=INVALID if request.method == "POST" else 200)
+
+
+@bp.post("/records/<int:record_id>/delete")
+@can_write
+def delete(record_id: int):
+    try:
+        patient_id = records.delete_record(current_actor(), record_id)
+    except LookupError:
+        abort(404)
+    except records.RecordError as error:
+        flash(error.message, "error")
+        return redirect(url_for("records.show", record_id=record_id), code=303)
+    flash("Draft deleted.", "info")
+    return redirect(url_for("patients.show", patient_id=patient_id), code=303)
+
+
+@bp.post("/records/<int:record_id>/finalize")
+@can_finalize
+def finalize(record_id: int):
+    try:
+        records.finalize_record(current_actor(), record_id)
+    except LookupError:
+        abort(404)
+    except records.RecordError as error:
+        flash(error.message, "error")
+    else:
+        flash("Record finalized. It can no longer change; corrections are addenda.", "success")
+    return redirect(url_for("records.show", record_id=record_id), code=303)
+
+
+@bp.post("/records/<int:record_id>/addenda")
+@can_finalize
+def add_addendum(record_id: int):
+    form = AddendumForm()
+    actor = current_actor()
+    if form.validate_on_submit():
+        try:
+            records.add_addendum(actor, record_id, form.text.data)
+        except LookupError:
+            abort(404)
+        except records.RecordError as error:
+            form.text.errors.append(error.message)
+        else:
+            flash("Addendum added.", "success")
+            return redirect(url_for("records.show", record_id=record_id), code=303)
+    record = records.get_record(actor, record_id, audit=False)
+    if record is None:
+        abort(404)
+    return render_page(
+        "records/show.html",
+        record=record,
+        history=records.record_history(record),
+        addendum_form=form,
+        role=current_user.role,
+        status=INVALID,
+    )
+
+
+@bp.get("/records/icd10")
+@can_read
+def icd10_search():
+    query = request.args.get("q") or next((v for k, v in request.args.items() if k.endswith("-code")), "")
+    return render_page("records/_icd10_options.html", codes=search_codes(query), query=query)
+
+
+def _patient_list_post(form, add, to_input, patient_id: int, done: str):
+    if form.validate_on_submit():
+        try:
+            add(current_actor(), patient_id, to_input(form))
+        except LookupError:
+            abort(404)
+        except records.RecordError as error:
+            flash(error.message, "error")
+        else:
+            flash(done, "success")
+    else:
+        flash(
+            " ".join(f"{form[name].label.text}: {' '.join(errors)}" for name, errors in form.errors.items()),
+            "error",
+        )
+    return redirect(url_for("patients.show", patient_id=patient_id, _anchor="clinical"), code=303)
+
+
+@bp.post("/patients/<int:patient_id>/allergies")
+@can_write
+def add_allergy(patient_id: int):
+    return _patient_list_post(
+        AllergyForm(),
+        allergies.add_allergy,
+        lambda f: allergies.AllergyInput(
+            f.substance.data, f.reaction.data or "", f.severity.data, f.status.data
+        ),
+        patient_id,
+        "Allergy recorded.",
+    )
+
+
+@bp.post("/patients/<int:patient_id>/immunizations")
+@can_write
+def add_immunization(patient_id: int):
+    return _patient_list_post(
+        ImmunizationForm(),
+        allergies.add_immunization,
+        lambda f: allergies.ImmunizationInput(
+            f.vaccine.data,
+            f.given_on.data,
+            f.dose_number.data,
+            f.lot.data or "",
+            f.site.data or "",
+            f.given_by.data or "",
+        ),
+        patient_id,
+        "Immunization recorded.",
+    )
+
+
+def clinical_summary(patient) -> dict | None:
+    """What the patient page shows of the clinical side, or None for roles that see no clinical content."""
+    if current_user.role not in records.READERS:
+        return None
+    actor = current_actor()
+    return {
+        "records": records.search_records(actor, records.RecordFilters(patient_id=patient.id), per_page=10),
+        "scores": liver_scores(patient),
+        "allergies": allergies.patient_allergies(actor, patient),
+        "immunizations": allergies.patient_immunizations(actor, patient),
+        "allergy_form": AllergyForm(),
+        "immunization_form": ImmunizationForm(),
+        "can_write": current_user.role in records.WRITERS,
+    }

@@ -1,0 +1,171 @@
+"""`flask demo`'s medical records: two years of visits, labs that make liver scores mean something."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from healthcrm.accounts.models import Tenant
+from healthcrm.audit.models import AuditEvent
+from healthcrm.clock import utcnow
+from healthcrm.demo.data import DemoError, seed_demo
+from healthcrm.extensions import db
+from healthcrm.patients.models import Patient
+from healthcrm.records.icd10 import find_code
+from healthcrm.records.liver import liver_scores
+from healthcrm.records.models import (
+    DRAFT,
+    FINALIZED,
+    Allergy,
+    Diagnosis,
+    Icd10Code,
+    Immunization,
+    LabResult,
+    MedicalRecord,
+    Prescription,
+)
+
+
+def _tenant(slug: str) -> Tenant:
+    return db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+
+
+def _records(tenant: Tenant) -> list[MedicalRecord]:
+    return list(db.session.scalars(select(MedicalRecord).where(MedicalRecord.tenant_id == tenant.id)))
+
+
+def _counts() -> dict[str, int]:
+    models = (MedicalRecord, Diagnosis, Prescription, LabResult, Allergy, Immunization)
+    return {model.__name__: db.session.scalar(select(func.count()).select_from(model)) for model in models}
+
+
+def test_each_clinic_gets_two_years_of_visits_in_clinic_hours(app):
+    seed_demo(None)
+
+    now = utcnow()
+    for slug in ("riverside", "lakeside"):
+        tenant = _tenant(slug)
+        records = _records(tenant)
+        assert 250 <= len(records) <= 350
+        visits = [r.visit_at for r in records]
+        assert min(visits) >= now - timedelta(days=731) and max(visits) <= now
+        assert max(visits) - min(visits) > timedelta(days=600)
+        zone = ZoneInfo(tenant.timezone)
+        for record in records:
+            local = record.visit_at.replace(tzinfo=UTC).astimezone(zone)
+            assert 8 <= local.hour < 17 and local.weekday() < 5
+            assert (
+                record.chief_complaint and record.treatment_plan and record.bp_systolic and record.weight_kg
+            )
+            assert record.attachment_count == 0
+            assert record.patient.tenant_id == tenant.id and record.doctor.tenant_id == tenant.id
+
+
+def test_most_records_are_finalized_and_a_few_recent_ones_are_drafts(app):
+    seed_demo(None)
+
+    for slug in ("riverside", "lakeside"):
+        records = _records(_tenant(slug))
+        drafts = [r for r in records if r.status == DRAFT]
+        finalized = [r for r in records if r.status == FINALIZED]
+        assert len(drafts) + len(finalized) == len(records)
+        assert 0 < len(drafts) <= 25
+        assert all(r.visit_at > utcnow() - timedelta(days=8) for r in drafts)
+        assert all(r.finalized_at is None and r.finalized_by_id is None for r in drafts)
+        assert all(r.finalized_at >= r.visit_at and r.finalized_by_id == r.doctor_id for r in finalized)
+        assert any(r.prescriptions for r in records)
+        assert any(r.follow_up_required and r.follow_up_date for r in records)
+
+
+def test_diagnoses_are_listed_icd10_codes_with_one_primary(app):
+    seed_demo(None)
+
+    for slug, expected in (
+        ("riverside", {"I10", "E11.9", "J06.9"}),
+        ("lakeside", {"K70.31", "K74.60", "B18.2"}),
+    ):
+        records = _records(_tenant(slug))
+        for record in records:
+            assert 1 <= len(record.diagnoses) <= 3
+            assert sum(d.is_primary for d in record.diagnoses) == 1
+            for diagnosis in record.diagnoses:
+                listed = find_code(diagnosis.code)
+                assert listed is not None, diagnosis.code
+                assert (diagnosis.code, diagnosis.name) == (listed.display_code, listed.name)
+        used = {d.code for record in records for d in record.diagnoses}
+        assert expected <= used
+
+
+def test_lab_flags_follow_the_reference_ranges(app):
+    seed_demo(None)
+
+    labs = db.session.scalars(select(LabResult)).all()
+    assert labs
+    for lab in labs:
+        assert lab.value_numeric is not None and lab.unit and lab.name
+        if lab.ref_low is not None and lab.value_numeric < lab.ref_low:
+            assert lab.flag == "L"
+        elif lab.ref_high is not None and lab.value_numeric > lab.ref_high:
+            assert lab.flag == "H"
+        else:
+            assert lab.flag == "N"
+        assert lab.record.patient_id == lab.patient_id and lab.observed_at <= lab.record.visit_at
+    codes_by_clinic = {
+        slug: Counter(lab.code for lab in labs if lab.tenant_id == _tenant(slug).id)
+        for slug in ("riverside", "lakeside")
+    }
+    assert codes_by_clinic["riverside"]["4548-4"] > 0 and codes_by_clinic["riverside"]["2093-3"] > 0
+    assert all(
+        codes_by_clinic["lakeside"][code] > 50 for code in ("1975-2", "6301-6", "2160-0", "2951-2", "1751-7")
+    )
+
+
+def test_lakeside_has_sick_liver_patients_with_meaningful_scores(app):
+    seed_demo(None)
+
+    lakeside = _tenant("lakeside")
+    patients = db.session.scalars(select(Patient).where(Patient.tenant_id == lakeside.id)).all()
+    scores = [{score.name: score for score in liver_scores(patient)} for patient in patients]
+    scored = [s for s in scores if s["MELD 3.0"].value is not None]
+    assert 8 <= len(scored) <= 12
+    assert max(s["MELD 3.0"].value for s in scored) >= 15
+    assert all(s["Child-Pugh"].category in {"A", "B", "C"} for s in scored)
+    assert "C" in {s["Child-Pugh"].category for s in scored}
+
+
+def test_some_patients_have_allergies_and_immunizations(app):
+    seed_demo(None)
+
+    for slug in ("riverside", "lakeside"):
+        tenant = _tenant(slug)
+        allergies = db.session.scalars(select(Allergy).where(Allergy.tenant_id == tenant.id)).all()
+        shots = db.session.scalars(select(Immunization).where(Immunization.tenant_id == tenant.id)).all()
+        assert 5 <= len(allergies) <= 40
+        assert len(shots) >= 20 and all(shot.lot and shot.given_on <= utcnow().date() for shot in shots)
+        assert any(shot.vaccine.startswith("Influenza") for shot in shots)
+
+
+def test_records_are_seeded_once(app):
+    seed_demo(None)
+    before = _counts()
+
+    seed_demo(None)
+
+    assert _counts() == before
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "demo.records_seeded")).all()
+    assert sorted(e.tenant_id for e in events) == sorted([_tenant("riverside").id, _tenant("lakeside").id])
+
+
+def test_without_the_code_list_nothing_is_created(app):
+    # Not committed: seed_demo's rollback brings the codes back for the other tests.
+    db.session.execute(delete(Icd10Code))
+
+    with pytest.raises(DemoError, match="flask icd10 load"):
+        seed_demo(None)
+
+    assert db.session.scalar(select(func.count()).select_from(Tenant)) == 0
+    assert db.session.scalar(select(func.count()).select_from(Icd10Code)) > 0

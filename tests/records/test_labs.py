@@ -1,0 +1,519 @@
+"""Structured lab results: flags from the range, several rows at once, CSV import with a preview, the
+trend page, who may see and change them, and their audit trail."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+from datetime import datetime
+
+import pytest
+from sqlalchemy import event, select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
+from healthcrm.audit.models import AuditEvent
+from healthcrm.audit.services import Actor
+from healthcrm.extensions import db
+from healthcrm.records import labs
+from healthcrm.records.labs import LabInput, compute_flag, parse_lab_csv, validate_lab_row
+from healthcrm.records.models import LabResult, MedicalRecord
+from tests.factories import login, make_patient, make_tenant, make_user
+
+HX = {"HX-Request": "true"}
+HEADER = "code,name,value,unit,ref_low,ref_high,observed_at\n"
+CSV_TEXT = re.compile(r'<textarea name="csv_text"[^>]*>\n(.*?)</textarea>', re.DOTALL)
+SERIES = re.compile(r'<script type="application/json" id="lab-series"[^>]*>(.*?)</script>', re.DOTALL)
+LAB_VALUES = ("13.5", "9.1", "abc", "140", "No growth")
+
+
+@pytest.fixture
+def clinic(app, client):
+    tenant = make_tenant()
+    nurse = make_user(tenant, "nurse")
+    login(client, nurse.email)
+    return tenant, nurse, make_patient(tenant)
+
+
+def _stored(patient) -> list[LabResult]:
+    return list(
+        db.session.scalars(select(LabResult).where(LabResult.patient_id == patient.id).order_by(LabResult.id))
+    )
+
+
+def _events(action: str) -> list[AuditEvent]:
+    return list(
+        db.session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id))
+    )
+
+
+def _actor(user) -> Actor:
+    return Actor(tenant_id=user.tenant_id, user_id=user.id, role=user.role)
+
+
+def _lab(code="718-7", value="13.5", when="2025-03-14 09:30", **raw) -> LabInput:
+    row, errors = validate_lab_row({"code": code, "value": value, "observed_at": when, **raw})
+    assert errors == [] and row is not None
+    return row
+
+
+def _form(*rows: dict, shared_time: str = "") -> dict:
+    data = {"observed_at": shared_time}
+    for n, row in enumerate(rows):
+        data.update({f"rows-{n}-{name}": value for name, value in row.items()})
+    return data
+
+
+def _post_multipart(client, url: str, values: dict):
+    """A multipart post encoded in memory: the test client spools bodies over 500 kB to a temporary file
+    that it never closes (a ResourceWarning, which fails the run)."""
+    boundary, body = encode_multipart({**values, "csrf_token": client.csrf_token()})
+    return client.post(url, data=body, content_type=f"multipart/form-data; boundary={boundary}")
+
+
+def _upload(client, patient, text: str | bytes):
+    body = text.encode() if isinstance(text, str) else text
+    url = f"/patients/{patient.id}/labs/import"
+    if len(body) > 100_000:
+        file = FileStorage(io.BytesIO(body), filename="labs.csv", content_type="text/csv")
+        return _post_multipart(client, url, {"step": "preview", "file": file})
+    return client.post(
+        url,
+        data={"step": "preview", "file": (io.BytesIO(body), "labs.csv")},
+        content_type="multipart/form-data",
+    )
+
+
+def _assert_no_values_in_audit(events: list[AuditEvent]) -> None:
+    assert events
+    for audit in events:
+        for value in LAB_VALUES:
+            assert value not in (audit.changed_fields or ""), audit.action
+
+
+# --- rules ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high", "flag"),
+    [
+        (12.0, 12.0, 15.5, "N"),  # both ends are inside the range
+        (15.5, 12.0, 15.5, "N"),
+        (11.99, 12.0, 15.5, "L"),
+        (15.51, 12.0, 15.5, "H"),
+        (3.0, None, 5.0, "N"),
+        (5.1, None, 5.0, "H"),
+        (0.5, 1.0, None, "L"),
+        (7.0, None, None, None),  # no range, no flag
+        (None, 1.0, 2.0, None),  # text value, no flag
+    ],
+)
+def test_flag_is_computed_from_the_range_with_both_ends_inclusive(value, low, high, flag):
+    assert compute_flag(value, low, high) == flag
+
+
+def test_a_known_loinc_code_fills_name_and_unit_and_clinic_time_becomes_utc():
+    row, errors = validate_lab_row(
+        {
+            "code": " 2160-0 ",
+            "value": "1.4",
+            "ref_low": "0.6",
+            "ref_high": "1.2",
+            "observed_at": "2025-03-14 09:30",
+        },
+        zone="America/Chicago",
+    )
+    assert errors == []
+    assert (row.name, row.unit, row.value_numeric, row.flag) == ("Creatinine", "mg/dL", 1.4, "H")
+    assert row.observed_at == datetime(2025, 3, 14, 14, 30)  # CDT is UTC-5
+    assert all(labs.is_loinc_check_digit_valid(code) for code in labs.KNOWN_TESTS)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"name": "Hb", "value": "abc", "ref_low": "12", "ref_high": "15"},
+         "value 'abc' is not a number and the test has a numeric reference range"),
+        ({"name": "Hb", "value": "5,2", "ref_low": "1"}, "(use a dot for decimals)"),
+        ({"name": "Hb", "value": "1", "observed_at": "2025-13-01"},
+         "observed time '2025-13-01' is not a date like 2025-03-14 or 2025-03-14 09:30"),
+        ({"code": "9999-9", "value": "1"}, "name or a known LOINC code is required"),
+        ({"name": "Hb", "value": "1", "ref_low": "10", "ref_high": "5"},
+         "reference low 10 is above reference high 5"),
+        ({"name": "Hb", "value": "1", "ref_high": "x"}, "reference high 'x' is not a number"),
+        ({"name": "Hb", "value": "1", "observed_at": "2999-01-01"},
+         "observed time '2999-01-01' is in the future"),
+        ({"name": "Hb", "value": ""}, "value is required"),
+        ({"name": "Hb", "value": "1", "observed_at": ""}, "observed time is required"),
+        ({"code": "718-8", "name": "Hb", "value": "1"},
+         "code '718-8' is not a LOINC code (its check digit is wrong)"),
+        ({"name": "Hb", "value": "nan", "ref_low": "1"}, "value 'nan' is not a number"),
+    ],
+)  # fmt: skip
+def test_a_bad_row_gets_a_message_a_person_can_act_on(raw, message):
+    row, errors = validate_lab_row({"observed_at": "2025-03-14", **raw})
+    assert row is None
+    assert any(message in error for error in errors), errors
+
+
+def test_a_text_value_without_a_range_is_kept_as_text():
+    row = _lab(code="", name="Urine culture", value="No growth")
+    assert row.value_numeric is None and row.flag is None
+
+
+# --- adding rows ---------------------------------------------------------------------------------------
+
+
+def test_add_several_rows_at_once(client, clinic):
+    _, nurse, patient = clinic
+    response = client.post(
+        f"/patients/{patient.id}/labs/add",
+        data=_form(
+            {"code": "718-7", "value": "9.1", "ref_low": "12", "ref_high": "15.5"},
+            {"code": "", "name": "Urine culture", "value": "No growth", "observed_at": "2025-03-13"},
+            {},  # an empty row is ignored
+            {"code": "2951-2", "value": "140", "ref_low": "135", "ref_high": "145"},
+            shared_time="2025-03-14 09:30",
+        ),
+    )
+    assert response.status_code == 303
+    stored = _stored(patient)
+    assert [(r.name, r.display_value, r.unit, r.flag) for r in stored] == [
+        ("Hemoglobin", "9.1", "g/dL", "L"),
+        ("Urine culture", "No growth", None, None),
+        ("Sodium", "140", "mmol/L", "N"),
+    ]
+    assert stored[0].observed_at == datetime(2025, 3, 14, 14, 30) and stored[1].observed_at == datetime(
+        2025, 3, 13, 5
+    )
+    assert {r.entered_by_id for r in stored} == {nurse.id} and {r.record_id for r in stored} == {None}
+    created = _events("lab.create")
+    assert len(created) == 3 and {e.patient_id for e in created} == {patient.id}
+    assert "value_numeric" in created[0].changed_fields and "flag" in created[0].changed_fields
+    _assert_no_values_in_audit(created)
+    assert "3 lab results saved." in client.get(f"/patients/{patient.id}/labs").get_data(as_text=True)
+
+
+def test_one_invalid_row_saves_nothing_and_says_which(client, clinic):
+    _, _, patient = clinic
+    data = _form(
+        {"code": "718-7", "value": "13.5", "observed_at": "2025-03-14"},
+        {"code": "718-7", "value": "abc", "ref_low": "12", "ref_high": "15.5", "observed_at": "2025-03-14"},
+    )
+    response = client.post(f"/patients/{patient.id}/labs/add", data=data)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "row 2: value &#39;abc&#39; is not a number and the test has a numeric reference range" in page
+    assert 'value="abc"' in page and 'value="13.5"' in page  # what was typed stays in the form
+    assert _stored(patient) == [] and _events("lab.create") == []
+
+    fragment = client.post(f"/patients/{patient.id}/labs/add", data=data, headers=HX)
+    assert fragment.status_code == 422
+    body = fragment.get_data(as_text=True)
+    assert "<html" not in body and 'id="add-results"' in body and "row 2: value" in body
+    assert "HX-Request" in fragment.headers["Vary"]
+
+
+def test_an_empty_form_is_refused(client, clinic):
+    _, _, patient = clinic
+    response = client.post(f"/patients/{patient.id}/labs/add", data=_form({}, shared_time="2025-03-14"))
+    assert response.status_code == 422
+    assert "Enter at least one lab result." in response.get_data(as_text=True)
+
+
+def test_htmx_add_sends_the_browser_to_the_lab_page(client, clinic):
+    _, _, patient = clinic
+    response = client.post(
+        f"/patients/{patient.id}/labs/add",
+        data=_form({"code": "718-7", "value": "13"}, shared_time="2025-03-14"),
+        headers=HX,
+    )
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"] == f"/patients/{patient.id}/labs"
+    assert len(_stored(patient)) == 1
+
+
+def test_labs_on_a_record_must_be_on_a_draft_of_the_same_patient(app, clinic):
+    tenant, nurse, patient = clinic
+    doctor = make_user(tenant, "doctor")
+
+    def record(of, status="draft"):
+        row = MedicalRecord(
+            tenant_id=of.tenant_id, patient_id=of.id, doctor_id=doctor.id, author_id=doctor.id,
+            visit_at=datetime(2025, 3, 14, 9), chief_complaint="Check-up", status=status,
+        )  # fmt: skip
+        db.session.add(row)
+        db.session.commit()
+        return row
+
+    actor = _actor(nurse)
+    draft = record(patient)
+    saved = labs.add_lab_results(actor, patient.id, [_lab()], record_id=draft.id)
+    assert saved[0].record_id == draft.id
+    with pytest.raises(labs.LabError, match="another patient"):
+        labs.add_lab_results(actor, patient.id, [_lab()], record_id=record(make_patient(tenant)).id)
+    with pytest.raises(labs.LabError, match="finalized"):
+        labs.add_lab_results(actor, patient.id, [_lab()], record_id=record(patient, "finalized").id)
+    with pytest.raises(LookupError):
+        other = make_tenant()
+        labs.add_lab_results(actor, patient.id, [_lab()], record_id=record(make_patient(other)).id)
+    with pytest.raises(PermissionError):
+        labs.add_lab_results(_actor(make_user(tenant, "coach")), patient.id, [_lab()])
+    assert len(_stored(patient)) == 1
+
+
+# --- CSV import ----------------------------------------------------------------------------------------
+
+
+def test_csv_preview_lists_rows_and_row_by_row_errors_and_saves_nothing(client, clinic):
+    _, _, patient = clinic
+    text = HEADER + (
+        "718-7,Hemoglobin,13.5,g/dL,12,15.5,2025-03-14 09:30\n"  # row 2: fine
+        "718-7,Hemoglobin,abc,g/dL,12,15.5,2025-03-14\n"  # row 3: not a number
+        "2160-0,,1.4,,0.6,1.2,2025-13-01\n"  # row 4: bad date
+        "9999-9,,5,,,,2025-03-14\n"  # row 5: no name, unknown code
+    )
+    response = _upload(client, patient, text)
+    assert response.status_code == 422
+    page = html.unescape(response.get_data(as_text=True))
+    assert "row 3: value 'abc' is not a number and the test has a numeric reference range" in page
+    assert "row 4: observed time '2025-13-01' is not a date like 2025-03-14 or 2025-03-14 09:30" in page
+    assert "row 5: name or a known LOINC code is required" in page
+    assert "Row 2" in page and "13.5" in page  # the good row is listed
+    assert 'name="csv_text"' not in page  # no confirm while there are errors
+    assert _stored(patient) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the file is empty"),
+        (" \n\n", "the file is empty"),
+        (HEADER, "row 1: the file has a header but no lab rows under it"),
+        ("code,name,value,unit,ref_low,ref_high,observed_at,comment\n718-7,,1,,,,2025-03-14,x\n",
+         "row 1: unknown column 'comment'"),
+        ("code,unit\n718-7,g/dL\n", "row 1: the header has no column 'value', 'observed_at'"),
+        ("value,observed_at\n1,2025-03-14\n", "the header has no column 'code or name'"),
+        (HEADER + "718-7,,1,,,,2025-03-14,extra\n", "row 2: 8 values but the header names 7 columns"),
+        (HEADER + "718-7,,1,,,,2025-03-14\n" * (labs.CSV_MAX_ROWS + 1), "the file has more than 5,000 rows"),
+    ],
+)  # fmt: skip
+def test_csv_file_problems_are_named(client, clinic, text, message):
+    _, _, patient = clinic
+    response = _upload(client, patient, text)
+    assert response.status_code == 422
+    assert message in html.unescape(response.get_data(as_text=True))
+    assert _stored(patient) == []
+
+
+def test_csv_accepts_a_bom_semicolons_any_header_case_and_column_order():
+    text = "\ufeffObserved_At; VALUE;Code;Ref_Low;ref_high\r\n2025-03-14;9.1;718-7;12;15.5\r\n\r\n"
+    preview = parse_lab_csv(text)
+    assert preview.errors == []
+    assert [(r.name, r.value_numeric, r.flag) for r in preview.rows] == [("Hemoglobin", 9.1, "L")]
+    assert preview.lines == [2]
+
+
+def test_a_file_too_large_is_413_and_not_utf8_is_422(client, clinic):
+    _, _, patient = clinic
+    big = HEADER + "x" * labs.CSV_MAX_BYTES
+    response = _upload(client, patient, big)
+    assert response.status_code == 413
+    assert "larger than 2 MB" in response.get_data(as_text=True)
+    response = _upload(client, patient, (HEADER + ",Glukose \xfc,1,,,,2025-03-14\n").encode("latin-1"))
+    assert response.status_code == 422
+    assert "not UTF-8" in response.get_data(as_text=True)
+    response = client.post(
+        f"/patients/{patient.id}/labs/import", data={"step": "preview"}, content_type="multipart/form-data"
+    )
+    assert response.status_code == 422 and "Choose a CSV file" in response.get_data(as_text=True)
+
+
+def test_confirm_saves_exactly_the_previewed_rows(client, clinic):
+    _, _, patient = clinic
+    text = HEADER + (
+        "718-7,Hemoglobin,13.5,g/dL,12,15.5,2025-03-14 09:30\n"
+        ",Urine culture,No growth,,,,2025-03-14\n"
+        '2345-7,"Glucose, fasting",140,mg/dL,70,99,2025-03-15 07:00\n'
+    )
+    preview = _upload(client, patient, text)
+    assert preview.status_code == 200
+    page = preview.get_data(as_text=True)
+    assert "Save 3 results" in page and "Nothing is saved yet." in page
+    assert _stored(patient) == []
+    posted_back = html.unescape(CSV_TEXT.search(page).group(1))
+    assert posted_back == text
+    response = client.post(
+        f"/patients/{patient.id}/labs/import",
+        # Browsers send a textarea's line ends as CRLF.
+        data={"step": "confirm", "csv_text": posted_back.replace("\n", "\r\n")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 303
+    expected = parse_lab_csv(text, zone="America/Chicago").rows
+    stored = _stored(patient)
+    assert [
+        (r.code, r.name, r.display_value, r.unit, r.ref_low, r.ref_high, r.flag, r.observed_at)
+        for r in stored
+    ] == [(e.code, e.name, e.value, e.unit, e.ref_low, e.ref_high, e.flag, e.observed_at) for e in expected]
+    assert [r.flag for r in stored] == ["N", None, "H"]
+    (imported,) = _events("lab.import")
+    assert imported.resource_id == "3 rows" and imported.patient_id == patient.id
+    _assert_no_values_in_audit([imported])
+    assert "3 lab results imported." in client.get(f"/patients/{patient.id}/labs").get_data(as_text=True)
+
+
+def test_confirm_with_a_changed_file_that_has_errors_saves_nothing(client, clinic):
+    _, _, patient = clinic
+    response = client.post(
+        f"/patients/{patient.id}/labs/import",
+        data={"step": "confirm", "csv_text": HEADER + "718-7,,1,,,,2025-03-14\n718-7,,x,,1,2,2025-03-14\n"},
+    )
+    assert response.status_code == 422
+    assert "row 3: value" in html.unescape(response.get_data(as_text=True))
+    assert _stored(patient) == [] and _events("lab.import") == []
+
+
+def test_a_large_previewed_file_fits_through_the_confirm_form(client, clinic):
+    _, _, patient = clinic
+    # Larger than Flask's default 500 kB form field limit, within the 2 MB file limit.
+    rows = 3_000
+    text = HEADER + "".join(f",{'Panel ' + 'x' * 170} {n},{n},,,,2025-03-14\n" for n in range(rows))
+    assert 500_000 < len(text.encode()) < labs.CSV_MAX_BYTES
+    response = _post_multipart(
+        client,
+        f"/patients/{patient.id}/labs/import",
+        {"step": "confirm", "csv_text": text.replace("\n", "\r\n")},
+    )
+    assert response.status_code == 303
+    assert len(_stored(patient)) == rows
+
+
+# --- the lab page --------------------------------------------------------------------------------------
+
+
+def _seed(patient, user):
+    actor = _actor(user)
+    labs.add_lab_results(
+        actor,
+        patient.id,
+        [
+            _lab(value="11.0", when="2025-02-01 08:00", ref_low="12", ref_high="15.5"),
+            _lab(value="14.2", when="2025-03-01 08:00", ref_low="12", ref_high="15.5"),
+            _lab(
+                value="16.1", when="2025-01-05 08:00", ref_low="12", ref_high="15.5"
+            ),  # entered out of order
+            _lab(code="2951-2", value="138", when="2025-03-01 08:00", ref_low="135", ref_high="145"),
+            _lab(code="", name="Urine culture", value="No growth", when="2025-03-02 10:00"),
+        ],
+    )
+
+
+def test_lab_page_shows_latest_values_each_test_oldest_first_and_the_chart_series(client, clinic):
+    _, nurse, patient = clinic
+    _seed(patient, nurse)
+    response = client.get(f"/patients/{patient.id}/labs")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    latest_table = page.split("Each test over time")[0]
+    assert "<strong>14.2</strong> g/dL" in latest_table and "<strong>138</strong> mmol/L" in latest_table
+    assert "<strong>No growth</strong>" in latest_table
+    hemoglobin = page.split('id="test-0"')[1].split("</section>")[0].split("<tbody>")[1]
+    # Clinic time (America/Chicago) in the table, oldest first.
+    times = ["05 Jan 2025, 02:00", "01 Feb 2025, 02:00", "01 Mar 2025, 02:00"]
+    assert [hemoglobin.index(t) for t in times] == sorted(hemoglobin.index(t) for t in times)
+    assert "↑ High" in hemoglobin and "↓ Low" in hemoglobin and "Normal" in hemoglobin
+    data = json.loads(SERIES.search(page).group(1))
+    assert data["timezone"] == "America/Chicago"
+    (series,) = data["tests"]  # only hemoglobin has two or more numeric values
+    assert (series["name"], series["unit"], series["code"]) == ("Hemoglobin", "g/dL", "718-7")
+    assert [point["y"] for point in series["points"]] == [16.1, 11.0, 14.2]
+    assert [point["flag"] for point in series["points"]] == ["H", "L", "N"]
+    assert series["points"][0]["low"] == 12 and series["points"][0]["high"] == 15.5
+    assert f'id="lab-chart-{series["canvas"]}"' in page
+    for tag in re.findall(r"<script[^>]*>", page):
+        assert 'nonce="' in tag and ("src=" in tag or 'type="application/json"' in tag)
+    assert " style=" not in page and "hx-on" not in page
+    (viewed,) = _events("lab.view")
+    assert viewed.patient_id == patient.id and viewed.changed_fields is None
+
+
+def test_lab_overview_reads_the_labs_in_one_query(app, clinic):
+    _, nurse, patient = clinic
+    _seed(patient, nurse)
+    statements = []
+
+    def remember(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        overview = labs.lab_overview(_actor(nurse), patient.id)
+        names = [test.name for test in overview.tests]
+        total = sum(len(test.results) for test in overview.tests)
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert names == ["Hemoglobin", "Sodium", "Urine culture"] and total == 5
+    assert sum("FROM lab_results" in s for s in statements) == 1
+
+
+def test_an_empty_lab_page_offers_the_ways_in(client, clinic):
+    _, _, patient = clinic
+    page = client.get(f"/patients/{patient.id}/labs").get_data(as_text=True)
+    assert "No lab results yet." in page and "Import CSV" in page and 'id="add-results"' in page
+    assert "lab-series" not in page
+
+
+# --- who may ---------------------------------------------------------------------------------------------
+
+
+def test_another_clinics_patient_answers_404(client, clinic):  # clinic: a nurse is signed in
+    other_tenant = make_tenant()
+    outsider = make_patient(other_tenant, last_name="Elsewhere")
+    labs.add_lab_results(_actor(make_user(other_tenant, "doctor")), outsider.id, [_lab()])
+    base = f"/patients/{outsider.id}/labs"
+    for response in (
+        client.get(base),
+        client.get(f"{base}/import"),
+        client.post(f"{base}/add", data=_form({"code": "718-7", "value": "1"}, shared_time="2025-03-14")),
+        client.post(f"{base}/add", data=_form({"code": "718-7", "value": "abc", "ref_low": "1"})),
+        _upload(client, outsider, HEADER + "718-7,,1,,,,2025-03-14\n"),
+        client.post(
+            f"{base}/import", data={"step": "confirm", "csv_text": HEADER + "718-7,,1,,,,2025-03-14\n"}
+        ),
+    ):
+        assert response.status_code == 404
+        assert b"Elsewhere" not in response.data
+    assert len(_stored(outsider)) == 1
+
+
+@pytest.mark.parametrize("role", ["front_desk", "patient"])
+def test_front_desk_and_patients_see_no_lab_pages(app, client, role):
+    tenant = make_tenant()
+    patient = make_patient(tenant)
+    extra = {"patient_id": patient.id, "email": patient.email} if role == "patient" else {}
+    login(client, make_user(tenant, role, **extra).email)
+    base = f"/patients/{patient.id}/labs"
+    assert client.get(base).status_code == 403
+    assert client.get(f"{base}/import").status_code == 403
+    assert client.post(f"{base}/add", data=_form({"code": "718-7", "value": "1"})).status_code == 403
+    assert _upload(client, patient, HEADER + "718-7,,1,,,,2025-03-14\n").status_code == 403
+
+
+def test_coaches_read_labs_but_cannot_add_or_import(app, client):
+    tenant = make_tenant()
+    patient = make_patient(tenant)
+    _seed(patient, make_user(tenant, "doctor"))
+    login(client, make_user(tenant, "coach").email)
+    base = f"/patients/{patient.id}/labs"
+    page = client.get(base)
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert "Hemoglobin" in body and "Import CSV" not in body and 'id="add-results"' not in body
+    assert client.get(f"{base}/import").status_code == 403
+    assert _upload(client, patient, HEADER + "718-7,,1,,,,2025-03-14\n").status_code == 403
+    assert client.post(f"{base}/add", data=_form({"code": "718-7", "value": "1"})).status_code == 403
+    assert len(_stored(patient)) == 5

@@ -1,0 +1,288 @@
+"""Medical records for staff: write a draft, finalize it, correct it by addendum, find it again."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import event, select
+
+from healthcrm.audit.models import AuditEvent
+from healthcrm.extensions import db
+from healthcrm.records.models import MedicalRecord
+from tests.factories import login, make_patient, make_tenant, make_user
+
+HX = {"HX-Request": "true"}
+
+
+def _form(doctor_id: int, **changes) -> dict:
+    data = {
+        "doctor_id": str(doctor_id),
+        "visit_at": "2026-11-20T09:30",
+        "chief_complaint": "Fatigue and yellow eyes",
+        "bp_systolic": "128", "bp_diastolic": "82", "pulse": "76", "temperature_c": "36.8",
+        "respiratory_rate": "14", "spo2": "97", "weight_kg": "82.5", "height_cm": "178",
+        "ascites": "slight", "encephalopathy": "none",
+        "diagnoses-0-code": "K70.31", "diagnoses-0-primary": "y",
+        "diagnoses-1-code": "E11.9", "diagnoses-1-notes": "diet controlled",
+        "prescriptions-0-drug": "Spironolactone", "prescriptions-0-dose": "100 mg",
+        "prescriptions-0-route": "oral",
+        "prescriptions-0-frequency": "once daily", "prescriptions-0-duration": "30 days",
+        "prescriptions-0-refills": "2",
+        "treatment_plan": "Low-sodium diet; diuretic.", "notes": "Abstinent 3 months.",
+        "follow_up_required": "y", "follow_up_date": "2026-12-20",
+    }  # fmt: skip
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+@pytest.fixture
+def clinic(app):
+    tenant = make_tenant()
+    return {
+        "tenant": tenant,
+        "doctor": make_user(tenant, "doctor"),
+        "nurse": make_user(tenant, "nurse"),
+        "coach": make_user(tenant, "coach"),
+        "front_desk": make_user(tenant, "front_desk"),
+        "patient": make_patient(tenant, first_name="Liv", last_name="Hepburn"),
+    }
+
+
+def _create(client, clinic, **changes) -> MedicalRecord:
+    response = client.post(
+        f"/patients/{clinic['patient'].id}/records/new", data=_form(clinic["doctor"].id, **changes)
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    return db.session.scalars(select(MedicalRecord).order_by(MedicalRecord.id.desc())).first()
+
+
+def test_doctor_writes_finalizes_and_amends_a_record(client, clinic):
+    login(client, clinic["doctor"].email)
+    record = _create(client, clinic)
+    assert record.status == "draft" and record.bmi == 26.0
+    assert [(d.code, d.is_primary) for d in record.diagnoses] == [("K70.31", True), ("E11.9", False)]
+    assert record.diagnoses[0].name.startswith("Alcoholic cirrhosis of liver with ascites")
+    assert record.prescriptions[0].refills == 2
+
+    page = client.get(f"/records/{record.id}").get_data(as_text=True)
+    assert "Draft" in page and "K70.31" in page and "Spironolactone" in page and "26.0" in page
+
+    assert client.post(f"/records/{record.id}/finalize", data={}).status_code == 303
+    db.session.expire_all()
+    assert record.status == "finalized" and record.finalized_by_id == clinic["doctor"].id
+    # Finalized records cannot change: the edit page sends you back, a direct post is refused.
+    assert client.get(f"/records/{record.id}/edit").status_code == 303
+    response = client.post(
+        f"/records/{record.id}/edit", data=_form(clinic["doctor"].id, chief_complaint="Changed")
+    )
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert record.chief_complaint == "Fatigue and yellow eyes"
+    assert client.post(f"/records/{record.id}/delete", data={}).status_code == 303
+    assert db.session.get(MedicalRecord, record.id) is not None
+
+    assert "Not amended" in client.get(f"/records/{record.id}").get_data(as_text=True)
+    response = client.post(f"/records/{record.id}/addenda", data={"text": "Bilirubin was 3.1, not 1.3."})
+    assert response.status_code == 303
+    page = client.get(f"/records/{record.id}").get_data(as_text=True)
+    assert "Amended" in page and "Bilirubin was 3.1, not 1.3." in page
+    actions = [
+        e.action for e in db.session.scalars(select(AuditEvent).where(AuditEvent.resource_type == "record"))
+    ]
+    assert {"record.create", "record.view", "record.finalize", "record.addendum"} <= set(actions)
+
+
+def test_changes_are_audited_with_field_names_only(client, clinic):
+    login(client, clinic["nurse"].email)
+    record = _create(client, clinic)
+    client.post(
+        f"/records/{record.id}/edit", data=_form(clinic["doctor"].id, pulse="90", notes="Seen again.")
+    )
+    [update] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "record.update")).all()
+    assert json.loads(update.changed_fields) == ["notes", "pulse"]
+    assert update.patient_id == clinic["patient"].id
+
+
+def test_nurse_drafts_but_cannot_finalize(client, clinic):
+    login(client, clinic["nurse"].email)
+    record = _create(client, clinic)
+    assert client.post(f"/records/{record.id}/finalize", data={}).status_code == 403
+    assert "Finalize" not in client.get(f"/records/{record.id}").get_data(as_text=True)
+    db.session.expire_all()
+    assert record.status == "draft"
+
+
+def test_front_desk_sees_no_clinical_content(client, clinic):
+    login(client, clinic["doctor"].email)
+    record = _create(client, clinic)
+    client.post("/logout", data={})
+    login(client, clinic["front_desk"].email)
+    for url in (
+        "/records",
+        f"/records/{record.id}",
+        f"/patients/{clinic['patient'].id}/records/new",
+        "/records/icd10?q=cirrhosis",
+    ):
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert b"Fatigue" not in response.data
+
+
+def test_coach_reads_but_does_not_write(client, clinic):
+    login(client, clinic["doctor"].email)
+    record = _create(client, clinic)
+    client.post("/logout", data={})
+    login(client, clinic["coach"].email)
+    assert client.get(f"/records/{record.id}").status_code == 200
+    assert client.get(f"/records/{record.id}/edit").status_code == 403
+
+
+def test_doctor_of_another_clinic_gets_404(client, clinic):
+    login(client, clinic["doctor"].email)
+    record = _create(client, clinic)
+    client.post("/logout", data={})
+    login(client, make_user(make_tenant(), "doctor").email)
+    assert client.get(f"/records/{record.id}").status_code == 404
+    assert client.post(f"/records/{record.id}/finalize", data={}).status_code == 404
+    assert client.post(f"/records/{record.id}/addenda", data={"text": "x"}).status_code == 404
+    assert "Hepburn" not in client.get("/records?q=hepburn").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"chief_complaint": ""}, "This field is required."),
+        ({"diagnoses-0-code": "XYZ.1"}, "is not an ICD-10-CM code"),
+        ({"diagnoses-1-primary": "y"}, "Only one diagnosis can be primary."),
+        ({"bp_diastolic": "140"}, "Diastolic pressure must be lower than systolic."),
+        ({"spo2": "140"}, "SpO2 must be between 50 and 100."),
+        ({"follow_up_date": ""}, "Enter the follow-up date."),
+        ({"prescriptions-0-frequency": ""}, "Prescription 1: enter the dose and the frequency."),
+        ({"visit_at": "yesterday"}, "Not a valid datetime value."),
+    ],
+)
+def test_bad_input_gets_a_clear_message_and_saves_nothing(client, clinic, changes, message):
+    login(client, clinic["doctor"].email)
+    response = client.post(
+        f"/patients/{clinic['patient'].id}/records/new", data=_form(clinic["doctor"].id, **changes)
+    )
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert db.session.scalar(select(MedicalRecord.id)) is None
+
+
+def test_finalizing_needs_a_diagnosis(client, clinic):
+    login(client, clinic["doctor"].email)
+    record = _create(client, clinic, **{"diagnoses-0-code": "", "diagnoses-1-code": ""})
+    page = client.post(f"/records/{record.id}/finalize", data={}, follow_redirects=True).get_data(
+        as_text=True
+    )
+    assert "Add at least one diagnosis before finalizing." in page
+
+
+def test_find_a_record_by_diagnosis_code_name_patient_and_filters(client, clinic):
+    login(client, clinic["doctor"].email)
+    _create(client, clinic)
+    _create(
+        client,
+        clinic,
+        **{
+            "chief_complaint": "Cough",
+            "diagnoses-0-code": "J20.9",
+            "diagnoses-1-code": "",
+            "follow_up_required": None,
+            "follow_up_date": "",
+        },
+    )
+    for query, expected in [
+        ("K70.31", "Fatigue"),
+        ("k7031", "Fatigue"),
+        ("bronchitis", "Cough"),
+        ("hepburn", "Cough"),
+        ("yellow", "Fatigue"),
+    ]:
+        page = client.get("/records", query_string={"q": query}).get_data(as_text=True)
+        assert expected in page, query
+    assert "Cough" not in client.get("/records?q=K70.31").get_data(as_text=True)
+    assert "of 2 records" in client.get("/records?status=draft").get_data(as_text=True)
+    assert "No records match" in client.get("/records?status=finalized").get_data(as_text=True)
+    page = client.get("/records?follow_up=1&to=2026-11-21").get_data(as_text=True)
+    assert "No records match" not in page or "Fatigue" not in page
+    partial = client.get("/records?q=cough", headers=HX).get_data(as_text=True)
+    assert "<html" not in partial and "Cough" in partial
+
+
+def test_list_page_query_count_does_not_grow_with_records(client, clinic):
+    login(client, clinic["doctor"].email)
+    for _ in range(3):
+        _create(client, clinic)
+
+    def count_queries() -> int:
+        statements = []
+
+        def before(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", before)
+        try:
+            assert client.get("/records").status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", before)
+        return len(statements)
+
+    few = count_queries()
+    for _ in range(12):
+        _create(client, clinic)
+    assert count_queries() == few
+    assert few <= 12
+
+
+def test_icd10_typeahead_fragment(client, clinic):
+    login(client, clinic["nurse"].email)
+    response = client.get(
+        "/records/icd10", query_string={"diagnoses-0-code": "alcoholic cirrhosis ascites"}, headers=HX
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'data-code="K70.31"' in body and "<html" not in body
+
+
+def test_patient_page_shows_clinical_content_only_to_clinical_roles(client, clinic):
+    login(client, clinic["doctor"].email)
+    _create(client, clinic)
+    patient_url = f"/patients/{clinic['patient'].id}"
+    page = client.get(patient_url).get_data(as_text=True)
+    assert "Medical records" in page and "Fatigue and yellow eyes" in page and "MELD 3.0" in page
+    response = client.post(
+        f"{patient_url}/allergies",
+        data={"substance": "Penicillin", "reaction": "Hives", "severity": "moderate", "status": "active"},
+    )
+    assert response.status_code == 303
+    response = client.post(
+        f"{patient_url}/immunizations",
+        data={"vaccine": "Influenza", "given_on": "2026-10-01", "dose_number": "1", "lot": "FL123"},
+    )
+    assert response.status_code == 303
+    page = client.get(patient_url).get_data(as_text=True)
+    assert "Penicillin" in page and "Influenza" in page and "FL123" in page
+    client.post("/logout", data={})
+    login(client, clinic["front_desk"].email)
+    page = client.get(patient_url).get_data(as_text=True)
+    assert "Medical records" not in page and "Penicillin" not in page and "Fatigue" not in page
+    assert (
+        client.post(
+            f"{patient_url}/allergies", data={"substance": "X", "severity": "mild", "status": "active"}
+        ).status_code
+        == 403
+    )
+
+
+def test_future_immunization_is_refused(client, clinic):
+    login(client, clinic["nurse"].email)
+    response = client.post(
+        f"/patients/{clinic['patient'].id}/immunizations",
+        data={"vaccine": "Influenza", "given_on": "2999-01-01"},
+        follow_redirects=True,
+    )
+    assert "The date cannot be in the future." in response.get_data(as_text=True)
