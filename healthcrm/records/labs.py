@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -240,7 +241,11 @@ def is_loinc_check_digit_valid(code: str) -> bool:
 
 def _number(text: str | None) -> float | None:
     text = (text or "").strip()
-    return float(text) if NUMBER.fullmatch(text) else None
+    if not NUMBER.fullmatch(text):
+        return None
+    number = float(text)
+    # A few hundred digits read as infinity, which is no lab value (and no JSON).
+    return number if math.isfinite(number) else None
 
 
 def _range_text(low: float | None, high: float | None) -> str:
@@ -267,7 +272,10 @@ def _parse_time(text: str, zone: ZoneInfo) -> datetime | None:
             local = datetime.strptime(text, fmt)  # naive: the clinic's zone is attached next
         except ValueError:
             continue
-        return local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+        try:
+            return local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # year 1 or 9999 moved across midnight by the offset
+            return None
     return None
 
 

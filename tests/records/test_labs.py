@@ -150,10 +150,12 @@ def test_a_known_loinc_code_fills_name_and_unit_and_clinic_time_becomes_utc():
         ({"code": "718-8", "name": "Hb", "value": "1"},
          "code '718-8' is not a LOINC code (its check digit is wrong)"),
         ({"name": "Hb", "value": "nan", "ref_low": "1"}, "value 'nan' is not a number"),
+        ({"name": "Hb", "value": "9" * 400, "ref_low": "1"}, "is not a number and the test has"),
+        ({"name": "Hb", "value": "1", "observed_at": "0001-01-01"}, "'0001-01-01' is not a date like"),
     ],
 )  # fmt: skip
 def test_a_bad_row_gets_a_message_a_person_can_act_on(raw, message):
-    row, errors = validate_lab_row({"observed_at": "2025-03-14", **raw})
+    row, errors = validate_lab_row({"observed_at": "2025-03-14", **raw}, zone="Asia/Tokyo")
     assert row is None
     assert any(message in error for error in errors), errors
 
@@ -281,7 +283,7 @@ def test_csv_preview_lists_rows_and_row_by_row_errors_and_saves_nothing(client, 
     assert "row 3: value 'abc' is not a number and the test has a numeric reference range" in page
     assert "row 4: observed time '2025-13-01' is not a date like 2025-03-14 or 2025-03-14 09:30" in page
     assert "row 5: name or a known LOINC code is required" in page
-    assert "Row 2" in page and "13.5" in page  # the good row is listed
+    assert "Row\xa02" in page and "13.5" in page  # the good row is listed (Row&nbsp;2)
     assert 'name="csv_text"' not in page  # no confirm while there are errors
     assert _stored(patient) == []
 
@@ -438,6 +440,17 @@ def test_lab_page_shows_latest_values_each_test_oldest_first_and_the_chart_serie
     assert " style=" not in page and "hx-on" not in page
     (viewed,) = _events("lab.view")
     assert viewed.patient_id == patient.id and viewed.changed_fields is None
+
+
+def test_chart_data_cannot_break_out_of_its_script_element(client, clinic):
+    _, nurse, patient = clinic
+    name = "</script><script>alert(1)</script>"
+    labs.add_lab_results(
+        _actor(nurse), patient.id, [_lab(code="", name=name, value=v, when=f"2025-03-1{v}") for v in "12"]
+    )
+    page = client.get(f"/patients/{patient.id}/labs").get_data(as_text=True)
+    assert "<script>alert(1)" not in page
+    assert json.loads(SERIES.search(page).group(1))["tests"][0]["name"] == name
 
 
 def test_lab_overview_reads_the_labs_in_one_query(app, clinic):

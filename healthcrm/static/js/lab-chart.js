@@ -5,6 +5,9 @@
   "use strict";
 
   var CHART_HEIGHT = "220px";
+  var DAY_MS = 24 * 60 * 60 * 1000;
+  // Over half a year, ticks are at least six weeks apart: month and year say enough. Closer, the day.
+  var MONTHS_FROM_MS = 180 * DAY_MS;
   var LINE = "#0b6e75";
   var RANGE_LINE = "#7a8b99";
   var RANGE_FILL = "rgba(19, 115, 51, 0.08)";
@@ -34,8 +37,14 @@
     };
   }
 
-  function drawChart(test, canvas, formatDay, formatTime) {
+  function drawChart(test, canvas, zone, formatTime) {
     var points = test.points;
+    var first = points[0].t;
+    var last = points[points.length - 1].t;
+    var padding = Math.max((last - first) * 0.04, DAY_MS);
+    var formatTick = new Intl.DateTimeFormat(undefined, last - first > MONTHS_FROM_MS
+      ? { timeZone: zone, month: "short", year: "numeric" }
+      : { timeZone: zone, day: "numeric", month: "short" });
     var hasLow = points.some(function (p) { return p.low !== null; });
     var hasHigh = points.some(function (p) { return p.high !== null; });
     var datasets = [];
@@ -75,10 +84,12 @@
         scales: {
           x: {
             type: "linear",
-            grace: "5%",
+            min: first - padding,
+            max: last + padding,
             ticks: {
               maxTicksLimit: 5,
-              callback: function (value) { return formatDay.format(new Date(value)); }
+              includeBounds: false,
+              callback: function (value) { return formatTick.format(new Date(value)); }
             }
           },
           y: {
@@ -114,7 +125,6 @@
     }
     var data = JSON.parse(source.textContent);
     var zone = data.timezone || "UTC";
-    var formatDay = new Intl.DateTimeFormat(undefined, { timeZone: zone, day: "numeric", month: "short", year: "2-digit" });
     var formatTime = new Intl.DateTimeFormat(undefined, { timeZone: zone, dateStyle: "medium", timeStyle: "short" });
     data.tests.forEach(function (test) {
       var canvas = document.getElementById("lab-chart-" + test.canvas);
@@ -124,7 +134,7 @@
       // Chart.js sizes the canvas from its box: give the box a height and room (CSSOM, allowed by the CSP).
       canvas.parentElement.style.position = "relative";
       canvas.parentElement.style.height = CHART_HEIGHT;
-      drawChart(test, canvas, formatDay, formatTime);
+      drawChart(test, canvas, zone, formatTime);
       canvas.setAttribute("data-drawn", "1");
     });
   }
