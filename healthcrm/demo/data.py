@@ -26,6 +26,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
 from .records import CodeListMissing, seed_records
+from .templates import seed_templates
 
 DEMO_URL = "http://127.0.0.1:5000"
 PATIENTS_PER_CLINIC = 50
@@ -275,6 +276,7 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
     db.session.add_all(_portal_users(tenant, clinic, patients))
     db.session.flush()
 
+    seed_templates(tenant, staff[ADMIN])
     try:
         seed_records(tenant, patients, [staff[DOCTOR]], rng)
     except CodeListMissing as error:

@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -9,14 +9,18 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
+    HiddenField,
     IntegerField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from .models import ALLERGY_SEVERITIES, ALLERGY_STATUSES, ASCITES, ENCEPHALOPATHY, ROUTES
+from .record_templates import SECTIONS, TemplateInput
 from .services import DiagnosisInput, PrescriptionInput, RecordInput
 
 DIAGNOSIS_ROWS = 4
@@ -40,7 +44,21 @@ class PrescriptionRow(Form):
     refills = IntegerField("Refills", validators=[Optional(), NumberRange(0, 12)], default=0)
 
 
+class LabRow(Form):
+    code = StringField("LOINC code", validators=[Optional(), Length(max=20)])
+    name = StringField("Test", validators=[Optional(), Length(max=200)])
+    value = StringField("Value", validators=[Optional(), Length(max=200)])
+    unit = StringField("Unit", validators=[Optional(), Length(max=30)])
+    ref_low = StringField("Range low", validators=[Optional(), Length(max=20)])
+    ref_high = StringField("Range high", validators=[Optional(), Length(max=20)])
+    observed_at = StringField("Observed", validators=[Optional(), Length(max=20)])
+
+
+LAB_ROWS = 4
+
+
 class RecordForm(FlaskForm):
+    template_version_id = HiddenField()
     doctor_id = SelectField("Doctor", coerce=int, choices={})
     visit_at = DateTimeLocalField(
         "Visit date and time",
@@ -56,13 +74,17 @@ class RecordForm(FlaskForm):
     spo2 = IntegerField("SpO2 (%)", validators=[Optional()])
     weight_kg = DecimalField("Weight (kg)", places=1, validators=[Optional()])
     height_cm = DecimalField("Height (cm)", places=1, validators=[Optional()])
-    ascites = SelectField("Ascites", choices=UNSET | ASCITES)
-    encephalopathy = SelectField("Hepatic encephalopathy", choices=UNSET | ENCEPHALOPATHY)
+    # The service checks these; a template without the assessment section does not send them at all.
+    ascites = SelectField("Ascites", choices=UNSET | ASCITES, validate_choice=False, default="")
+    encephalopathy = SelectField(
+        "Hepatic encephalopathy", choices=UNSET | ENCEPHALOPATHY, validate_choice=False, default=""
+    )
     on_dialysis = BooleanField("Dialysis twice or more in the past week")
     diagnoses = FieldList(FormField(DiagnosisRow), min_entries=DIAGNOSIS_ROWS, max_entries=DIAGNOSIS_ROWS)
     prescriptions = FieldList(
         FormField(PrescriptionRow), min_entries=PRESCRIPTION_ROWS, max_entries=PRESCRIPTION_ROWS
     )
+    labs = FieldList(FormField(LabRow), min_entries=LAB_ROWS, max_entries=LAB_ROWS)
     treatment_plan = TextAreaField("Treatment plan", validators=[Optional(), Length(max=10000)])
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=20000)])
     follow_up_required = BooleanField("Follow-up required")
@@ -118,6 +140,7 @@ class RecordForm(FlaskForm):
             follow_up_date=self.follow_up_date.data,
             diagnoses=diagnoses,
             prescriptions=prescriptions,
+            lab_rows=[{name: row.form[name].data or "" for name in row.form._fields} for row in self.labs],
         )
 
     def fill_from(self, record) -> None:
@@ -150,14 +173,18 @@ class RecordForm(FlaskForm):
             for name in ("drug", "dose", "route", "frequency", "duration", "refills"):
                 getattr(row.form, name).data = getattr(item, name)
 
-    def prefill(self, values: dict, diagnoses: list[dict]) -> None:
-        """A template's pre-filled values and default diagnoses (GET of the new-record page)."""
-        for name, value in values.items():
-            if name in self._fields and name not in ("diagnoses", "prescriptions", "csrf_token"):
-                self[name].data = value
-        for row, diagnosis in zip(self.diagnoses, diagnoses, strict=False):
-            row.form.code.data = diagnosis.get("code", "")
-            row.form.name.data = diagnosis.get("name", "")
+    def apply_template(self, version) -> None:
+        """Start from a template version: its pre-filled text, follow-up and default diagnoses."""
+        self.template_version_id.data = str(version.id)
+        for name in ("chief_complaint", "treatment_plan", "notes"):
+            if version.prefill.get(name):
+                self[name].data = version.prefill[name]
+        if version.prefill.get("follow_up_days"):
+            self.follow_up_required.data = True
+            self.follow_up_date.data = date.today() + timedelta(days=int(version.prefill["follow_up_days"]))
+        for row, diagnosis in zip(self.diagnoses, version.default_diagnoses, strict=False):
+            row.form.code.data = diagnosis["code"]
+            row.form.name.data = diagnosis["name"]
             row.form.primary.data = bool(diagnosis.get("primary"))
 
     def default_visit_time(self) -> None:
@@ -184,3 +211,46 @@ class ImmunizationForm(FlaskForm):
     lot = StringField("Lot", validators=[Optional(), Length(max=60)])
     site = StringField("Site", validators=[Optional(), Length(max=60)])
     given_by = StringField("Given by", validators=[Optional(), Length(max=200)])
+
+
+class TemplateForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    specialty = StringField("Specialty", validators=[DataRequired(), Length(max=120)])
+    description = StringField("Description", validators=[Optional(), Length(max=500)])
+    sections = SelectMultipleField(
+        "Sections shown",
+        choices=SECTIONS,
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    chief_complaint = StringField("Pre-filled chief complaint", validators=[Optional(), Length(max=500)])
+    treatment_plan = TextAreaField("Pre-filled treatment plan", validators=[Optional(), Length(max=10000)])
+    notes = TextAreaField("Pre-filled notes", validators=[Optional(), Length(max=10000)])
+    follow_up_days = IntegerField("Follow-up after (days)", validators=[Optional()])
+    default_diagnoses = StringField(
+        "Default diagnoses (ICD-10-CM codes, comma-separated; the first is primary)",
+        validators=[Optional(), Length(max=200)],
+    )
+
+    def to_input(self) -> TemplateInput:
+        codes = [code.strip() for code in (self.default_diagnoses.data or "").split(",") if code.strip()]
+        return TemplateInput(
+            name=self.name.data or "",
+            specialty=self.specialty.data or "",
+            description=self.description.data or "",
+            sections=list(self.sections.data or []),
+            chief_complaint=self.chief_complaint.data or "",
+            treatment_plan=self.treatment_plan.data or "",
+            notes=self.notes.data or "",
+            follow_up_days=self.follow_up_days.data,
+            default_diagnosis_codes=codes,
+        )
+
+    def fill_from(self, template) -> None:
+        version = template.current
+        self.name.data, self.specialty.data = template.name, template.specialty
+        self.description.data = template.description
+        self.sections.data = list(version.sections)
+        for name in ("chief_complaint", "treatment_plan", "notes", "follow_up_days"):
+            getattr(self, name).data = version.prefill.get(name)
+        self.default_diagnoses.data = ", ".join(d["code"] for d in version.default_diagnoses)

@@ -111,6 +111,8 @@ class RecordInput:
     follow_up_date: date | None = None
     diagnoses: list[DiagnosisInput] = field(default_factory=list)
     prescriptions: list[PrescriptionInput] = field(default_factory=list)
+    # New lab results entered on the form, as typed (code, name, value, unit, ref_low, ref_high, observed_at).
+    lab_rows: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -391,6 +393,20 @@ def _apply(record: MedicalRecord, data: RecordInput) -> list[str]:
     return changed
 
 
+def _stage_labs(actor: Actor, record: MedicalRecord, data: RecordInput) -> bool:
+    """Add the form's new lab rows to the record, in the record's transaction. True when there were any."""
+    from ..accounts.models import Tenant
+    from .labs import read_lab_rows, stage_lab_results
+
+    zone = db.session.get(Tenant, actor.tenant_id).timezone
+    rows, errors = read_lab_rows(data.lab_rows, zone=zone)
+    if errors:
+        raise RecordError("Lab results: " + "; ".join(str(error) for error in errors), "labs")
+    if rows:
+        stage_lab_results(actor, record.patient_id, rows, record.id)
+    return bool(rows)
+
+
 def create_record(
     actor: Actor, patient_id: int, data: RecordInput, template_version_id: int | None = None
 ) -> MedicalRecord:
@@ -415,6 +431,8 @@ def create_record(
     db.session.add(record)
     changed = _apply(record, data)
     db.session.flush()
+    if _stage_labs(actor, record, data):
+        changed.append("labs")
     record_event(
         actor,
         "record.create",
@@ -442,6 +460,8 @@ def update_record(actor: Actor, record_id: int, data: RecordInput) -> MedicalRec
     record = _draft_for_change(actor, record_id)
     _validate(actor, data)
     changed = _apply(record, data)
+    if _stage_labs(actor, record, data):
+        changed.append("labs")
     record_event(
         actor,
         "record.update",

@@ -11,12 +11,15 @@ from flask_login import current_user
 from ..access import current_actor, roles
 from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
 from ..patients import services as patients
+from ..tenancy import get_scoped
 from ..web import render_page
-from . import allergies
+from . import allergies, record_templates
 from . import services as records
-from .forms import AddendumForm, AllergyForm, ImmunizationForm, RecordForm
+from .forms import AddendumForm, AllergyForm, ImmunizationForm, RecordForm, TemplateForm
 from .icd10 import search_codes
+from .labs import KNOWN_TESTS
 from .liver import liver_scores
+from .models import RecordTemplate
 
 bp = Blueprint("records", __name__)
 
@@ -65,14 +68,35 @@ def index():
 
 def _show_error(form: RecordForm, error: records.RecordError) -> None:
     target = form._fields.get(error.field or "")
-    if target is not None and error.field not in ("diagnoses", "prescriptions"):
+    if target is not None and error.field not in ("diagnoses", "prescriptions", "labs"):
         target.errors.append(error.message)
     else:
         form.form_errors.append(error.message)
 
 
-def _form_page(form: RecordForm, patient, record=None, status: int = 200):
-    return render_page("records/edit.html", form=form, patient=patient, record=record, status=status)
+def _form_page(form: RecordForm, patient, record=None, version=None, status: int = 200):
+    version = version or (record.template_version if record else None)
+    return render_page(
+        "records/edit.html",
+        form=form,
+        patient=patient,
+        record=record,
+        version=version,
+        sections=set(version.sections) if version else set(record_templates.SECTIONS),
+        templates=[] if record else record_templates.clinic_templates(current_user.tenant_id),
+        known_tests=KNOWN_TESTS,
+        status=status,
+    )
+
+
+def _chosen_version(form: RecordForm):
+    """The template version this new record starts from: `?template=` on GET, the hidden field on POST."""
+    tenant_id = current_user.tenant_id
+    if request.method == "POST":
+        raw = form.template_version_id.data or ""
+        return record_templates.get_version(tenant_id, int(raw)) if raw.isdigit() else None
+    template_id = _int_arg("template")
+    return record_templates.current_version(tenant_id, template_id) if template_id else None
 
 
 @bp.route("/patients/<int:patient_id>/records/new", methods=["GET", "POST"])
@@ -84,19 +108,24 @@ def create(patient_id: int):
         abort(404)
     form = RecordForm()
     form.set_doctors(records.clinic_doctors(current_user.tenant_id))
+    version = _chosen_version(form)
     if request.method == "GET":
         form.default_visit_time()
         if current_user.role == DOCTOR:
             form.doctor_id.data = current_user.id
+        if version is not None:
+            form.apply_template(version)
     if form.validate_on_submit():
         try:
-            record = records.create_record(actor, patient_id, form.to_input())
+            record = records.create_record(
+                actor, patient_id, form.to_input(), template_version_id=version.id if version else None
+            )
         except records.RecordError as error:
             _show_error(form, error)
         else:
             flash("Draft saved.", "success")
             return redirect(url_for("records.show", record_id=record.id), code=303)
-    return _form_page(form, patient, status=INVALID if request.method == "POST" else 200)
+    return _form_page(form, patient, version=version, status=INVALID if request.method == "POST" else 200)
 
 
 @bp.get("/records/<int:record_id>")
@@ -267,3 +296,95 @@ def clinical_summary(patient) -> dict | None:
         "immunization_form": ImmunizationForm(),
         "can_write": current_user.role in records.WRITERS,
     }
+
+
+# --- record templates (admins) ---------------------------------------------------------------------------
+
+can_manage_templates = roles(ADMIN)
+
+
+def _show_template_error(form: TemplateForm, error: records.RecordError) -> None:
+    target = form._fields.get(error.field or "")
+    (target.errors if target is not None else form.form_errors).append(error.message)
+
+
+def _templates_page(form: TemplateForm, status: int = 200):
+    return render_page(
+        "records/templates.html",
+        form=form,
+        status=status,
+        templates=record_templates.clinic_templates(current_user.tenant_id, include_archived=True),
+        used=record_templates.version_counts(current_user.tenant_id),
+        sections=record_templates.SECTIONS,
+    )
+
+
+@bp.get("/record-templates")
+@can_manage_templates
+def templates():
+    form = TemplateForm(sections=list(record_templates.SECTIONS))
+    return _templates_page(form)
+
+
+@bp.post("/record-templates")
+@can_manage_templates
+def create_template():
+    form = TemplateForm()
+    if form.validate_on_submit():
+        try:
+            template = record_templates.create_template(current_actor(), form.to_input())
+        except records.RecordError as error:
+            _show_template_error(form, error)
+        else:
+            flash(f"Template “{template.name}” created.", "success")
+            return redirect(url_for("records.templates"), code=303)
+    return _templates_page(form, status=INVALID)
+
+
+@bp.route("/record-templates/<int:template_id>", methods=["GET", "POST"])
+@can_manage_templates
+def edit_template(template_id: int):
+    template = get_scoped(RecordTemplate, template_id, current_user.tenant_id)
+    if template is None:
+        abort(404)
+    form = TemplateForm()
+    if request.method == "GET":
+        form.fill_from(template)
+    elif form.validate_on_submit():
+        try:
+            record_templates.update_template(current_actor(), template_id, form.to_input())
+        except records.RecordError as error:
+            _show_template_error(form, error)
+        else:
+            flash("Template saved. Records made before keep the version they came from.", "success")
+            return redirect(url_for("records.edit_template", template_id=template_id), code=303)
+    return render_page(
+        "records/template_edit.html",
+        form=form,
+        record_template=template,
+        sections=record_templates.SECTIONS,
+        status=INVALID if request.method == "POST" else 200,
+    )
+
+
+@bp.post("/record-templates/<int:template_id>/archive")
+@can_manage_templates
+def archive_template(template_id: int):
+    return _set_template_active(
+        template_id, False, "Template archived: it is no longer offered for new records."
+    )
+
+
+@bp.post("/record-templates/<int:template_id>/activate")
+@can_manage_templates
+def activate_template(template_id: int):
+    return _set_template_active(template_id, True, "Template offered again for new records.")
+
+
+def _set_template_active(template_id: int, active: bool, done: str):
+    try:
+        record_templates.set_template_active(current_actor(), template_id, active)
+    except LookupError:
+        abort(404)
+    flash(done, "success")
+    return redirect(url_for("records.templates"), code=303)

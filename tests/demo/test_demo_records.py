@@ -169,3 +169,17 @@ def test_without_the_code_list_nothing_is_created(app):
 
     assert db.session.scalar(select(func.count()).select_from(Tenant)) == 0
     assert db.session.scalar(select(func.count()).select_from(Icd10Code)) > 0
+
+
+def test_each_demo_clinic_ships_four_templates(app):
+    from healthcrm.demo.data import seed_demo
+    from healthcrm.records.models import RecordTemplate
+
+    seed_demo("demo-password-1")
+    names = sorted(t.name for t in db.session.scalars(select(RecordTemplate)))
+    assert names == sorted(["General visit", "Hepatology follow-up", "Vaccination", "Lab review"] * 2)
+    hepatology = db.session.scalars(
+        select(RecordTemplate).where(RecordTemplate.name == "Hepatology follow-up")
+    ).first()
+    assert hepatology.current.default_diagnoses[0]["code"] == "K70.31"
+    assert "assessment" in hepatology.current.sections

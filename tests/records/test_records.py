@@ -286,3 +286,50 @@ def test_future_immunization_is_refused(client, clinic):
         follow_redirects=True,
     )
     assert "The date cannot be in the future." in response.get_data(as_text=True)
+
+
+def test_labs_entered_on_the_record_form_belong_to_the_record(client, clinic):
+    login(client, clinic["doctor"].email)
+    record = _create(
+        client,
+        clinic,
+        **{
+            "labs-0-code": "1975-2",
+            "labs-0-value": "2.4",
+            "labs-0-ref_low": "0.1",
+            "labs-0-ref_high": "1.2",
+            "labs-0-observed_at": "2026-11-20 08:00",
+            "labs-1-code": "2951-2",
+            "labs-1-value": "131",
+            "labs-1-ref_low": "135",
+            "labs-1-ref_high": "145",
+            "labs-1-observed_at": "2026-11-20 08:00",
+        },
+    )
+    assert sorted((lab.code, lab.flag) for lab in record.labs) == [("1975-2", "H"), ("2951-2", "L")]
+    assert all(lab.patient_id == clinic["patient"].id for lab in record.labs)
+    page = client.get(f"/records/{record.id}").get_data(as_text=True)
+    assert "Bilirubin" in page and "High" in page
+
+
+def test_a_bad_lab_row_saves_neither_the_record_nor_any_lab(client, clinic):
+    from healthcrm.records.models import LabResult
+
+    login(client, clinic["doctor"].email)
+    response = client.post(
+        f"/patients/{clinic['patient'].id}/records/new",
+        data=_form(
+            clinic["doctor"].id,
+            **{
+                "labs-0-code": "1975-2",
+                "labs-0-value": "abc",
+                "labs-0-ref_low": "0.1",
+                "labs-0-ref_high": "1.2",
+                "labs-0-observed_at": "2026-11-20 08:00",
+            },
+        ),
+    )
+    assert response.status_code == 422
+    assert "Lab results: row 1" in response.get_data(as_text=True)
+    assert db.session.scalar(select(MedicalRecord.id)) is None
+    assert db.session.scalar(select(LabResult.id)) is None
