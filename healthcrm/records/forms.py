@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -19,6 +19,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..clock import local_to_utc, utc_to_local, utcnow
 from .models import ALLERGY_SEVERITIES, ALLERGY_STATUSES, ASCITES, ENCEPHALOPATHY, ROUTES
 from .record_templates import SECTIONS, TemplateInput
 from .services import DiagnosisInput, PrescriptionInput, RecordInput
@@ -93,6 +94,12 @@ class RecordForm(FlaskForm):
     def set_doctors(self, doctors) -> None:
         self.doctor_id.choices = {doctor.id: doctor.full_name for doctor in doctors}
 
+    # The clinic's time zone: the visit time is typed and shown in it, and kept in UTC.
+    zone = "UTC"
+
+    def set_zone(self, zone: str) -> None:
+        self.zone = zone
+
     def to_input(self) -> RecordInput:
         def number(field):
             return None if field.data is None else float(field.data)
@@ -121,7 +128,9 @@ class RecordForm(FlaskForm):
         ]
         return RecordInput(
             doctor_id=self.doctor_id.data,
-            visit_at=self.visit_at.data,
+            visit_at=local_to_utc(self.visit_at.data, self.zone)
+            if self.visit_at.data
+            else self.visit_at.data,
             chief_complaint=self.chief_complaint.data or "",
             treatment_plan=self.treatment_plan.data,
             notes=self.notes.data,
@@ -164,6 +173,7 @@ class RecordForm(FlaskForm):
             "follow_up_date",
         ):
             getattr(self, name).data = getattr(record, name)
+        self.visit_at.data = utc_to_local(record.visit_at, self.zone)
         self.ascites.data = record.ascites or ""
         self.encephalopathy.data = record.encephalopathy or ""
         for row, diagnosis in zip(self.diagnoses, record.diagnoses, strict=False):
@@ -188,7 +198,7 @@ class RecordForm(FlaskForm):
             row.form.primary.data = bool(diagnosis.get("primary"))
 
     def default_visit_time(self) -> None:
-        self.visit_at.data = datetime.now().replace(second=0, microsecond=0)
+        self.visit_at.data = utc_to_local(utcnow(), self.zone).replace(second=0, microsecond=0)
 
 
 class AddendumForm(FlaskForm):

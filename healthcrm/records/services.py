@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, User
+from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, Tenant, User
 from ..audit.models import AuditEvent
 from ..audit.services import Actor, record_event
-from ..clock import utcnow
+from ..clock import local_to_utc, utcnow
 from ..extensions import db
 from ..patients.models import Patient
 from ..tenancy import get_scoped, scoped
@@ -38,6 +38,9 @@ READERS = frozenset({ADMIN, DOCTOR, NURSE, COACH})
 WRITERS = frozenset({ADMIN, DOCTOR, NURSE})
 FINALIZERS = frozenset({ADMIN, DOCTOR})
 PAGE_SIZE = 20
+# The list counts matches up to this many and shows "1,000+" beyond: an exact count of a broad search
+# reads every matching record.
+RECORD_COUNT_CAP = 1_000
 MAX_QUERY_LENGTH = 100
 MAX_DIAGNOSES = 8
 MAX_PRESCRIPTIONS = 8
@@ -145,6 +148,7 @@ class RecordPage:
     page: int
     per_page: int
     filters: RecordFilters
+    total_is_capped: bool = False  # more than `total` records match; show "1,000+"
 
     @property
     def pages(self) -> int:
@@ -167,61 +171,74 @@ def _require(actor: Actor, roles: frozenset[str]) -> None:
 # --- reading -------------------------------------------------------------------------------------------
 
 
+def _term_matches(tenant_id: int, term: str) -> ColumnElement[bool]:
+    """Records whose complaint, notes, patient (name or MRN) or a diagnosis (name or code) contain `term`."""
+    like = f"%{term.lower()}%"
+    # Patients are few: their matching ids are found once per request (an uncorrelated IN, which PostgreSQL
+    # hashes and SQLite turns into a temporary index), not once per record. Diagnoses are many: a
+    # correlated EXISTS probes ix_diagnoses_record_id per record, which lets the page query stop after
+    # its 20 rows instead of first reading every diagnosis of the clinic.
+    matching_patients = select(Patient.id).where(
+        Patient.tenant_id == tenant_id,
+        or_(
+            func.lower(Patient.first_name).like(like),
+            func.lower(Patient.last_name).like(like),
+            func.lower(Patient.mrn).like(like),
+        ),
+    )
+    diagnosis_match = (
+        select(Diagnosis.id)
+        .where(
+            Diagnosis.record_id == MedicalRecord.id,
+            or_(
+                func.lower(Diagnosis.name).like(like),
+                # Codes are stored with their dot; "k7031" and "K70.31" both find them.
+                func.replace(func.lower(Diagnosis.code), ".", "").like(like.replace(".", "")),
+            ),
+        )
+        .correlate(MedicalRecord)
+        .exists()
+    )
+    return or_(
+        func.lower(MedicalRecord.chief_complaint).like(like),
+        func.lower(MedicalRecord.notes).like(like),
+        MedicalRecord.patient_id.in_(matching_patients),
+        diagnosis_match,
+    )
+
+
+def _count_up_to(statement: Select, cap: int) -> int:
+    """How many rows `statement` finds, counting no further than `cap` + 1 (so "more than cap" shows)."""
+    # Counting every match of a broad search reads most of the clinic's records; the list only needs to
+    # know whether there are more than it will show as a number.
+    limited = statement.with_only_columns(MedicalRecord.id).order_by(None).limit(cap + 1).subquery()
+    return db.session.scalar(select(func.count()).select_from(limited)) or 0
+
+
 def search_records(
     actor: Actor, filters: RecordFilters, page: int = 1, per_page: int = PAGE_SIZE
 ) -> RecordPage:
     """One page of the clinic's records, newest visit first, with patient, doctor and diagnoses loaded in
-    a fixed number of queries (count, page, diagnoses), audited as one list read."""
+    a fixed number of queries (count, page, diagnoses), audited as one list read. The total is counted up
+    to RECORD_COUNT_CAP; beyond it `total_is_capped` is set and the total is the cap."""
     _require(actor, READERS)
-    statement = scoped(MedicalRecord, actor.tenant_id).join(MedicalRecord.patient).join(MedicalRecord.doctor)
+    # No joins: patient and doctor are required foreign keys, so joining them filters nothing and only
+    # makes the count read two more tables.
+    statement = scoped(MedicalRecord, actor.tenant_id)
     for term in filters.query.split():
-        like = f"%{term.lower()}%"
-        diagnosis_match = (
-            select(Diagnosis.id)
-            .where(
-                Diagnosis.record_id == MedicalRecord.id,
-                or_(
-                    func.lower(Diagnosis.name).like(like),
-                    # Codes are stored with their dot; "k7031" and "K70.31" both find them.
-                    func.replace(func.lower(Diagnosis.code), ".", "").like(like.replace(".", "")),
-                ),
-            )
-            .correlate(MedicalRecord)
-            .exists()
-        )
-        patient_match = (
-            select(Patient.id)
-            .where(
-                Patient.id == MedicalRecord.patient_id,
-                or_(
-                    func.lower(Patient.first_name).like(like),
-                    func.lower(Patient.last_name).like(like),
-                    func.lower(Patient.mrn).like(like),
-                ),
-            )
-            .correlate(MedicalRecord)
-            .exists()
-        )
-        statement = statement.where(
-            or_(
-                func.lower(MedicalRecord.chief_complaint).like(like),
-                func.lower(MedicalRecord.notes).like(like),
-                patient_match,
-                diagnosis_match,
-            )
-        )
+        statement = statement.where(_term_matches(actor.tenant_id, term))
     if filters.doctor_id:
         statement = statement.where(MedicalRecord.doctor_id == filters.doctor_id)
     if filters.status in (DRAFT, FINALIZED):
         statement = statement.where(MedicalRecord.status == filters.status)
+    # Dates are the clinic's calendar days; visit times are stored in UTC.
+    zone = db.session.get(Tenant, actor.tenant_id).timezone
     if filters.date_from:
-        statement = statement.where(
-            MedicalRecord.visit_at >= datetime.combine(filters.date_from, datetime.min.time())
-        )
+        start = local_to_utc(datetime.combine(filters.date_from, datetime.min.time()), zone)
+        statement = statement.where(MedicalRecord.visit_at >= start)
     if filters.date_to:
-        statement = statement.where(
-            MedicalRecord.visit_at <= datetime.combine(filters.date_to, datetime.max.time())
-        )
+        end = local_to_utc(datetime.combine(filters.date_to + timedelta(days=1), datetime.min.time()), zone)
+        statement = statement.where(MedicalRecord.visit_at < end)
     if filters.has_attachments:
         statement = statement.where(MedicalRecord.attachment_count > 0)
     if filters.follow_up_due:
@@ -230,10 +247,9 @@ def search_records(
         )
     if filters.patient_id:
         statement = statement.where(MedicalRecord.patient_id == filters.patient_id)
-    total = db.session.scalar(
-        select(func.count()).select_from(statement.with_only_columns(MedicalRecord.id).subquery())
-    )
-    pages = max(1, math.ceil((total or 0) / per_page))
+    counted = _count_up_to(statement, RECORD_COUNT_CAP)
+    total, capped = min(counted, RECORD_COUNT_CAP), counted > RECORD_COUNT_CAP
+    pages = max(1, math.ceil(total / per_page))
     page = min(max(1, page), pages)
     # Audit first and commit, then load the page: a commit after loading would expire every row and the
     # template would reload each one (N+1).
@@ -251,7 +267,7 @@ def search_records(
             .limit(per_page)
         ).unique()
     )
-    return RecordPage(records, total or 0, page, per_page, filters)
+    return RecordPage(records, total, page, per_page, filters, total_is_capped=capped)
 
 
 def get_record(actor: Actor, record_id: int, *, audit: bool = True) -> MedicalRecord | None:

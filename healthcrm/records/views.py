@@ -107,6 +107,7 @@ def create(patient_id: int):
     if patient is None:
         abort(404)
     form = RecordForm()
+    form.set_zone(current_user.tenant.timezone)
     form.set_doctors(records.clinic_doctors(current_user.tenant_id))
     version = _chosen_version(form)
     if request.method == "GET":
@@ -154,6 +155,7 @@ def edit(record_id: int):
         flash("This record is finalized; add an addendum to correct it.", "warning")
         return redirect(url_for("records.show", record_id=record.id), code=303)
     form = RecordForm()
+    form.set_zone(current_user.tenant.timezone)
     form.set_doctors(records.clinic_doctors(current_user.tenant_id))
     if request.method == "GET":
         form.fill_from(record)

@@ -333,3 +333,20 @@ def test_a_bad_lab_row_saves_neither_the_record_nor_any_lab(client, clinic):
     assert "Lab results: row 1" in response.get_data(as_text=True)
     assert db.session.scalar(select(MedicalRecord.id)) is None
     assert db.session.scalar(select(LabResult.id)) is None
+
+
+def test_the_visit_time_is_typed_and_shown_in_clinic_time(client, clinic):
+    # The factory clinic is in America/Chicago (UTC-6 in November).
+    login(client, clinic["doctor"].email)
+    record = _create(client, clinic, visit_at="2026-11-20T09:30")
+    assert record.visit_at.isoformat() == "2026-11-20T15:30:00"
+    page = client.get(f"/records/{record.id}/edit").get_data(as_text=True)
+    assert 'value="2026-11-20T09:30"' in page
+    assert "20 Nov 2026, 09:30" in client.get(f"/records/{record.id}").get_data(as_text=True)
+
+
+def test_date_filters_are_clinic_calendar_days(client, clinic):
+    login(client, clinic["doctor"].email)
+    _create(client, clinic, visit_at="2026-11-20T21:00")  # 03:00 UTC on the 21st
+    assert "Fatigue" in client.get("/records?from=2026-11-20&to=2026-11-20").get_data(as_text=True)
+    assert "No records match" in client.get("/records?from=2026-11-21").get_data(as_text=True)

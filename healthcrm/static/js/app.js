@@ -44,4 +44,25 @@
     if (list) { list.innerHTML = ""; }
     if (code) { code.focus(); }
   });
+
+  // An open list closes with Escape in its code box, or when the person clicks elsewhere on the page.
+  function closeLists(except) {
+    var lists = document.querySelectorAll(".diagnosis-row .icd10-results");
+    for (var i = 0; i < lists.length; i++) {
+      if (lists[i] !== except && lists[i].firstChild) { lists[i].innerHTML = ""; }
+    }
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !event.target.classList || !event.target.classList.contains("icd10-code")) { return; }
+    var row = event.target.closest(".diagnosis-row");
+    var list = row && row.querySelector(".icd10-results");
+    if (list && list.firstChild) {
+      list.innerHTML = "";
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var row = event.target.closest && event.target.closest(".diagnosis-row");
+    closeLists(row ? row.querySelector(".icd10-results") : null);
+  });
 })();
