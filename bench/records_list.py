@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, render_template
+from flask_migrate import upgrade
 from jinja2 import DictLoader
 from sqlalchemy import event, insert, select, text
 from sqlalchemy.orm import joinedload, selectinload
@@ -320,8 +321,11 @@ def main() -> None:
         }
     )
     with app.app_context():
+        # The schema as production has it: the migrations, which add PostgreSQL's trigram search indexes.
         db.drop_all()
-        db.create_all()
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade()
         started = time.perf_counter()
         _, doctor = _seed(args.records, args.labs)
         seeded = time.perf_counter() - started

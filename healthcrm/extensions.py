@@ -25,7 +25,15 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate(render_as_batch=True, compare_type=True)
+
+
+def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic autogenerate leaves alone PostgreSQL's trigram search indexes (`*_trgm`): they exist only
+    in their own migration, since SQLite and the models cannot express them."""
+    return not (type_ == "index" and name and name.endswith("_trgm"))
+
+
+migrate = Migrate(render_as_batch=True, compare_type=True, include_object=include_in_autogenerate)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()

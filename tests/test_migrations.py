@@ -11,7 +11,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, inspect, text
 
 from healthcrm import create_app
-from healthcrm.extensions import db
+from healthcrm.extensions import db, include_in_autogenerate
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
@@ -48,7 +48,9 @@ def migrated_app(tmp_path):
 
 def test_migrations_match_the_models(migrated_app):
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": include_in_autogenerate}
+        )
         differences = compare_metadata(context, db.metadata)
     assert differences == [], f"models and migrations differ; run `flask db migrate`: {differences}"
 
