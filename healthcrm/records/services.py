@@ -7,6 +7,7 @@ coaches read.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -284,9 +285,29 @@ def get_record(actor: Actor, record_id: int, *, audit: bool = True) -> MedicalRe
     return record
 
 
-def record_history(record: MedicalRecord) -> list[AuditEvent]:
-    """The record's own audit events (who viewed or changed it, when), newest first."""
-    return list(
+HISTORY_ACTIONS = {
+    "record.view": "Viewed",
+    "record.create": "Created",
+    "record.update": "Edited",
+    "record.finalize": "Finalized",
+    "record.addendum": "Addendum added",
+    "record.delete": "Deleted",
+}
+HISTORY_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    occurred_at: datetime
+    who: str
+    what: str
+    fields: list[str]
+
+
+def record_history(record: MedicalRecord) -> list[HistoryEntry]:
+    """The record's own audit events (who viewed or changed it, when), newest first, with people's names
+    (one query for the events, one for the names)."""
+    events = list(
         db.session.scalars(
             select(AuditEvent)
             .where(
@@ -295,9 +316,31 @@ def record_history(record: MedicalRecord) -> list[AuditEvent]:
                 AuditEvent.resource_id == str(record.id),
             )
             .order_by(AuditEvent.id.desc())
-            .limit(200)
+            .limit(HISTORY_LIMIT)
         )
     )
+    user_ids = {event.actor_user_id for event in events if event.actor_user_id}
+    names = (
+        dict(
+            db.session.execute(
+                select(User.id, User.full_name).where(
+                    User.tenant_id == record.tenant_id, User.id.in_(user_ids)
+                )
+            ).all()
+        )
+        if user_ids
+        else {}
+    )
+    return [
+        HistoryEntry(
+            occurred_at=event.occurred_at,
+            who=names.get(event.actor_user_id)
+            or (event.actor_role or "system").replace("_", " ").capitalize(),
+            what=HISTORY_ACTIONS.get(event.action, event.action),
+            fields=[name.replace("_", " ") for name in json.loads(event.changed_fields or "[]")],
+        )
+        for event in events
+    ]
 
 
 def clinic_doctors(tenant_id: int) -> list[User]:

@@ -350,3 +350,15 @@ def test_date_filters_are_clinic_calendar_days(client, clinic):
     _create(client, clinic, visit_at="2026-11-20T21:00")  # 03:00 UTC on the 21st
     assert "Fatigue" in client.get("/records?from=2026-11-20&to=2026-11-20").get_data(as_text=True)
     assert "No records match" in client.get("/records?from=2026-11-21").get_data(as_text=True)
+
+
+def test_record_history_names_everyone_who_opened_it(client, clinic):
+    login(client, clinic["doctor"].email)
+    record = _create(client, clinic)
+    client.post("/logout", data={})
+    login(client, clinic["coach"].email)
+    client.get(f"/records/{record.id}")
+    page = client.get(f"/records/{record.id}").get_data(as_text=True)
+    history = page[page.index("History of this record"):]
+    assert clinic["coach"].full_name in history and clinic["doctor"].full_name in history
+    assert "Viewed" in history and "Created" in history and "chief complaint" in history

@@ -94,6 +94,8 @@
           },
           y: {
             grace: "10%",
+            // Lab values are never negative: the grace padding must not push the axis below zero.
+            afterDataLimits: function (scale) { if (scale.min < 0) { scale.min = 0; } },
             title: { display: Boolean(test.unit), text: test.unit }
           }
         },
