@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from ..accounts.models import COACH, User
 from ..audit.services import Actor, record_event
 from ..extensions import db
+from ..paging import PageWindow
 from ..tenancy import get_scoped, scoped
 from .models import CARE_STAGES, SEXES, EmergencyContact, Patient
 
@@ -46,33 +47,13 @@ class PatientError(Exception):
 
 
 @dataclass(frozen=True)
-class PatientPage:
+class PatientPage(PageWindow):
     patients: list[Patient]
     total: int
     page: int
     per_page: int
     query: str
     care_stage: str
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def first_index(self) -> int:
-        return 0 if self.total == 0 else (self.page - 1) * self.per_page + 1
-
-    @property
-    def last_index(self) -> int:
-        return min(self.total, self.page * self.per_page)
 
 
 @dataclass(frozen=True)

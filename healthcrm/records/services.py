@@ -20,6 +20,7 @@ from ..audit.models import AuditEvent
 from ..audit.services import Actor, record_event
 from ..clock import local_to_utc, utcnow
 from ..extensions import db
+from ..paging import PageWindow
 from ..patients.models import Patient
 from ..tenancy import get_scoped, scoped
 from .models import (
@@ -143,25 +144,13 @@ class RecordFilters:
 
 
 @dataclass(frozen=True)
-class RecordPage:
+class RecordPage(PageWindow):
     records: list[MedicalRecord]
     total: int
     page: int
     per_page: int
     filters: RecordFilters
     total_is_capped: bool = False  # more than `total` records match; show "1,000+"
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def first_index(self) -> int:
-        return 0 if self.total == 0 else (self.page - 1) * self.per_page + 1
-
-    @property
-    def last_index(self) -> int:
-        return min(self.total, self.page * self.per_page)
 
 
 def _require(actor: Actor, roles: frozenset[str]) -> None:

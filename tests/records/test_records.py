@@ -359,6 +359,6 @@ def test_record_history_names_everyone_who_opened_it(client, clinic):
     login(client, clinic["coach"].email)
     client.get(f"/records/{record.id}")
     page = client.get(f"/records/{record.id}").get_data(as_text=True)
-    history = page[page.index("History of this record"):]
+    history = page[page.index("History of this record") :]
     assert clinic["coach"].full_name in history and clinic["doctor"].full_name in history
     assert "Viewed" in history and "Created" in history and "chief complaint" in history
