@@ -477,16 +477,21 @@ def create_record(
         status=DRAFT,
     )
     db.session.add(record)
+    return _save(actor, record, data, "record.create")
+
+
+def _save(actor: Actor, record: MedicalRecord, data: RecordInput, action: str) -> MedicalRecord:
+    """Apply validated input and the form's new labs to a record, audit the changed fields, commit."""
     changed = _apply(record, data)
     db.session.flush()
     if _stage_labs(actor, record, data):
         changed.append("labs")
     record_event(
         actor,
-        "record.create",
+        action,
         resource_type="record",
         resource_id=record.id,
-        patient_id=patient.id,
+        patient_id=record.patient_id,
         changed_fields=changed,
     )
     db.session.commit()
@@ -507,19 +512,7 @@ def update_record(actor: Actor, record_id: int, data: RecordInput) -> MedicalRec
     _require(actor, WRITERS)
     record = _draft_for_change(actor, record_id)
     _validate(actor, data)
-    changed = _apply(record, data)
-    if _stage_labs(actor, record, data):
-        changed.append("labs")
-    record_event(
-        actor,
-        "record.update",
-        resource_type="record",
-        resource_id=record.id,
-        patient_id=record.patient_id,
-        changed_fields=changed,
-    )
-    db.session.commit()
-    return record
+    return _save(actor, record, data, "record.update")
 
 
 def delete_record(actor: Actor, record_id: int) -> int:
