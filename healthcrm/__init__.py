@@ -52,6 +52,7 @@ def register_extensions(app: Flask) -> None:
     from .jobs import tasks as _tasks  # noqa: F401
     from .patients import models as _patients  # noqa: F401
     from .records import models as _records  # noqa: F401
+    from .records import search as _search  # noqa: F401  (search index DDL and its session hook)
 
 
 @event.listens_for(Engine, "connect")

@@ -29,11 +29,21 @@ db = SQLAlchemy(model_class=Base)
 
 def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
     """Alembic autogenerate leaves alone PostgreSQL's trigram search indexes (`*_trgm`): they exist only
-    in their own migration, since SQLite and the models cannot express them."""
+    as DDL (migrations and `healthcrm.records.search`), since the models cannot express them."""
     return not (type_ == "index" and name and name.endswith("_trgm"))
 
 
-migrate = Migrate(render_as_batch=True, compare_type=True, include_object=include_in_autogenerate)
+def include_name_in_autogenerate(name, type_, parent_names) -> bool:
+    """Nor does it reflect SQLite's full-text search tables (`record_search` and its shadow tables)."""
+    return not (type_ == "table" and name and name.startswith("record_search"))
+
+
+migrate = Migrate(
+    render_as_batch=True,
+    compare_type=True,
+    include_object=include_in_autogenerate,
+    include_name=include_name_in_autogenerate,
+)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()

@@ -78,6 +78,9 @@ class MedicalRecord(TenantScoped, db.Model):
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime)
     finalized_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     attachment_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Lower-cased complaint, notes, patient names and MRN, diagnoses: what the list's search reads
+    # (kept by `records.search`, indexed there).
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, Tenant, User
@@ -35,6 +35,7 @@ from .models import (
     Prescription,
     TemplateVersion,
 )
+from .search import text_matches
 
 READERS = frozenset({ADMIN, DOCTOR, NURSE, COACH})
 WRITERS = frozenset({ADMIN, DOCTOR, NURSE})
@@ -161,42 +162,6 @@ def _require(actor: Actor, roles: frozenset[str]) -> None:
 # --- reading -------------------------------------------------------------------------------------------
 
 
-def _term_matches(tenant_id: int, term: str) -> ColumnElement[bool]:
-    """Records whose complaint, notes, patient (name or MRN) or a diagnosis (name or code) contain `term`."""
-    like = f"%{term.lower()}%"
-    # Patients are few: their matching ids are found once per request (an uncorrelated IN, which PostgreSQL
-    # hashes and SQLite turns into a temporary index), not once per record. Diagnoses are many: a
-    # correlated EXISTS probes ix_diagnoses_record_id per record, which lets the page query stop after
-    # its 20 rows instead of first reading every diagnosis of the clinic.
-    matching_patients = select(Patient.id).where(
-        Patient.tenant_id == tenant_id,
-        or_(
-            func.lower(Patient.first_name).like(like),
-            func.lower(Patient.last_name).like(like),
-            func.lower(Patient.mrn).like(like),
-        ),
-    )
-    diagnosis_match = (
-        select(Diagnosis.id)
-        .where(
-            Diagnosis.record_id == MedicalRecord.id,
-            or_(
-                func.lower(Diagnosis.name).like(like),
-                # Codes are stored with their dot; "k7031" and "K70.31" both find them.
-                func.replace(func.lower(Diagnosis.code), ".", "").like(like.replace(".", "")),
-            ),
-        )
-        .correlate(MedicalRecord)
-        .exists()
-    )
-    return or_(
-        func.lower(MedicalRecord.chief_complaint).like(like),
-        func.lower(MedicalRecord.notes).like(like),
-        MedicalRecord.patient_id.in_(matching_patients),
-        diagnosis_match,
-    )
-
-
 def _count_up_to(statement: Select, cap: int) -> int:
     """How many rows `statement` finds, counting no further than `cap` + 1 (so "more than cap" shows)."""
     # Counting every match of a broad search reads most of the clinic's records; the list only needs to
@@ -215,8 +180,8 @@ def search_records(
     # No joins: patient and doctor are required foreign keys, so joining them filters nothing and only
     # makes the count read two more tables.
     statement = scoped(MedicalRecord, actor.tenant_id)
-    for term in filters.query.split():
-        statement = statement.where(_term_matches(actor.tenant_id, term))
+    if filters.query:
+        statement = statement.where(*text_matches(filters.query))
     if filters.doctor_id:
         statement = statement.where(MedicalRecord.doctor_id == filters.doctor_id)
     if filters.status in (DRAFT, FINALIZED):

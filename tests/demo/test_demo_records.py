@@ -183,3 +183,14 @@ def test_each_demo_clinic_ships_four_templates(app):
     ).first()
     assert hepatology.current.default_diagnoses[0]["code"] == "K70.31"
     assert "assessment" in hepatology.current.sections
+
+
+def test_demo_records_are_found_by_the_search(app):
+    seed_demo(None)
+
+    for record in _records(_tenant("lakeside"))[:25]:
+        patient = record.patient
+        assert patient.last_name.lower() in record.search_text
+        assert patient.mrn.lower() in record.search_text
+        for diagnosis in record.diagnoses:
+            assert diagnosis.code.replace(".", "").lower() in record.search_text

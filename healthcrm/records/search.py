@@ -1,0 +1,162 @@
+"""The records text search: one lower-cased `search_text` per record, indexed for substring search.
+
+A record is found by its chief complaint, notes, patient (first name, last name, MRN) and diagnoses (name,
+code with and without its dot). Those live in three tables; searching them with an OR of LIKEs across
+joins reads the whole clinic. Instead each record keeps their text in one column, kept current by a
+session hook (any change to a record, its diagnoses or its patient's name or MRN refreshes it in the same
+flush), and that column is indexed:
+
+- SQLite: an FTS5 table with the trigram tokenizer (external content, kept by triggers), so a term of three
+  or more characters is a substring lookup in the index. Shorter terms fall back to LIKE on the column.
+- PostgreSQL: a pg_trgm GIN index on the column, which LIKE '%term%' uses.
+
+The index objects are created with the table (`create_all`, used by the tests) and by the migration
+that added the column; `flask db` autogenerate leaves them alone (see `healthcrm.extensions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import DDL, ColumnElement, event, inspect, literal_column, select, table
+from sqlalchemy.orm import Session
+
+from ..extensions import db
+from ..patients.models import Patient
+from .models import Diagnosis, MedicalRecord
+
+FTS_TABLE = "record_search"
+# The SQLite trigram tokenizer indexes runs of three characters: shorter terms cannot use it.
+FTS_MIN_TERM = 3
+
+SQLITE_DDL = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS record_search USING fts5("
+    "search_text, content='medical_records', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER IF NOT EXISTS record_search_ai AFTER INSERT ON medical_records BEGIN "
+    "INSERT INTO record_search(rowid, search_text) VALUES (new.id, new.search_text); END",
+    "CREATE TRIGGER IF NOT EXISTS record_search_ad AFTER DELETE ON medical_records BEGIN "
+    "INSERT INTO record_search(record_search, rowid, search_text) VALUES ('delete', old.id, old.search_text);"
+    " END",
+    "CREATE TRIGGER IF NOT EXISTS record_search_au AFTER UPDATE OF search_text ON medical_records BEGIN "
+    "INSERT INTO record_search(record_search, rowid, search_text) VALUES ('delete', old.id, old.search_text);"
+    " INSERT INTO record_search(rowid, search_text) VALUES (new.id, new.search_text); END",
+]
+SQLITE_DROP = ["DROP TABLE IF EXISTS record_search"]
+POSTGRES_DDL = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX IF NOT EXISTS ix_records_search_trgm ON medical_records "
+    "USING gin (search_text gin_trgm_ops)",
+]
+
+for _statement in SQLITE_DDL:
+    event.listen(MedicalRecord.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in SQLITE_DROP:
+    event.listen(MedicalRecord.__table__, "before_drop", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in POSTGRES_DDL:
+    event.listen(MedicalRecord.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+
+
+def build_search_text(
+    chief_complaint: str | None,
+    notes: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    mrn: str | None,
+    diagnoses: Iterable[tuple[str, str]],
+) -> str:
+    """The text a record is found by, lower-cased, one part per line (a search term has no whitespace,
+    so it never matches across two parts). `diagnoses` are (code, name) pairs."""
+    parts = [chief_complaint, notes, first_name, last_name, mrn]
+    for code, name in diagnoses:
+        # "K70.31" and "k7031" both find a diagnosis.
+        parts += [name, code, (code or "").replace(".", "")]
+    return "\n".join(part.strip().lower() for part in parts if part and part.strip())
+
+
+def record_search_text(record: MedicalRecord, session: Session) -> str:
+    patient = record.patient
+    if patient is None and record.patient_id is not None:
+        patient = session.get(Patient, record.patient_id)
+    return build_search_text(
+        record.chief_complaint,
+        record.notes,
+        patient.first_name if patient else None,
+        patient.last_name if patient else None,
+        patient.mrn if patient else None,
+        ((diagnosis.code, diagnosis.name) for diagnosis in record.diagnoses),
+    )
+
+
+def _fts_phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _like_pattern(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def text_matches(query: str) -> list[ColumnElement[bool]]:
+    """Conditions for records whose complaint, notes, patient name or MRN, or a diagnosis name or code
+    contain every whitespace-separated term of `query` (case-insensitive, each term a literal substring)."""
+    terms = [term.lower() for term in query.split()]
+    if db.session.get_bind().dialect.name == "sqlite":
+        indexed = [term for term in terms if len(term) >= FTS_MIN_TERM]
+        conditions = [_like(term) for term in terms if len(term) < FTS_MIN_TERM]
+        if indexed:
+            # One lookup in the index for all the long terms (an FTS5 AND of quoted phrases).
+            matching = (
+                select(literal_column("rowid"))
+                .select_from(table(FTS_TABLE))
+                .where(literal_column(FTS_TABLE).op("MATCH")(" AND ".join(map(_fts_phrase, indexed))))
+            )
+            conditions.insert(0, MedicalRecord.id.in_(matching))
+        return conditions
+    return [_like(term) for term in terms]
+
+
+def _like(term: str) -> ColumnElement[bool]:
+    return MedicalRecord.search_text.like(_like_pattern(term), escape="\\")
+
+
+@event.listens_for(Session, "before_flush")
+def _refresh_search_text(session: Session, _flush_context, _instances) -> None:
+    """Keep `MedicalRecord.search_text` current in the flush that changes what it is made of."""
+    with session.no_autoflush:
+        for record in _touched_records(session):
+            if record in session.deleted:
+                continue
+            text = record_search_text(record, session)
+            if record.search_text != text:
+                record.search_text = text
+
+
+def _touched_records(session: Session) -> set[MedicalRecord]:
+    """New or changed records, records whose diagnoses changed, records of patients renamed."""
+    records: set[MedicalRecord] = set()
+    changed_patients: list[Patient] = []
+    for instance in (*session.new, *session.dirty):
+        if isinstance(instance, MedicalRecord):
+            records.add(instance)
+        elif isinstance(instance, Diagnosis):
+            record = instance.record
+            if record is None and instance.record_id is not None:
+                record = session.get(MedicalRecord, instance.record_id)
+            if record is not None:
+                records.add(record)
+        elif isinstance(instance, Patient) and instance.id is not None and _names_changed(instance):
+            changed_patients.append(instance)
+    if changed_patients:
+        records.update(
+            session.scalars(
+                select(MedicalRecord).where(
+                    MedicalRecord.patient_id.in_([patient.id for patient in changed_patients])
+                )
+            )
+        )
+    return records
+
+
+def _names_changed(patient: Patient) -> bool:
+    state = inspect(patient)
+    return any(state.attrs[name].history.has_changes() for name in ("first_name", "last_name", "mrn"))
