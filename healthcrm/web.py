@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from jinja2_fragments.flask import render_block
+from jinja2_fragments.flask import render_block, render_blocks
 from werkzeug.exceptions import HTTPException
 
 from .access import enforce_access, public
@@ -42,6 +42,12 @@ def render_page(template: str, *, block: str | None = None, status: int = 200, *
     response = current_app.make_response((body, status))
     response.vary.add("HX-Request")
     return response
+
+
+def render_fragment(template: str, *blocks: str, status: int = 200, **context) -> Response:
+    """Render only `blocks` of a page template, in order, for an endpoint that only htmx asks (one more row
+    of a form, with the button that asks for the next): the fragment stays part of its page's template."""
+    return current_app.make_response((render_blocks(template, list(blocks), **context), status))
 
 
 def safe_next(target: str | None, default: str) -> str:

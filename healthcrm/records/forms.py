@@ -22,10 +22,14 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ..clock import local_to_utc, utc_to_local, utcnow
 from .models import ALLERGY_SEVERITIES, ALLERGY_STATUSES, ASCITES, ENCEPHALOPATHY, ROUTES
 from .record_templates import SECTIONS, TemplateInput
-from .services import DiagnosisInput, PrescriptionInput, RecordInput
+from .services import MAX_DIAGNOSES, MAX_PRESCRIPTIONS, DiagnosisInput, PrescriptionInput, RecordInput
 
-DIAGNOSIS_ROWS = 4
-PRESCRIPTION_ROWS = 3
+# Empty rows a new record starts with; "Add …" buttons add one more at a time, up to the limits.
+DIAGNOSIS_ROWS = 2
+PRESCRIPTION_ROWS = 2
+LAB_ROWS = 2
+# New lab results saved with one record form (the lab page's CSV import takes more).
+MAX_LABS = 20
 UNSET = {"": "Not assessed"}
 
 
@@ -55,7 +59,8 @@ class LabRow(Form):
     observed_at = StringField("Observed", validators=[Optional(), Length(max=20)])
 
 
-LAB_ROWS = 4
+# The record form's sections of repeated rows (their field names); each field's max_entries is its limit.
+ROW_SECTIONS = ("diagnoses", "prescriptions", "labs")
 
 
 class RecordForm(FlaskForm):
@@ -81,11 +86,11 @@ class RecordForm(FlaskForm):
         "Hepatic encephalopathy", choices=UNSET | ENCEPHALOPATHY, validate_choice=False, default=""
     )
     on_dialysis = BooleanField("Dialysis twice or more in the past week")
-    diagnoses = FieldList(FormField(DiagnosisRow), min_entries=DIAGNOSIS_ROWS, max_entries=DIAGNOSIS_ROWS)
+    diagnoses = FieldList(FormField(DiagnosisRow), min_entries=DIAGNOSIS_ROWS, max_entries=MAX_DIAGNOSES)
     prescriptions = FieldList(
-        FormField(PrescriptionRow), min_entries=PRESCRIPTION_ROWS, max_entries=PRESCRIPTION_ROWS
+        FormField(PrescriptionRow), min_entries=PRESCRIPTION_ROWS, max_entries=MAX_PRESCRIPTIONS
     )
-    labs = FieldList(FormField(LabRow), min_entries=LAB_ROWS, max_entries=LAB_ROWS)
+    labs = FieldList(FormField(LabRow), min_entries=LAB_ROWS, max_entries=MAX_LABS)
     treatment_plan = TextAreaField("Treatment plan", validators=[Optional(), Length(max=10000)])
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=20000)])
     follow_up_required = BooleanField("Follow-up required")
@@ -93,6 +98,22 @@ class RecordForm(FlaskForm):
 
     def set_doctors(self, doctors) -> None:
         self.doctor_id.choices = {doctor.id: doctor.full_name for doctor in doctors}
+
+    def add_row(self, section: str):
+        """One more empty row at the end of `section` ("diagnoses", "prescriptions" or "labs"), keeping what
+        was typed in the others; None for an unknown section or one that is full."""
+        if section not in ROW_SECTIONS:
+            return None
+        rows = self[section]
+        return rows.append_entry() if len(rows) < rows.max_entries else None
+
+    def empty_row(self, section: str, index: int):
+        """The empty row at position `index` of `section` (the "Add …" buttons' fragment), or None when
+        the section has no such position."""
+        if section not in ROW_SECTIONS or not 0 <= index < self[section].max_entries:
+            return None
+        _room_for(self[section], index + 1, spare=False)
+        return self[section][index]
 
     # The clinic's time zone: the visit time is typed and shown in it, and kept in UTC.
     zone = "UTC"
@@ -176,6 +197,8 @@ class RecordForm(FlaskForm):
         self.visit_at.data = utc_to_local(record.visit_at, self.zone)
         self.ascites.data = record.ascites or ""
         self.encephalopathy.data = record.encephalopathy or ""
+        _room_for(self.diagnoses, len(record.diagnoses))
+        _room_for(self.prescriptions, len(record.prescriptions))
         for row, diagnosis in zip(self.diagnoses, record.diagnoses, strict=False):
             row.form.code.data, row.form.name.data = diagnosis.code, diagnosis.name
             row.form.primary.data, row.form.notes.data = diagnosis.is_primary, diagnosis.notes
@@ -192,6 +215,7 @@ class RecordForm(FlaskForm):
         if version.prefill.get("follow_up_days"):
             self.follow_up_required.data = True
             self.follow_up_date.data = date.today() + timedelta(days=int(version.prefill["follow_up_days"]))
+        _room_for(self.diagnoses, len(version.default_diagnoses))
         for row, diagnosis in zip(self.diagnoses, version.default_diagnoses, strict=False):
             row.form.code.data = diagnosis["code"]
             row.form.name.data = diagnosis["name"]
@@ -199,6 +223,13 @@ class RecordForm(FlaskForm):
 
     def default_visit_time(self) -> None:
         self.visit_at.data = utc_to_local(utcnow(), self.zone).replace(second=0, microsecond=0)
+
+
+def _room_for(rows: FieldList, filled: int, *, spare: bool = True) -> None:
+    """Rows for `filled` saved entries, and an empty one after them when `spare` (within the limit)."""
+    wanted = min(filled + (1 if spare else 0), rows.max_entries)
+    while len(rows) < wanted:
+        rows.append_entry()
 
 
 class AddendumForm(FlaskForm):

@@ -1,9 +1,9 @@
 """Staff pages for a patient's lab results: the trend page, adding several rows at once, and the CSV
-import (upload → preview → confirm)."""
+import (upload → preview → confirm; a confirm sent twice imports once)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_htmx.responses import HTMXResponseClientRedirect
 from flask_login import current_user
 
@@ -129,12 +129,17 @@ def add(patient_id: int):
 
 
 def _import_page(patient, *, preview=None, csv_text="", message="", status=200):
+    # A preview that can be imported carries a fresh one-time token for its confirm button.
+    token = ""
+    if preview is not None and preview.can_import:
+        token = labs.issue_import_token(current_app.secret_key, patient.id, current_user.id)
     return render_page(
         "records/lab_import.html",
         block="import_area",
         patient=patient,
         preview=preview,
         csv_text=csv_text,
+        import_token=token,
         message=message,
         flag_labels=labs.FLAG_LABELS,
         columns=labs.CSV_COLUMNS,
@@ -153,9 +158,15 @@ def import_labs(patient_id: int):
     if request.form.get("step") == "confirm":
         text = request.form.get("csv_text", "")
         try:
-            saved = labs.import_lab_csv(current_actor(), patient.id, text, zone=_zone())
+            import_id = labs.read_import_token(
+                current_app.secret_key, request.form.get("import_token", ""), patient.id, current_user.id
+            )
+            saved = labs.import_lab_csv(current_actor(), patient.id, text, zone=_zone(), import_id=import_id)
         except LookupError:
             abort(404)
+        except labs.LabAlreadyImported as error:
+            flash(error.message, "info")
+            return redirect(url_for("labs.index", patient_id=patient.id), code=303)
         except labs.LabError as error:
             preview = labs.parse_lab_csv(text, zone=_zone())
             return _import_page(

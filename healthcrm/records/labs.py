@@ -12,12 +12,17 @@ import csv
 import io
 import math
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
+
 from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
+from ..audit.models import AuditEvent
 from ..audit.services import Actor, record_event
 from ..clock import utcnow
 from ..extensions import db
@@ -34,6 +39,7 @@ CSV_MAX_ROWS = 5_000
 # The preview sends the CSV back in a form field; browsers turn every line end into CRLF, so the field can
 # be up to twice the file. The import view raises its form field limit to this.
 CSV_FORM_FIELD_BYTES = 2 * CSV_MAX_BYTES + 64 * 1024
+IMPORT_SIGNING_SALT = "lab-import"
 # Lab analysers and people's clocks disagree by a little; more than this ahead of now is a typo.
 FUTURE_TOLERANCE = timedelta(minutes=10)
 EARLIEST_YEAR = 1900
@@ -97,6 +103,13 @@ class LabError(Exception):
 
 class LabFileTooLarge(LabError):
     """The uploaded file is over `CSV_MAX_BYTES` (the view answers 413)."""
+
+
+class LabAlreadyImported(LabError):
+    """The previewed file was imported already (a confirm sent twice): nothing was saved again."""
+
+    def __init__(self):
+        super().__init__("This file was already imported; nothing was saved again.")
 
 
 @dataclass(frozen=True)
@@ -595,25 +608,77 @@ def add_lab_results(
     return results
 
 
-def import_lab_csv(actor: Actor, patient_id: int, text: str, *, zone: str = "UTC") -> list[LabResult]:
+def issue_import_token(secret_key: str, patient_id: int, user_id: int | None) -> str:
+    """A signed one-time token for confirming one previewed file: it names a fresh random import id, the
+    patient and the person who previewed it. `read_import_token` gives the id back; the import records it."""
+    payload = {"import": secrets.token_hex(8), "patient": patient_id, "user": user_id}
+    return URLSafeTimedSerializer(secret_key, salt=IMPORT_SIGNING_SALT).dumps(payload)
+
+
+def read_import_token(secret_key: str, token: str, patient_id: int, user_id: int | None) -> str:
+    """The import id of a token from `issue_import_token`, if it is intact and was issued for this patient and
+    person; otherwise LabError (the person uploads the file again).
+
+    Tokens do not expire: one is no permission (the confirm still needs a signed-in writer), only the name of
+    one import, so an old page sent again must still be recognised as already imported.
+    """
+    try:
+        payload = URLSafeTimedSerializer(secret_key, salt=IMPORT_SIGNING_SALT).loads(token)
+    except BadSignature:
+        payload = None
+    if not (
+        isinstance(payload, dict)
+        and payload.get("patient") == patient_id
+        and payload.get("user") == user_id
+        and re.fullmatch(r"[0-9a-f]{16}", str(payload.get("import")))
+    ):
+        raise LabError("This preview could not be checked. Upload the file again to import it.")
+    return payload["import"]
+
+
+def _already_imported(tenant_id: int, patient_id: int, import_id: str, before_event_id: int | None) -> bool:
+    """Whether a `lab.import` event (before `before_event_id`, when given) names this import id."""
+    query = select(AuditEvent.id).where(
+        AuditEvent.tenant_id == tenant_id,
+        AuditEvent.patient_id == patient_id,
+        AuditEvent.action == "lab.import",
+        AuditEvent.resource_id.startswith(f"{import_id}:", autoescape=True),
+    )
+    if before_event_id is not None:
+        query = query.where(AuditEvent.id < before_event_id)
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def import_lab_csv(
+    actor: Actor, patient_id: int, text: str, *, zone: str = "UTC", import_id: str | None = None
+) -> list[LabResult]:
     """Save every row of a CSV file, or none: the file is parsed again and must have no errors.
 
-    One `lab.import` event records the import; its resource id says how many rows it saved.
+    One `lab.import` event records the import; its resource id says how many rows it saved, after the
+    `import_id` of the preview's token when there is one. An import id is used once: a second import with it
+    (the confirm sent twice) raises LabAlreadyImported and saves nothing.
     """
     _require(actor, LAB_WRITERS)
     patient, _ = _patient_and_record(actor, patient_id, None)
     preview = parse_lab_csv(text, zone=zone)
     if preview.errors:
         raise LabError("Nothing was imported: fix the rows below and upload the file again.", preview.errors)
+    if import_id and _already_imported(patient.tenant_id, patient.id, import_id, None):
+        raise LabAlreadyImported()
     results = _stage(actor, patient, None, preview.rows)
-    record_event(
+    event = record_event(
         actor,
         "lab.import",
         resource_type="lab_import",
-        resource_id=f"{len(results)} rows",
+        resource_id=f"{import_id}: {len(results)} rows" if import_id else f"{len(results)} rows",
         patient_id=patient.id,
         changed_fields=sorted({name for result in results for name in _filled_fields(result)}),
     )
+    # Two confirms sent at once both pass the check above. Writing the event holds the clinic's audit chain
+    # (and SQLite's single writer) until commit, so by now the first one's event is visible to the second.
+    if import_id and _already_imported(patient.tenant_id, patient.id, import_id, event.id):
+        db.session.rollback()
+        raise LabAlreadyImported()
     db.session.commit()
     return results
 

@@ -1,5 +1,5 @@
-"""Staff pages for medical records: the list (htmx search and filters), a record, the record form,
-finalizing, addenda, and the ICD-10-CM typeahead."""
+"""Staff pages for medical records: the list (htmx search and filters), a record, the record form (with
+"Add …" buttons for more rows), finalizing, addenda, and the ICD-10-CM typeahead."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from ..access import current_actor, roles
 from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
 from ..patients import services as patients
 from ..tenancy import get_scoped
-from ..web import render_page
+from ..web import render_fragment, render_page
 from . import allergies, record_templates
 from . import services as records
-from .forms import AddendumForm, AllergyForm, ImmunizationForm, RecordForm, TemplateForm
-from .icd10 import search_codes
+from .forms import ROW_SECTIONS, AddendumForm, AllergyForm, ImmunizationForm, RecordForm, TemplateForm
+from .icd10 import SEARCH_QUERY_MIN_CHARS, search_codes
 from .labs import KNOWN_TESTS
 from .liver import liver_scores
 from .models import RecordTemplate
@@ -27,6 +27,8 @@ INVALID = 422
 can_read = roles(ADMIN, DOCTOR, NURSE, COACH)
 can_write = roles(ADMIN, DOCTOR, NURSE)
 can_finalize = roles(ADMIN, DOCTOR)
+# The blocks of records/edit.html that render one row of each repeated section.
+ROW_BLOCKS = dict(zip(ROW_SECTIONS, ("diagnosis_row", "prescription_row", "lab_row"), strict=True))
 
 
 def _date_arg(name: str) -> date | None:
@@ -74,7 +76,7 @@ def _show_error(form: RecordForm, error: records.RecordError) -> None:
         form.form_errors.append(error.message)
 
 
-def _form_page(form: RecordForm, patient, record=None, version=None, status: int = 200):
+def _form_page(form: RecordForm, patient, record=None, version=None, status: int = 200, added_row=None):
     version = version or (record.template_version if record else None)
     return render_page(
         "records/edit.html",
@@ -85,6 +87,10 @@ def _form_page(form: RecordForm, patient, record=None, version=None, status: int
         sections=set(version.sections) if version else set(record_templates.SECTIONS),
         templates=[] if record else record_templates.clinic_templates(current_user.tenant_id),
         known_tests=KNOWN_TESTS,
+        # The row an "Add …" button just added (its first box takes the focus); `fragment` marks htmx's
+        # one-row answers, whose button replaces the page's out of band.
+        added_row=added_row.id if added_row else None,
+        fragment=False,
         status=status,
     )
 
@@ -116,6 +122,9 @@ def create(patient_id: int):
             form.doctor_id.data = current_user.id
         if version is not None:
             form.apply_template(version)
+    elif "add_row" in request.form:
+        # An "Add …" button without JavaScript: one more row, what was typed kept, nothing saved.
+        return _form_page(form, patient, version=version, added_row=form.add_row(request.form["add_row"]))
     if form.validate_on_submit():
         try:
             record = records.create_record(
@@ -159,6 +168,8 @@ def edit(record_id: int):
     form.set_doctors(records.clinic_doctors(current_user.tenant_id))
     if request.method == "GET":
         form.fill_from(record)
+    elif "add_row" in request.form:
+        return _form_page(form, record.patient, record, added_row=form.add_row(request.form["add_row"]))
     elif form.validate_on_submit():
         try:
             records.update_record(actor, record_id, form.to_input())
@@ -226,11 +237,40 @@ def add_addendum(record_id: int):
     )
 
 
-@bp.get("/records/icd10")
+@bp.get("/records/form-rows/<section>/<int:index>")
+@can_write
+def form_row(section: str, index: int):
+    """The empty row `index` of the record form's diagnoses, prescriptions or labs, for its "Add …" button,
+    and that button again, out of band, asking for the row after it (or saying the section is full)."""
+    form = RecordForm(formdata=None)
+    row = form.empty_row(section, index)
+    if row is None:
+        abort(404)
+    return render_fragment(
+        "records/edit.html",
+        ROW_BLOCKS[section],
+        f"add_{section}",
+        form=form,
+        row=row,
+        added_row=row.id,
+        fragment=True,
+    )
+
+
+@bp.get("/records/icd10/<int:row>")
 @can_read
-def icd10_search():
-    query = request.args.get("q") or next((v for k, v in request.args.items() if k.endswith("-code")), "")
-    return render_page("records/_icd10_options.html", codes=search_codes(query), query=query)
+def icd10_search(row: int):
+    """The ICD-10-CM typeahead of diagnosis row `row`: options for that row's listbox, and what its live
+    region says (how many codes, or that none match)."""
+    if row >= records.MAX_DIAGNOSES:
+        abort(404)
+    query = request.args.get("q") or request.args.get(f"diagnoses-{row}-code", "")
+    return render_page(
+        "records/_icd10_options.html",
+        codes=search_codes(query),
+        row=row,
+        searched=len(query.strip()) >= SEARCH_QUERY_MIN_CHARS,
+    )
 
 
 def _patient_list_post(form, add, to_input, patient_id: int, done: str):

@@ -1,7 +1,10 @@
-"""The ICD-10-CM list: loaded once per test database (tests/conftest.py), searched by the diagnosis typeahead,
-and used to check diagnosis codes."""
+"""The ICD-10-CM list: loaded once per test database (tests/conftest.py), searched by the diagnosis typeahead
+(an ARIA combobox per diagnosis row of the record form), and used to check diagnosis codes."""
 
 from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
 
 import pytest
 from flask import render_template
@@ -10,6 +13,10 @@ from sqlalchemy import event, func, select
 from healthcrm.extensions import db
 from healthcrm.records.icd10 import find_code, load_codes, search_codes
 from healthcrm.records.models import Icd10Code
+from healthcrm.records.services import MAX_DIAGNOSES
+from tests.factories import login, make_patient, make_tenant, make_user
+
+HX = {"HX-Request": "true"}
 
 PACKAGED_CODES = 95_622
 
@@ -149,21 +156,112 @@ def test_load_command_reports_the_count(app):
     assert "95,622 ICD-10-CM codes loaded in" in result.output
 
 
-def test_options_fragment_lists_picks_and_marks_codes_not_billable(app):
+def _options(codes, row: int = 0, searched: bool = True) -> str:
+    return render_template("records/_icd10_options.html", codes=codes, row=row, searched=searched)
+
+
+def test_options_fragment_lists_options_with_ids_unique_to_their_row(app):
     with app.test_request_context():
-        html = render_template("records/_icd10_options.html", codes=search_codes("K70.3"), query="K70.3")
-    assert '<ul role="listbox" id="icd10-results"' in html
-    assert html.count('role="option"') == 3
+        html = _options(search_codes("K70.3"), row=2)
+    # Options only: they go into the row's listbox (#icd10-listbox-2), which stays on the page.
+    assert "<ul" not in html and 'role="listbox"' not in html
+    assert re.findall(r'<li class="icd10-option" id="([^"]+)" role="option" aria-selected="false"', html) == [
+        "icd10-listbox-2-option-0",
+        "icd10-listbox-2-option-1",
+        "icd10-listbox-2-option-2",
+    ]
     assert 'data-code="K70.31" data-name="Alcoholic cirrhosis of liver with ascites"' in html
     assert "<strong>K70.31</strong> Alcoholic cirrhosis of liver with ascites" in html
     assert html.count("not billable") == 1  # K70.3, the category
+    # The row's live region hears how many, out of band.
+    assert '<p id="icd10-status-2" hx-swap-oob="innerHTML">' in html
+    assert "3 matching codes" in html
     assert "<script" not in html
     assert "style=" not in html
     assert "hx-on" not in html
 
 
-def test_options_fragment_says_when_nothing_matches(app):
+def test_options_fragment_says_when_nothing_matches_in_the_live_region(app):
     with app.test_request_context():
-        html = render_template("records/_icd10_options.html", codes=[], query="<b>zzz</b>")
-    assert '<p class="muted" id="icd10-results">No matching codes.</p>' in html
-    assert "<b>" not in html
+        html = _options([], row=1)
+    assert 'role="option"' not in html and "icd10-listbox" not in html
+    assert re.sub(r"\s+", " ", html).strip() == (
+        '<p id="icd10-status-1" hx-swap-oob="innerHTML">'
+        '<span class="icd10-none">No matching codes.</span></p>'
+    )
+
+
+def test_options_fragment_says_nothing_before_the_query_is_long_enough(app):
+    with app.test_request_context():
+        html = _options([], searched=False)
+    assert re.sub(r"\s+", " ", html).strip() == '<p id="icd10-status-0" hx-swap-oob="innerHTML"></p>'
+
+
+# --- the typeahead on the record form ----------------------------------------------------------------------
+
+
+class _Elements(HTMLParser):
+    """Every element's attributes, in page order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        self.elements.append({"tag": tag, **dict(attrs)})
+
+
+def _elements(html: str) -> list[dict[str, str | None]]:
+    parser = _Elements()
+    parser.feed(html)
+    return parser.elements
+
+
+@pytest.fixture
+def nurse_client(app, client):
+    tenant = make_tenant()
+    login(client, make_user(tenant, "nurse").email)
+    return client, make_patient(tenant)
+
+
+def test_each_diagnosis_code_box_is_a_combobox_controlling_its_own_listbox(nurse_client):
+    client, patient = nurse_client
+    elements = _elements(client.get(f"/patients/{patient.id}/records/new").get_data(as_text=True))
+    ids = [element["id"] for element in elements if element.get("id")]
+    assert len(ids) == len(set(ids)), "duplicate ids on the record form"
+    by_id = {element["id"]: element for element in elements if element.get("id")}
+    boxes = [element for element in elements if element.get("role") == "combobox"]
+    assert [box["id"] for box in boxes] == ["diagnoses-0-code", "diagnoses-1-code"]
+    for row, box in enumerate(boxes):
+        assert box["aria-autocomplete"] == "list" and box["aria-expanded"] == "false"
+        assert "aria-activedescendant" not in box
+        listbox = by_id[box["aria-controls"]]
+        assert (listbox["tag"], listbox["role"], listbox["id"]) == ("ul", "listbox", f"icd10-listbox-{row}")
+        assert "hidden" in listbox and listbox["aria-label"] == f"ICD-10-CM codes for diagnosis {row + 1}"
+        assert box["hx-target"] == f"#icd10-listbox-{row}" and box["hx-get"] == f"/records/icd10/{row}"
+        assert by_id[f"icd10-status-{row}"]["role"] == "status"
+    # The behaviour comes from a file of our own, under the CSP nonce; no inline script.
+    scripts = [element for element in elements if element["tag"] == "script"]
+    assert any(s.get("src", "").endswith("/js/icd10-combobox.js") and s.get("nonce") for s in scripts)
+    assert all(s.get("src") for s in scripts)
+
+
+def test_typeahead_reads_its_rows_box_and_answers_with_that_rows_ids(nurse_client):
+    client, _ = nurse_client
+    response = client.get(
+        "/records/icd10/3", query_string={"diagnoses-3-code": "alcoholic cirrhosis ascites"}, headers=HX
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in body
+    assert 'id="icd10-listbox-3-option-0"' in body and 'data-code="K70.31"' in body
+    assert 'id="icd10-status-3"' in body
+    # Another row's box is not this row's query.
+    response = client.get("/records/icd10/3", query_string={"diagnoses-0-code": "K70.31"}, headers=HX)
+    assert 'role="option"' not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("row", [MAX_DIAGNOSES, 99])
+def test_typeahead_of_a_row_the_form_cannot_have_is_not_found(nurse_client, row):
+    client, _ = nurse_client
+    response = client.get(f"/records/icd10/{row}", query_string={f"diagnoses-{row}-code": "K70"}, headers=HX)
+    assert response.status_code == 404

@@ -7,9 +7,10 @@ import html
 import io
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import event, select
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
@@ -25,6 +26,7 @@ from tests.factories import login, make_patient, make_tenant, make_user
 HX = {"HX-Request": "true"}
 HEADER = "code,name,value,unit,ref_low,ref_high,observed_at\n"
 CSV_TEXT = re.compile(r'<textarea name="csv_text"[^>]*>\n(.*?)</textarea>', re.DOTALL)
+IMPORT_TOKEN = re.compile(r'<input type="hidden" name="import_token" value="([^"]*)">')
 SERIES = re.compile(r'<script type="application/json" id="lab-series"[^>]*>(.*?)</script>', re.DOTALL)
 LAB_VALUES = ("13.5", "9.1", "abc", "140", "No growth")
 
@@ -82,6 +84,23 @@ def _upload(client, patient, text: str | bytes):
     return client.post(
         url,
         data={"step": "preview", "file": (io.BytesIO(body), "labs.csv")},
+        content_type="multipart/form-data",
+    )
+
+
+def _confirm(client, patient, preview, text: str | None = None):
+    """Press the preview's save button: its file (or `text` instead) and its import token, as a browser
+    sends them (a textarea's line ends as CRLF)."""
+    page = preview.get_data(as_text=True)
+    if text is None:
+        text = html.unescape(CSV_TEXT.search(page).group(1))
+    return client.post(
+        f"/patients/{patient.id}/labs/import",
+        data={
+            "step": "confirm",
+            "csv_text": text.replace("\n", "\r\n"),
+            "import_token": IMPORT_TOKEN.search(page).group(1),
+        },
         content_type="multipart/form-data",
     )
 
@@ -347,12 +366,7 @@ def test_confirm_saves_exactly_the_previewed_rows(client, clinic):
     assert _stored(patient) == []
     posted_back = html.unescape(CSV_TEXT.search(page).group(1))
     assert posted_back == text
-    response = client.post(
-        f"/patients/{patient.id}/labs/import",
-        # Browsers send a textarea's line ends as CRLF.
-        data={"step": "confirm", "csv_text": posted_back.replace("\n", "\r\n")},
-        content_type="multipart/form-data",
-    )
+    response = _confirm(client, patient, preview)
     assert response.status_code == 303
     expected = parse_lab_csv(text, zone="America/Chicago").rows
     stored = _stored(patient)
@@ -362,16 +376,16 @@ def test_confirm_saves_exactly_the_previewed_rows(client, clinic):
     ] == [(e.code, e.name, e.value, e.unit, e.ref_low, e.ref_high, e.flag, e.observed_at) for e in expected]
     assert [r.flag for r in stored] == ["N", None, "H"]
     (imported,) = _events("lab.import")
-    assert imported.resource_id == "3 rows" and imported.patient_id == patient.id
+    assert re.fullmatch(r"[0-9a-f]{16}: 3 rows", imported.resource_id) and imported.patient_id == patient.id
     _assert_no_values_in_audit([imported])
     assert "3 lab results imported." in client.get(f"/patients/{patient.id}/labs").get_data(as_text=True)
 
 
 def test_confirm_with_a_changed_file_that_has_errors_saves_nothing(client, clinic):
     _, _, patient = clinic
-    response = client.post(
-        f"/patients/{patient.id}/labs/import",
-        data={"step": "confirm", "csv_text": HEADER + "718-7,,1,,,,2025-03-14\n718-7,,x,,1,2,2025-03-14\n"},
+    preview = _upload(client, patient, HEADER + "718-7,,1,,,,2025-03-14\n")
+    response = _confirm(
+        client, patient, preview, HEADER + "718-7,,1,,,,2025-03-14\n718-7,,x,,1,2,2025-03-14\n"
     )
     assert response.status_code == 422
     assert "row 3: value" in html.unescape(response.get_data(as_text=True))
@@ -384,13 +398,105 @@ def test_a_large_previewed_file_fits_through_the_confirm_form(client, clinic):
     rows = 3_000
     text = HEADER + "".join(f",{'Panel ' + 'x' * 170} {n},{n},,,,2025-03-14\n" for n in range(rows))
     assert 500_000 < len(text.encode()) < labs.CSV_MAX_BYTES
+    preview = _upload(client, patient, text)
     response = _post_multipart(
         client,
         f"/patients/{patient.id}/labs/import",
-        {"step": "confirm", "csv_text": text.replace("\n", "\r\n")},
+        {
+            "step": "confirm",
+            "csv_text": text.replace("\n", "\r\n"),
+            "import_token": IMPORT_TOKEN.search(preview.get_data(as_text=True)).group(1),
+        },
     )
     assert response.status_code == 303
     assert len(_stored(patient)) == rows
+
+
+def test_a_confirm_sent_twice_imports_the_rows_once(client, clinic):
+    _, _, patient = clinic
+    text = HEADER + "718-7,,13.5,,12,15.5,2025-03-14\n2160-0,,1.1,,,,2025-03-14\n"
+    preview = _upload(client, patient, text)
+    first = _confirm(client, patient, preview)
+    again = _confirm(client, patient, preview)  # a double click, or back and save again
+    assert first.status_code == again.status_code == 303
+    assert again.headers["Location"] == f"/patients/{patient.id}/labs"
+    assert len(_stored(patient)) == 2
+    assert len(_events("lab.import")) == 1
+    page = client.get(f"/patients/{patient.id}/labs").get_data(as_text=True)
+    assert "This file was already imported; nothing was saved again." in page
+
+    # Uploading and previewing the file again gives a new token: a second import, made on purpose.
+    assert _confirm(client, patient, _upload(client, patient, text)).status_code == 303
+    assert len(_stored(patient)) == 4 and len(_events("lab.import")) == 2
+
+
+def test_an_old_preview_sent_again_a_day_later_is_still_known_as_imported(client, clinic):
+    _, _, patient = clinic
+    preview = _upload(client, patient, HEADER + "718-7,,13.5,,12,15.5,2025-03-14\n")
+    assert _confirm(client, patient, preview).status_code == 303
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=1), tick=False):
+        login(client, clinic[1].email)  # the earlier sign-in has ended by then
+        again = _confirm(client, patient, preview)
+    assert again.status_code == 303 and len(_stored(patient)) == 1
+
+
+def test_a_confirm_racing_another_with_the_same_token_saves_nothing(clinic, monkeypatch):
+    # Two confirms at once both find no earlier import before saving; the one that writes its audit event
+    # second finds the first's and rolls back.
+    _, nurse, patient = clinic
+    text = HEADER + "718-7,,13.5,,12,15.5,2025-03-14\n"
+    assert len(labs.import_lab_csv(_actor(nurse), patient.id, text, import_id="0123456789abcdef")) == 1
+    checked = labs._already_imported
+    monkeypatch.setattr(
+        labs,
+        "_already_imported",
+        lambda tenant_id, patient_id, import_id, before: (
+            before is not None and checked(tenant_id, patient_id, import_id, before)
+        ),
+    )
+    with pytest.raises(labs.LabAlreadyImported):
+        labs.import_lab_csv(_actor(nurse), patient.id, text, import_id="0123456789abcdef")
+    db.session.expire_all()
+    assert len(_stored(patient)) == 1 and len(_events("lab.import")) == 1
+    # Another import id is another import.
+    labs.import_lab_csv(_actor(nurse), patient.id, text, import_id="fedcba9876543210")
+    assert len(_stored(patient)) == 2
+
+
+@pytest.mark.parametrize(
+    "token", ["", "not-a-token", "for-another-patient", "from-another-user", "other-key"]
+)
+def test_a_confirm_without_a_good_token_saves_nothing_and_offers_a_fresh_one(app, client, clinic, token):
+    tenant, nurse, patient = clinic
+    secret = app.secret_key
+    tokens = {
+        "": "",
+        "not-a-token": "not-a-token",
+        "for-another-patient": labs.issue_import_token(secret, make_patient(tenant).id, nurse.id),
+        "from-another-user": labs.issue_import_token(secret, patient.id, make_user(tenant, "nurse").id),
+        "other-key": labs.issue_import_token("another-secret-key", patient.id, nurse.id),
+    }
+    text = HEADER + "718-7,,13.5,,12,15.5,2025-03-14\n"
+    response = client.post(
+        f"/patients/{patient.id}/labs/import",
+        data={"step": "confirm", "csv_text": text, "import_token": tokens[token]},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "This preview could not be checked. Upload the file again to import it." in page
+    assert _stored(patient) == [] and _events("lab.import") == []
+    # The file is shown again with a new token of its own, which works once.
+    assert IMPORT_TOKEN.search(page).group(1) not in ("", tokens[token])
+    assert _confirm(client, patient, response).status_code == 303
+    assert len(_stored(patient)) == 1
+
+
+def test_the_confirm_form_disables_its_button_once_sent(client, clinic):
+    _, _, patient = clinic
+    page = _upload(client, patient, HEADER + "718-7,,13.5,,12,15.5,2025-03-14\n").get_data(as_text=True)
+    confirm_form = re.search(r"<form [^>]*>(?:(?!</form>).)*name=\"import_token\"", page, re.DOTALL).group(0)
+    assert "data-disable-on-submit" in confirm_form
 
 
 # --- the lab page --------------------------------------------------------------------------------------

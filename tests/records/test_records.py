@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import event, select
@@ -122,7 +123,8 @@ def test_front_desk_sees_no_clinical_content(client, clinic):
         "/records",
         f"/records/{record.id}",
         f"/patients/{clinic['patient'].id}/records/new",
-        "/records/icd10?q=cirrhosis",
+        "/records/icd10/0?q=cirrhosis",
+        "/records/form-rows/diagnoses/2",
     ):
         response = client.get(url)
         assert response.status_code == 403, url
@@ -242,10 +244,128 @@ def test_list_page_query_count_does_not_grow_with_records(client, clinic):
 def test_icd10_typeahead_fragment(client, clinic):
     login(client, clinic["nurse"].email)
     response = client.get(
-        "/records/icd10", query_string={"diagnoses-0-code": "alcoholic cirrhosis ascites"}, headers=HX
+        "/records/icd10/0", query_string={"diagnoses-0-code": "alcoholic cirrhosis ascites"}, headers=HX
     )
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and 'data-code="K70.31"' in body and "<html" not in body
+
+
+# --- "Add …" rows -----------------------------------------------------------------------------------------
+
+
+def _rows(page: str, section: str) -> list[int]:
+    """The indexes of the section's rows on the page, in order."""
+    return [int(n) for n in re.findall(rf'<div class="entry-row [a-z]+-row" id="{section}-(\d+)-row"', page)]
+
+
+def test_a_new_record_starts_with_two_empty_rows_per_section_and_add_buttons(client, clinic):
+    login(client, clinic["doctor"].email)
+    page = client.get(f"/patients/{clinic['patient'].id}/records/new").get_data(as_text=True)
+    for section, label, group in (
+        ("diagnoses", "Add diagnosis", "Diagnosis"),
+        ("prescriptions", "Add prescription", "Prescription"),
+        ("labs", "Add lab result", "Lab result"),
+    ):
+        assert _rows(page, section) == [0, 1]
+        assert f'aria-label="{group} 1"' in page and f'aria-label="{group} 2"' in page
+        button = re.search(rf'<button [^>]*value="{section}"[^>]*>{label}</button>', page)
+        assert button, section
+        assert 'type="submit"' in button[0] and 'name="add_row"' in button[0]
+        assert f'hx-get="/records/form-rows/{section}/2"' in button[0]
+        assert f'hx-target="#{section}-rows"' in button[0] and 'hx-swap="beforeend"' in button[0]
+    # Enter in a text box saves (the first submit button is the default one), it does not add a row.
+    first_button = re.search(r"<button [^>]*>[^<]*</button>", page.split('class="card record-form"')[1])
+    assert "Save draft" in first_button[0] and "add_row" not in first_button[0]
+
+
+def test_add_row_without_javascript_keeps_what_was_typed_adds_a_row_and_saves_nothing(client, clinic):
+    login(client, clinic["nurse"].email)
+    url = f"/patients/{clinic['patient'].id}/records/new"
+    response = client.post(url, data=_form(clinic["doctor"].id, add_row="diagnoses", chief_complaint=""))
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert _rows(page, "diagnoses") == [0, 1, 2]
+    assert _rows(page, "prescriptions") == [0, 1]
+    assert 'value="K70.31"' in page and 'value="E11.9"' in page and 'value="diet controlled"' in page
+    assert 'value="Spironolactone"' in page and "Low-sodium diet; diuretic." in page
+    # The new row's code box takes the focus; nothing was checked, so no errors (the complaint is empty).
+    assert re.search(r'<input [^>]*autofocus[^>]*id="diagnoses-2-code"', page)
+    assert page.count("autofocus") == 1
+    assert "Please correct" not in page
+    assert 'hx-get="/records/form-rows/diagnoses/3"' in page
+    assert db.session.scalar(select(MedicalRecord.id)) is None
+
+    # The typed third diagnosis is saved with the others.
+    response = client.post(url, data=_form(clinic["doctor"].id, **{"diagnoses-2-code": "R18.8"}))
+    assert response.status_code == 303
+    record = db.session.scalars(select(MedicalRecord)).one()
+    assert [d.code for d in record.diagnoses] == ["K70.31", "E11.9", "R18.8"]
+
+
+def test_add_row_on_the_edit_page_and_up_to_the_limit(client, clinic):
+    login(client, clinic["doctor"].email)
+    record = _create(client, clinic)
+    url = f"/records/{record.id}/edit"
+    prescriptions = {f"prescriptions-{n}-drug": "" for n in range(1, 7)}
+    page = client.post(
+        url, data=_form(clinic["doctor"].id, add_row="prescriptions", **prescriptions)
+    ).get_data(as_text=True)
+    assert _rows(page, "prescriptions") == list(range(8))
+    assert "At most 8 prescriptions on a record." in page
+    assert not re.search(r'<button [^>]*value="prescriptions"', page)
+    # At the limit the button is gone; a post asking for more adds nothing and still saves nothing.
+    prescriptions["prescriptions-7-drug"] = ""
+    page = client.post(
+        url, data=_form(clinic["doctor"].id, add_row="prescriptions", notes="Changed", **prescriptions)
+    ).get_data(as_text=True)
+    assert _rows(page, "prescriptions") == list(range(8))
+    db.session.expire_all()
+    assert record.notes == "Abstinent 3 months."
+
+
+def test_add_row_fragment_is_one_row_and_the_button_for_the_next(client, clinic):
+    login(client, clinic["nurse"].email)
+    response = client.get("/records/form-rows/diagnoses/2", headers=HX)
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert "<html" not in body and "<form" not in body
+    assert _rows(body, "diagnoses") == [2]
+    assert 'aria-label="Diagnosis 3"' in body and 'aria-controls="icd10-listbox-2"' in body
+    assert re.search(r'<input [^>]*autofocus[^>]*id="diagnoses-2-code"', body)
+    assert '<div class="add-row no-print" id="diagnoses-add" hx-swap-oob="true">' in body
+    assert 'hx-get="/records/form-rows/diagnoses/3"' in body
+
+    last = client.get("/records/form-rows/labs/19", headers=HX).get_data(as_text=True)
+    assert _rows(last, "labs") == [19] and 'aria-label="Lab result 20"' in last
+    assert "At most 20 lab results on one form" in last and "<button" not in last
+
+
+@pytest.mark.parametrize(
+    "url", ["/records/form-rows/labs/20", "/records/form-rows/diagnoses/8", "/records/form-rows/notes/0"]
+)
+def test_add_row_fragment_beyond_the_limits_is_not_found(client, clinic, url):
+    login(client, clinic["nurse"].email)
+    assert client.get(url, headers=HX).status_code == 404
+
+
+def test_coach_cannot_ask_for_form_rows(client, clinic):
+    login(client, clinic["coach"].email)
+    assert client.get("/records/form-rows/diagnoses/2", headers=HX).status_code == 403
+
+
+def test_edit_page_shows_every_saved_diagnosis_and_one_empty_row(client, clinic):
+    login(client, clinic["doctor"].email)
+    codes = ["K70.31", "E11.9", "R18.8", "I10", "E78.5"]
+    record = _create(client, clinic, **{f"diagnoses-{n}-code": code for n, code in enumerate(codes)})
+    page = client.get(f"/records/{record.id}/edit").get_data(as_text=True)
+    assert _rows(page, "diagnoses") == [0, 1, 2, 3, 4, 5]
+    assert all(f'value="{code}"' in page for code in codes)
+    assert _rows(page, "prescriptions") == [0, 1]
+    # Saving the page as shown keeps all five.
+    data = _form(clinic["doctor"].id, **{f"diagnoses-{n}-code": code for n, code in enumerate(codes)})
+    assert client.post(f"/records/{record.id}/edit", data=data).status_code == 303
+    db.session.expire_all()
+    assert [d.code for d in record.diagnoses] == codes
 
 
 def test_patient_page_shows_clinical_content_only_to_clinical_roles(client, clinic):

@@ -26,43 +26,26 @@
       event.stopImmediatePropagation();
     }
   }, true);
-})();
 
-// ICD-10-CM typeahead: picking a code fills the code and name of its diagnosis row and closes the list.
-(function () {
-  "use strict";
-  document.addEventListener("click", function (event) {
-    var pick = event.target.closest && event.target.closest(".icd10-pick");
-    if (!pick) { return; }
-    var row = pick.closest(".diagnosis-row");
-    if (!row) { return; }
-    var code = row.querySelector("input.icd10-code");
-    var name = row.querySelector("input[id$='-name']");
-    if (code) { code.value = pick.getAttribute("data-code"); }
-    if (name) { name.value = pick.getAttribute("data-name"); }
-    var list = row.querySelector(".icd10-results");
-    if (list) { list.innerHTML = ""; }
-    if (code) { code.focus(); }
+  // <form data-disable-on-submit>: its submit buttons are disabled once it is sent, so a second click cannot
+  // send it again (the server refuses a repeat anyway). Disabled after the form data is taken, so a named
+  // submitter still counts; enabled again when the page comes back from the browser's history.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.hasAttribute("data-disable-on-submit")) { return; }
+    window.setTimeout(function () {
+      var buttons = form.querySelectorAll("button[type='submit'], input[type='submit']");
+      for (var i = 0; i < buttons.length; i++) { buttons[i].disabled = true; }
+      form.setAttribute("aria-busy", "true");
+    }, 0);
   });
-
-  // An open list closes with Escape in its code box, or when the person clicks elsewhere on the page.
-  function closeLists(except) {
-    var lists = document.querySelectorAll(".diagnosis-row .icd10-results");
-    for (var i = 0; i < lists.length; i++) {
-      if (lists[i] !== except && lists[i].firstChild) { lists[i].innerHTML = ""; }
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) { return; }
+    var forms = document.querySelectorAll("form[data-disable-on-submit]");
+    for (var i = 0; i < forms.length; i++) {
+      forms[i].removeAttribute("aria-busy");
+      var buttons = forms[i].querySelectorAll("button[type='submit'], input[type='submit']");
+      for (var j = 0; j < buttons.length; j++) { buttons[j].disabled = false; }
     }
-  }
-  document.addEventListener("keydown", function (event) {
-    if (event.key !== "Escape" || !event.target.classList || !event.target.classList.contains("icd10-code")) { return; }
-    var row = event.target.closest(".diagnosis-row");
-    var list = row && row.querySelector(".icd10-results");
-    if (list && list.firstChild) {
-      list.innerHTML = "";
-      event.preventDefault();
-    }
-  });
-  document.addEventListener("click", function (event) {
-    var row = event.target.closest && event.target.closest(".diagnosis-row");
-    closeLists(row ? row.querySelector(".icd10-results") : null);
   });
 })();
