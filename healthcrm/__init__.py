@@ -48,6 +48,8 @@ def register_extensions(app: Flask) -> None:
     # Import every model so metadata (create_all, Alembic) sees them all.
     from .accounts import models as _accounts  # noqa: F401
     from .audit import models as _audit  # noqa: F401
+    from .files import models as _files  # noqa: F401
+    from .files import tasks as _file_tasks  # noqa: F401
     from .jobs import models as _jobs  # noqa: F401
     from .jobs import tasks as _tasks  # noqa: F401
     from .patients import models as _patients  # noqa: F401
@@ -71,6 +73,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def register_blueprints(app: Flask) -> None:
     from .accounts.views import bp as accounts_bp
     from .audit.views import bp as audit_bp
+    from .files.attachment_views import bp as attachments_bp
     from .files.views import bp as files_bp
     from .jobs.views import bp as jobs_bp
     from .mail.views import bp as mail_bp
@@ -91,6 +94,7 @@ def register_blueprints(app: Flask) -> None:
         jobs_bp,
         mail_bp,
         files_bp,
+        attachments_bp,
     ):
         app.register_blueprint(blueprint)
 
@@ -104,8 +108,10 @@ def register_hooks(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     from .audit.cli import audit_cli
     from .demo.cli import demo_command
+    from .files.cli import files_cli
     from .records.icd10 import icd10_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_command)
+    app.cli.add_command(files_cli)
     app.cli.add_command(icd10_cli)

@@ -78,6 +78,11 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "S3_BUCKET": os.environ.get("S3_BUCKET", ""),
         "S3_ENDPOINT_URL": os.environ.get("S3_ENDPOINT_URL") or None,
         "S3_REGION": os.environ.get("S3_REGION", "us-east-1"),
+        # Attachments: the largest file, the clinic's default storage quota, the virus scanner (optional).
+        "ATTACHMENT_MAX_BYTES": int(os.environ.get("ATTACHMENT_MAX_BYTES", str(2 * 1024**3))),
+        "TENANT_STORAGE_QUOTA_BYTES": int(os.environ.get("TENANT_STORAGE_QUOTA_BYTES", str(100 * 1024**3))),
+        "CLAMD_HOST": os.environ.get("CLAMD_HOST", ""),
+        "CLAMD_PORT": int(os.environ.get("CLAMD_PORT", "3310")),
         "MAIL_BACKEND": os.environ.get("MAIL_BACKEND")
         or ("smtp" if os.environ.get("SMTP_HOST") else "outbox"),
         "MAIL_OUTBOX_DIR": os.environ.get("MAIL_OUTBOX_DIR", str(instance / "outbox")),

@@ -131,18 +131,36 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
+def storage_origins(config) -> str:
+    """Where the browser sends and fetches file bytes besides the app: the S3 endpoint (presigned uploads,
+    downloads, previews), as CSP sources; empty on the local backend."""
+    if (config.get("STORAGE_BACKEND") or "local").lower() != "s3":
+        return ""
+    endpoint = config.get("S3_ENDPOINT_URL")
+    if endpoint:
+        parts = urlsplit(endpoint)
+        return f"{parts.scheme}://{parts.netloc}"
+    bucket, region = config.get("S3_BUCKET", ""), config.get("S3_REGION") or "us-east-1"
+    return f"https://{bucket}.s3.amazonaws.com https://{bucket}.s3.{region}.amazonaws.com"
+
+
 def _security_headers(response: Response) -> Response:
     nonce = csp_nonce()
-    response.headers["Content-Security-Policy"] = (
+    files = storage_origins(current_app.config)
+    extra = f" {files}" if files else ""
+    # A view may set its own policy (file responses are sandboxed and may be framed by the app's pages).
+    response.headers.setdefault(
+        "Content-Security-Policy",
         "default-src 'self'; "
         f"script-src 'self' 'nonce-{nonce}'; "
-        "style-src 'self'; img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        f"style-src 'self'; img-src 'self' data: blob:{extra}; font-src 'self'; connect-src 'self'{extra}; "
+        f"frame-src 'self'{extra}; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     )
     response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     response.headers["X-Request-ID"] = g.get("request_id", "")

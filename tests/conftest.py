@@ -24,6 +24,9 @@ from healthcrm import create_app
 from healthcrm.extensions import db, limiter
 from healthcrm.records.icd10 import load_codes
 
+# moto reads it once, at import: bucket CORS rules apply only without moto's allow-everything default.
+os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "1"
+
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")

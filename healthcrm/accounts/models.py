@@ -38,6 +38,8 @@ class Tenant(db.Model):
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     mfa_required_for_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bytes of attachments the clinic may store; None means the TENANT_STORAGE_QUOTA_BYTES default.
+    storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

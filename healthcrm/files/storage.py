@@ -7,15 +7,21 @@ S3-compatible store with SigV4 and server-side encryption on every object it wri
 Both backends stream: no operation reads a whole file into memory, so a 50 MB DICOM costs a few chunk buffers,
 not 50 MB per request. Every call validates its key first, so a key built from user input can never escape the
 tenant's prefix or, for the local folder, the storage root.
+
+Browsers upload straight to the store: a presigned POST for small files, a multipart upload with one presigned
+PUT per part for large ones (resumable: `list_parts` says what already arrived). The local backend plays S3's
+part in healthcrm/files/views.py, keeping open uploads in the hidden `.uploads/` folder of its root.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 import unicodedata
@@ -46,8 +52,21 @@ MULTIPART_CHUNK_BYTES = 8 * 1024 * 1024
 MULTIPART_CONCURRENCY = 4
 # S3 refuses presigned URLs that live longer than 7 days; the local backend keeps the same limit.
 PRESIGNED_MAX_SECONDS = 7 * 24 * 3600
+# Download links to patient files are shorter-lived: a leaked or forwarded link stops working within the hour.
+DOWNLOAD_URL_MAX_SECONDS = 3600
 # S3's limit for a single POST upload.
 PRESIGNED_POST_MAX_BYTES = 5 * 1024**3
+# Browser multipart uploads: S3 refuses a part below this size unless it is the last one, and numbers parts
+# 1..MULTIPART_MAX_PARTS. The local backend enforces the same rules, so a client that works on one works on
+# both.
+MULTIPART_MIN_PART_BYTES = 5 * 1024 * 1024
+MULTIPART_MAX_PARTS = 10_000
+# What the local part route accepts per part (S3's own limit is 5 GiB; browsers send parts of a few MiB).
+MAX_PART_BYTES = 64 * 1024 * 1024
+# S3 lists at most this many parts per request.
+LIST_PARTS_PAGE_SIZE = 1000
+# How long browsers may cache a CORS preflight answer for the bucket.
+CORS_MAX_AGE_SECONDS = 3000
 MAX_KEY_CHARS = 1024
 SAFE_NAME_MAX_CHARS = 100
 # Longer "extensions" are more likely part of the name than a type, so they are truncated with the stem.
@@ -74,9 +93,16 @@ LOCAL_SIGNING_SALT = "local-storage"
 # Paths of the local presigned routes (healthcrm/files/views.py), used when no request is active for url_for.
 LOCAL_DOWNLOAD_PATH = "/files/local"
 LOCAL_UPLOAD_PATH = "/files/local-upload"
+LOCAL_PART_PATH = "/files/local-part"
 # Object metadata of the local backend lives in a parallel tree; keys never have a segment starting with ".",
 # so neither this folder nor the temporary files can collide with an object.
 LOCAL_META_DIR = ".meta"
+# Open multipart uploads of the local backend: `.uploads/<upload id>/` holds the upload's JSON and its parts.
+LOCAL_UPLOADS_DIR = ".uploads"
+LOCAL_UPLOAD_STATE_FILE = "upload.json"
+# A local part file starts with the MD5 hex of its data, filled in before the rename, so a part and its ETag
+# appear together or not at all (a separate ETag file could be left behind by a crash between two renames).
+LOCAL_PART_ETAG_CHARS = 32
 STORAGE_EXTENSION = "healthcrm_storage"
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -84,6 +110,8 @@ _SEPARATOR_RUN = re.compile(r"[._-]{2,}")
 _BARE_EXTENSION = re.compile(rf"^\.[A-Za-z0-9]{{1,{SAFE_EXTENSION_MAX_CHARS}}}$")
 _ID_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_LOCAL_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+_LOCAL_PART_FILE = re.compile(r"^([0-9]{5})\.part$")
 
 
 class ObjectNotFoundError(FileNotFoundError):
@@ -98,6 +126,14 @@ class SignedURLExpiredError(SignedURLInvalidError):
     """A local presigned URL was genuine but has expired."""
 
 
+class UploadNotFoundError(LookupError):
+    """No open multipart upload has this id for this key: it never existed, was aborted, or was completed."""
+
+
+class PartTooLargeError(ValueError):
+    """A part's body is larger than its limit or than its Content-Length said."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """What a backend knows about a stored object. `last_modified` is timezone-aware UTC."""
@@ -108,6 +144,17 @@ class StoredObject:
     etag: str
     storage_class: str
     last_modified: datetime
+    # "gzip" when the bytes are stored compressed; downloads carry it as Content-Encoding.
+    content_encoding: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    """One part of an open multipart upload. `etag` is the part's MD5 hex, without quotes."""
+
+    part_number: int
+    size: int
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -116,6 +163,8 @@ class DownloadGrant:
 
     key: str
     download_name: str | None
+    inline: bool = False
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +173,17 @@ class UploadGrant:
 
     key: str
     content_type: str
+    max_bytes: int
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True)
+class PartGrant:
+    """What a verified local part URL allows."""
+
+    key: str
+    upload_id: str
+    part_number: int
     max_bytes: int
 
 
@@ -210,16 +270,63 @@ def _check_max_bytes(max_bytes: int) -> int:
     return int(max_bytes)
 
 
+def _check_download_expiry(expires_seconds: int) -> int:
+    if not 1 <= int(expires_seconds) <= DOWNLOAD_URL_MAX_SECONDS:
+        raise ValueError(f"download links live between 1 and {DOWNLOAD_URL_MAX_SECONDS} seconds")
+    return int(expires_seconds)
+
+
 def _check_storage_class(storage_class: str) -> str:
     if storage_class not in STORAGE_CLASSES:
         raise ValueError(f"unknown storage class {storage_class!r}")
     return storage_class
 
 
+def _check_header_value(label: str, value: str | None) -> str | None:
+    # The value becomes a response header (local) or a signed request parameter (S3).
+    if value is not None and (not isinstance(value, str) or not value or _CONTROL_CHARS.search(value)):
+        raise ValueError(f"{label} must be a non-empty string without control characters: {value!r}")
+    return value
+
+
+def _check_part_number(part_number: int) -> int:
+    if not 1 <= int(part_number) <= MULTIPART_MAX_PARTS:
+        raise ValueError(f"part numbers go from 1 to {MULTIPART_MAX_PARTS}, not {part_number}")
+    return int(part_number)
+
+
+def _check_completion_parts(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The parts to join, ETags unquoted; refused unless non-empty and in ascending order, as S3 does."""
+    checked = [(_check_part_number(number), str(etag).strip('"')) for number, etag in parts]
+    if not checked:
+        raise ValueError("a multipart upload is completed with at least one part")
+    numbers = [number for number, _ in checked]
+    if any(later <= earlier for earlier, later in itertools.pairwise(numbers)):
+        raise ValueError("parts must be listed once each, in ascending order of part number")
+    if any(not etag for _, etag in checked):
+        raise ValueError("every part needs the ETag its upload answered with")
+    return checked
+
+
+def _multipart_etag(part_md5s: list[str]) -> str:
+    # S3's ETag of a multipart object: the MD5 of the parts' binary MD5s, then "-<part count>".
+    digest = hashlib.md5(b"".join(bytes.fromhex(md5) for md5 in part_md5s), usedforsecurity=False)
+    return f"{digest.hexdigest()}-{len(part_md5s)}"
+
+
+def _disposition(kind: str, download_name: str) -> str:
+    fallback = safe_filename(download_name)
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(download_name, safe='')}"
+
+
 def attachment_disposition(download_name: str) -> str:
     """A Content-Disposition value that offers `download_name` (any Unicode) as an attachment (RFC 6266)."""
-    fallback = safe_filename(download_name)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(download_name, safe='')}"
+    return _disposition("attachment", download_name)
+
+
+def inline_disposition(download_name: str) -> str:
+    """A Content-Disposition value that shows the file in the browser, saved as `download_name` (RFC 6266)."""
+    return _disposition("inline", download_name)
 
 
 # --- the interface ------------------------------------------------------------------------------------------
@@ -230,9 +337,18 @@ class Storage(ABC):
 
     @abstractmethod
     def put_stream(
-        self, key: str, fileobj: IO[bytes], content_type: str, storage_class: str | None = None
+        self,
+        key: str,
+        fileobj: IO[bytes],
+        content_type: str,
+        storage_class: str | None = None,
+        content_encoding: str | None = None,
     ) -> StoredObject:
-        """Store what `fileobj` yields (in chunks, never all at once) under `key`; return what was stored."""
+        """Store what `fileobj` yields (in chunks, never all at once) under `key`; return what was stored.
+
+        `content_encoding` ("gzip") says the bytes are compressed; downloads send it as Content-Encoding so
+        the browser decompresses them. `open_stream` returns the stored (compressed) bytes.
+        """
 
     @abstractmethod
     def open_stream(self, key: str) -> IO[bytes]:
@@ -250,20 +366,71 @@ class Storage(ABC):
         """Remove the object; deleting a missing key is not an error (as on S3)."""
 
     @abstractmethod
-    def presigned_get(self, key: str, expires_seconds: int, download_name: str | None = None) -> str:
-        """A URL that downloads the object without a session for `expires_seconds`.
+    def presigned_get(
+        self,
+        key: str,
+        expires_seconds: int,
+        download_name: str | None = None,
+        *,
+        inline: bool = False,
+        content_type: str | None = None,
+    ) -> str:
+        """A URL that downloads the object without a session for `expires_seconds` (at most an hour).
 
-        With `download_name` the browser is told to save it as an attachment under that name.
+        With `download_name` the browser is told to save it as an attachment under that name, or with
+        `inline=True` to show it (saving it under that name). `content_type` overrides the stored type.
         """
 
     @abstractmethod
     def presigned_post(
-        self, key: str, content_type: str, max_bytes: int, expires_seconds: int
+        self,
+        key: str,
+        content_type: str,
+        max_bytes: int,
+        expires_seconds: int,
+        storage_class: str | None = None,
     ) -> dict[str, Any]:
         """`{"url": ..., "fields": {...}}` for a browser form upload of 1..max_bytes bytes of `content_type`.
 
-        The client posts the fields, then the file as the last field named `file`.
+        The client posts the fields, then the file as the last field named `file`. With `storage_class` the
+        object is stored in that class (S3 enforces it through the policy; the local backend records it).
         """
+
+    # Browser multipart uploads: create, then PUT each part to its presigned URL (the answer's ETag header is
+    # the part's ETag), then complete with the (part number, ETag) pairs. An interrupted upload resumes from
+    # list_parts. Every call after create raises UploadNotFoundError once the upload is aborted or completed.
+
+    @abstractmethod
+    def create_multipart_upload(
+        self,
+        key: str,
+        content_type: str,
+        storage_class: str | None = None,
+        content_encoding: str | None = None,
+    ) -> str:
+        """Open a multipart upload to `key` and return its upload id."""
+
+    @abstractmethod
+    def presigned_upload_part(self, key: str, upload_id: str, part_number: int, expires_seconds: int) -> str:
+        """A URL the browser PUTs part `part_number` (1..10000) to; the answer carries the part's ETag."""
+
+    @abstractmethod
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        """The parts stored so far, by part number. Raises UploadNotFoundError."""
+
+    @abstractmethod
+    def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> StoredObject:
+        """Join `parts` ((part number, ETag), ascending) into the object under `key` and close the upload.
+
+        Raises ValueError when a part is missing, its ETag does not match, or a part but the last is smaller
+        than MULTIPART_MIN_PART_BYTES; the upload then stays open. Raises UploadNotFoundError.
+        """
+
+    @abstractmethod
+    def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """Drop the upload and its parts; aborting an unknown, aborted or completed upload is not an error."""
 
     def storage_class(self, key: str) -> str:
         """The object's storage class ("STANDARD" when the store does not say). Raises ObjectNotFoundError."""
@@ -349,10 +516,16 @@ class LocalStorage(Storage):
     # operations
 
     def put_stream(
-        self, key: str, fileobj: IO[bytes], content_type: str, storage_class: str | None = None
+        self,
+        key: str,
+        fileobj: IO[bytes],
+        content_type: str,
+        storage_class: str | None = None,
+        content_encoding: str | None = None,
     ) -> StoredObject:
         path = self.local_path(key)
         storage_class = _check_storage_class(storage_class or DEFAULT_STORAGE_CLASS)
+        _check_header_value("content_encoding", content_encoding)
         # S3's ETag of a single-part upload is its MD5, so both backends agree for small objects.
         digest = hashlib.md5(usedforsecurity=False)
 
@@ -362,9 +535,15 @@ class LocalStorage(Storage):
                 tmp.write(chunk)
 
         self._atomic_write(path, copy)
-        self._write_meta(
-            key, {"content_type": content_type, "storage_class": storage_class, "etag": digest.hexdigest()}
-        )
+        return self._finish_object(key, content_type, storage_class, content_encoding, digest.hexdigest())
+
+    def _finish_object(
+        self, key: str, content_type: str, storage_class: str, content_encoding: str | None, etag: str
+    ) -> StoredObject:
+        meta = {"content_type": content_type, "storage_class": storage_class, "etag": etag}
+        if content_encoding:
+            meta["content_encoding"] = content_encoding
+        self._write_meta(key, meta)
         stored = self.head(key)
         if stored is None:  # deleted by someone else in between
             raise ObjectNotFoundError(key)
@@ -393,6 +572,7 @@ class LocalStorage(Storage):
             etag=meta.get("etag") or f"{stat.st_size:x}-{stat.st_mtime_ns:x}",
             storage_class=meta.get("storage_class") or DEFAULT_STORAGE_CLASS,
             last_modified=datetime.fromtimestamp(stat.st_mtime, UTC),
+            content_encoding=meta.get("content_encoding") or None,
         )
 
     def delete(self, key: str) -> None:
@@ -409,6 +589,164 @@ class LocalStorage(Storage):
         meta = self._read_meta(key)
         meta["storage_class"] = storage_class
         self._write_meta(key, meta)
+
+    # multipart uploads
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        # Only ids this backend made (32 hex digits) name a folder, so an id cannot point anywhere else.
+        if not isinstance(upload_id, str) or not _LOCAL_UPLOAD_ID.match(upload_id):
+            raise UploadNotFoundError(upload_id)
+        return self.root / LOCAL_UPLOADS_DIR / upload_id
+
+    def _open_upload(self, key: str, upload_id: str) -> tuple[Path, dict[str, Any]]:
+        """The upload's folder and state; UploadNotFoundError unless it is open and belongs to `key`."""
+        self.local_path(key)  # validates the key
+        folder = self._upload_dir(upload_id)
+        try:
+            state = json.loads((folder / LOCAL_UPLOAD_STATE_FILE).read_text())
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            raise UploadNotFoundError(upload_id) from None
+        if not isinstance(state, dict) or state.get("key") != key:
+            # As on S3: an upload id only exists together with its own key.
+            raise UploadNotFoundError(upload_id)
+        return folder, state
+
+    def create_multipart_upload(
+        self,
+        key: str,
+        content_type: str,
+        storage_class: str | None = None,
+        content_encoding: str | None = None,
+    ) -> str:
+        self.local_path(key)
+        state = {
+            "key": key,
+            "content_type": content_type,
+            "storage_class": _check_storage_class(storage_class or DEFAULT_STORAGE_CLASS),
+            "content_encoding": _check_header_value("content_encoding", content_encoding),
+            # For a sweep of uploads abandoned long ago (S3's AbortIncompleteMultipartUpload rule).
+            "created": int(time.time()),
+        }
+        upload_id = uuid.uuid4().hex
+        body = json.dumps(state, sort_keys=True).encode()
+        self._atomic_write(self._upload_dir(upload_id) / LOCAL_UPLOAD_STATE_FILE, lambda tmp: tmp.write(body))
+        return upload_id
+
+    def presigned_upload_part(self, key: str, upload_id: str, part_number: int, expires_seconds: int) -> str:
+        validate_key(key)
+        self._upload_dir(upload_id)
+        payload = {
+            "op": "part",
+            "k": key,
+            "u": upload_id,
+            "p": _check_part_number(part_number),
+            "m": MAX_PART_BYTES,
+        }
+        return self._local_url("files.local_part", LOCAL_PART_PATH, self._sign(payload, expires_seconds))
+
+    def put_part(
+        self, key: str, upload_id: str, part_number: int, stream: IO[bytes], size: int, max_bytes: int
+    ) -> UploadedPart:
+        """Store part `part_number` from `stream`, which must yield exactly `size` (<= `max_bytes`) bytes.
+
+        The local part route's work: the body is copied to disk in chunks while its MD5 is computed, into a
+        temp file renamed over the part, so a retried part replaces the old one whole. Raises
+        PartTooLargeError, ValueError for a body shorter than `size`, and UploadNotFoundError.
+        """
+        part_number = _check_part_number(part_number)
+        if size > max_bytes:
+            raise PartTooLargeError(f"a part may have at most {max_bytes} bytes, not {size}")
+        folder, _state = self._open_upload(key, upload_id)
+        digest = hashlib.md5(usedforsecurity=False)
+
+        def copy(tmp: IO[bytes]) -> None:
+            tmp.write(b"0" * LOCAL_PART_ETAG_CHARS)  # the ETag's place, filled in once the data is in
+            received = 0
+            while chunk := stream.read(UPLOAD_CHUNK_BYTES):
+                received += len(chunk)
+                if received > size:
+                    raise PartTooLargeError(f"the body is longer than its Content-Length of {size} bytes")
+                digest.update(chunk)
+                tmp.write(chunk)
+            if received < size:
+                raise ValueError(f"the body ended after {received} of {size} bytes")
+            tmp.seek(0)
+            tmp.write(digest.hexdigest().encode("ascii"))
+
+        self._atomic_write(folder / f"{part_number:05d}.part", copy)
+        if not (folder / LOCAL_UPLOAD_STATE_FILE).exists():
+            # Aborted or completed while this part was arriving: the write above recreated the folder.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise UploadNotFoundError(upload_id)
+        return UploadedPart(part_number=part_number, size=size, etag=digest.hexdigest())
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        folder, _state = self._open_upload(key, upload_id)
+        parts = []
+        try:
+            names = sorted(entry.name for entry in folder.iterdir())
+        except FileNotFoundError:
+            raise UploadNotFoundError(upload_id) from None
+        for name in names:
+            match = _LOCAL_PART_FILE.match(name)
+            if not match:
+                continue  # the state file, or a part still being written
+            try:
+                with (folder / name).open("rb") as part:
+                    etag = part.read(LOCAL_PART_ETAG_CHARS).decode("ascii")
+                    size = os.fstat(part.fileno()).st_size - LOCAL_PART_ETAG_CHARS
+            except FileNotFoundError:
+                continue
+            parts.append(UploadedPart(part_number=int(match.group(1)), size=size, etag=etag))
+        return parts
+
+    def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> StoredObject:
+        path = self.local_path(key)
+        wanted = _check_completion_parts(parts)
+        folder, state = self._open_upload(key, upload_id)
+        part_md5s: list[str] = []
+
+        def join(tmp: IO[bytes]) -> None:
+            # Each part's ETag is checked on the very file that is copied, so a part replaced meanwhile is
+            # either the one the caller named or the completion fails.
+            for index, (part_number, etag) in enumerate(wanted):
+                try:
+                    part = (folder / f"{part_number:05d}.part").open("rb")
+                except FileNotFoundError:
+                    raise ValueError(f"part {part_number} was not uploaded") from None
+                with part:
+                    stored_etag = part.read(LOCAL_PART_ETAG_CHARS).decode("ascii")
+                    if stored_etag != etag:
+                        raise ValueError(f"part {part_number} has ETag {stored_etag}, not {etag}")
+                    size = os.fstat(part.fileno()).st_size - LOCAL_PART_ETAG_CHARS
+                    if size < MULTIPART_MIN_PART_BYTES and index < len(wanted) - 1:
+                        raise ValueError(
+                            f"part {part_number} has {size} bytes; all parts but the last need at least "
+                            f"{MULTIPART_MIN_PART_BYTES}"
+                        )
+                    while chunk := part.read(UPLOAD_CHUNK_BYTES):
+                        tmp.write(chunk)
+                part_md5s.append(stored_etag)
+
+        self._atomic_write(path, join)
+        stored = self._finish_object(
+            key,
+            state.get("content_type") or DEFAULT_CONTENT_TYPE,
+            state.get("storage_class") or DEFAULT_STORAGE_CLASS,
+            state.get("content_encoding"),
+            _multipart_etag(part_md5s),
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        return stored
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        try:
+            folder, _state = self._open_upload(key, upload_id)
+        except UploadNotFoundError:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
 
     # presigned URLs
 
@@ -431,39 +769,81 @@ class LocalStorage(Storage):
             raise SignedURLInvalidError("signed for another operation")
         if time.time() > payload.get("x", 0):
             raise SignedURLExpiredError("link expired")
-        validate_key(payload.get("k", ""))
+        try:
+            validate_key(payload.get("k", ""))
+        except ValueError:
+            raise SignedURLInvalidError("signed for an invalid key") from None
         return payload
 
-    def presigned_get(self, key: str, expires_seconds: int, download_name: str | None = None) -> str:
-        validate_key(key)
-        token = self._sign({"op": "get", "k": key, "n": download_name}, expires_seconds)
+    @staticmethod
+    def _local_url(endpoint: str, path: str, token: str) -> str:
         if has_request_context():
-            return url_for("files.local_download", token=token, _external=False)
-        return f"{LOCAL_DOWNLOAD_PATH}/{token}"
+            return url_for(endpoint, token=token, _external=False)
+        return f"{path}/{token}"
+
+    def presigned_get(
+        self,
+        key: str,
+        expires_seconds: int,
+        download_name: str | None = None,
+        *,
+        inline: bool = False,
+        content_type: str | None = None,
+    ) -> str:
+        validate_key(key)
+        _check_header_value("content_type", content_type)
+        payload = {"op": "get", "k": key, "n": download_name, "i": bool(inline), "t": content_type}
+        token = self._sign(payload, _check_download_expiry(expires_seconds))
+        return self._local_url("files.local_download", LOCAL_DOWNLOAD_PATH, token)
 
     def presigned_post(
-        self, key: str, content_type: str, max_bytes: int, expires_seconds: int
+        self,
+        key: str,
+        content_type: str,
+        max_bytes: int,
+        expires_seconds: int,
+        storage_class: str | None = None,
     ) -> dict[str, Any]:
         validate_key(key)
-        token = self._sign(
-            {"op": "post", "k": key, "t": content_type, "m": _check_max_bytes(max_bytes)}, expires_seconds
-        )
-        if has_request_context():
-            url = url_for("files.local_upload", token=token, _external=False)
-        else:
-            url = f"{LOCAL_UPLOAD_PATH}/{token}"
+        payload = {"op": "post", "k": key, "t": content_type, "m": _check_max_bytes(max_bytes)}
+        if storage_class:
+            payload["s"] = _check_storage_class(storage_class)
+        url = self._local_url("files.local_upload", LOCAL_UPLOAD_PATH, self._sign(payload, expires_seconds))
         # The same field names as S3's form, so one browser script uploads to either backend.
         return {"url": url, "fields": {"key": key, "Content-Type": content_type}}
 
     def verify_download_token(self, token: str) -> DownloadGrant:
-        """The key and download name a local download URL grants; raises SignedURLInvalidError."""
+        """Key, download name and presentation a local download URL grants; raises SignedURLInvalidError."""
         payload = self._verify(token, "get")
-        return DownloadGrant(key=payload["k"], download_name=payload.get("n"))
+        return DownloadGrant(
+            key=payload["k"],
+            download_name=payload.get("n"),
+            inline=bool(payload.get("i")),
+            content_type=payload.get("t"),
+        )
 
     def verify_upload_token(self, token: str) -> UploadGrant:
-        """The key, type and size limit a local upload URL grants; raises SignedURLInvalidError."""
+        """The key, type, size limit and class a local upload URL grants; raises SignedURLInvalidError."""
         payload = self._verify(token, "post")
-        return UploadGrant(key=payload["k"], content_type=payload["t"], max_bytes=int(payload["m"]))
+        return UploadGrant(
+            key=payload["k"],
+            content_type=payload["t"],
+            max_bytes=int(payload["m"]),
+            storage_class=payload.get("s"),
+        )
+
+    def verify_part_token(self, token: str) -> PartGrant:
+        """The upload, part number and size limit a local part URL grants; raises SignedURLInvalidError."""
+        payload = self._verify(token, "part")
+        try:
+            self._upload_dir(payload.get("u"))
+            part_number = _check_part_number(payload.get("p", 0))
+            max_bytes = int(payload["m"])
+        except (UploadNotFoundError, ValueError, TypeError, KeyError):
+            raise SignedURLInvalidError("signed for an invalid upload or part") from None
+        return PartGrant(
+            key=payload["k"], upload_id=payload["u"], part_number=part_number, max_bytes=max_bytes
+        )
 
 
 # --- S3 -----------------------------------------------------------------------------------------------------
@@ -512,15 +892,45 @@ class S3Storage(Storage):
             options["response_checksum_validation"] = "when_required"
         return Config(**options)
 
-    def ensure_bucket(self, default_encryption: bool = True) -> None:
+    def ensure_bucket(self, default_encryption: bool = True, cors_origins: list[str] | None = None) -> None:
         """Create the bucket if it does not exist (tests and the demo; production buckets are provisioned).
 
         A bucket created here also gets SSE-S3 as its default encryption, so even an object written by
-        another tool is encrypted. An existing bucket is left as it is.
+        another tool is encrypted; an existing bucket keeps its encryption. With `cors_origins` the bucket's
+        CORS configuration is (re)set, new bucket or not, so browsers on those origins can upload to
+        presigned URLs and read the ETag of each part.
         """
+        if isinstance(cors_origins, str):
+            raise ValueError("cors_origins is a list of origins, not one string")
+        if self._create_bucket() and default_encryption:
+            self.client.put_bucket_encryption(
+                Bucket=self.bucket,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": SSE_ALGORITHM}}]
+                },
+            )
+        if cors_origins:
+            self.client.put_bucket_cors(
+                Bucket=self.bucket,
+                CORSConfiguration={
+                    "CORSRules": [
+                        {
+                            "AllowedOrigins": list(cors_origins),
+                            "AllowedMethods": ["GET", "PUT", "POST", "HEAD"],
+                            "AllowedHeaders": ["*"],
+                            # Without it the browser hides each part's ETag, which completion needs.
+                            "ExposeHeaders": ["ETag"],
+                            "MaxAgeSeconds": CORS_MAX_AGE_SECONDS,
+                        }
+                    ]
+                },
+            )
+
+    def _create_bucket(self) -> bool:
+        """Create the bucket unless it exists; True when this call created it."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
-            return
+            return False
         except ClientError as error:
             if _error_code(error) not in {"404", "NoSuchBucket", "NotFound"}:
                 raise
@@ -532,23 +942,24 @@ class S3Storage(Storage):
         except ClientError as error:
             if _error_code(error) != "BucketAlreadyOwnedByYou":
                 raise
-            return
-        if default_encryption:
-            self.client.put_bucket_encryption(
-                Bucket=self.bucket,
-                ServerSideEncryptionConfiguration={
-                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": SSE_ALGORITHM}}]
-                },
-            )
+            return False
+        return True
 
     def put_stream(
-        self, key: str, fileobj: IO[bytes], content_type: str, storage_class: str | None = None
+        self,
+        key: str,
+        fileobj: IO[bytes],
+        content_type: str,
+        storage_class: str | None = None,
+        content_encoding: str | None = None,
     ) -> StoredObject:
         validate_key(key)
         # ExtraArgs reach PutObject and CreateMultipartUpload alike, so multipart objects are encrypted too.
         extra: dict[str, str] = {"ContentType": content_type, "ServerSideEncryption": SSE_ALGORITHM}
         if storage_class:
             extra["StorageClass"] = _check_storage_class(storage_class)
+        if _check_header_value("content_encoding", content_encoding):
+            extra["ContentEncoding"] = content_encoding
         self.client.upload_fileobj(fileobj, self.bucket, key, ExtraArgs=extra, Config=self.transfer_config)
         stored = self.head(key)
         if stored is None:  # deleted by someone else in between
@@ -581,23 +992,42 @@ class S3Storage(Storage):
             # S3 omits the header for STANDARD objects.
             storage_class=answer.get("StorageClass") or DEFAULT_STORAGE_CLASS,
             last_modified=last_modified.astimezone(UTC),
+            content_encoding=answer.get("ContentEncoding") or None,
         )
 
     def delete(self, key: str) -> None:
         validate_key(key)
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
-    def presigned_get(self, key: str, expires_seconds: int, download_name: str | None = None) -> str:
+    def presigned_get(
+        self,
+        key: str,
+        expires_seconds: int,
+        download_name: str | None = None,
+        *,
+        inline: bool = False,
+        content_type: str | None = None,
+    ) -> str:
         validate_key(key)
+        expires_seconds = _check_download_expiry(expires_seconds)
         params: dict[str, str] = {"Bucket": self.bucket, "Key": key, "ResponseCacheControl": "no-store"}
         if download_name:
-            params["ResponseContentDisposition"] = attachment_disposition(download_name)
-        return self.client.generate_presigned_url(
-            "get_object", Params=params, ExpiresIn=_check_expiry(expires_seconds)
-        )
+            disposition = inline_disposition if inline else attachment_disposition
+            params["ResponseContentDisposition"] = disposition(download_name)
+        elif inline:
+            params["ResponseContentDisposition"] = "inline"
+        if _check_header_value("content_type", content_type):
+            params["ResponseContentType"] = content_type
+        # A gzip-stored object answers with its own Content-Encoding, so the browser decompresses it.
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_seconds)
 
     def presigned_post(
-        self, key: str, content_type: str, max_bytes: int, expires_seconds: int
+        self,
+        key: str,
+        content_type: str,
+        max_bytes: int,
+        expires_seconds: int,
+        storage_class: str | None = None,
     ) -> dict[str, Any]:
         validate_key(key)
         fields = {"Content-Type": content_type, "x-amz-server-side-encryption": SSE_ALGORITHM}
@@ -607,6 +1037,9 @@ class S3Storage(Storage):
             {"Content-Type": content_type},
             {"x-amz-server-side-encryption": SSE_ALGORITHM},
         ]
+        if storage_class:
+            fields["x-amz-storage-class"] = _check_storage_class(storage_class)
+            conditions.append({"x-amz-storage-class": storage_class})
         answer = self.client.generate_presigned_post(
             Bucket=self.bucket,
             Key=key,
@@ -631,6 +1064,111 @@ class S3Storage(Storage):
             ServerSideEncryption=SSE_ALGORITHM,
             MetadataDirective="COPY",
         )
+
+    # multipart uploads
+
+    def create_multipart_upload(
+        self,
+        key: str,
+        content_type: str,
+        storage_class: str | None = None,
+        content_encoding: str | None = None,
+    ) -> str:
+        validate_key(key)
+        kwargs: dict[str, str] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": content_type,
+            # Asked for here, SSE covers the whole object: parts need no encryption header of their own.
+            "ServerSideEncryption": SSE_ALGORITHM,
+        }
+        if storage_class:
+            kwargs["StorageClass"] = _check_storage_class(storage_class)
+        if _check_header_value("content_encoding", content_encoding):
+            kwargs["ContentEncoding"] = content_encoding
+        return self.client.create_multipart_upload(**kwargs)["UploadId"]
+
+    def presigned_upload_part(self, key: str, upload_id: str, part_number: int, expires_seconds: int) -> str:
+        validate_key(key)
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "UploadId": _check_upload_id(upload_id),
+            "PartNumber": _check_part_number(part_number),
+        }
+        return self.client.generate_presigned_url(
+            "upload_part", Params=params, ExpiresIn=_check_expiry(expires_seconds)
+        )
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        validate_key(key)
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "UploadId": _check_upload_id(upload_id),
+            "MaxParts": LIST_PARTS_PAGE_SIZE,
+        }
+        parts: list[UploadedPart] = []
+        while True:
+            try:
+                answer = self.client.list_parts(**kwargs)
+            except ClientError as error:
+                if _error_code(error) in {"NoSuchUpload", "404"}:
+                    raise UploadNotFoundError(upload_id) from None
+                raise
+            parts.extend(
+                UploadedPart(
+                    part_number=part["PartNumber"], size=part["Size"], etag=part.get("ETag", "").strip('"')
+                )
+                for part in answer.get("Parts", [])
+            )
+            if not answer.get("IsTruncated"):
+                break
+            kwargs["PartNumberMarker"] = answer["NextPartNumberMarker"]
+        return sorted(parts, key=lambda part: part.part_number)
+
+    def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> StoredObject:
+        validate_key(key)
+        wanted = _check_completion_parts(parts)
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=_check_upload_id(upload_id),
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in wanted]},
+            )
+        except ClientError as error:
+            code = _error_code(error)
+            if code in {"NoSuchUpload", "404"}:
+                raise UploadNotFoundError(upload_id) from None
+            if code in {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}:
+                raise ValueError(error.response.get("Error", {}).get("Message") or code) from None
+            raise
+        stored = self.head(key)
+        if stored is None:  # deleted by someone else in between
+            raise ObjectNotFoundError(key)
+        return stored
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        validate_key(key)
+        try:
+            upload_id = _check_upload_id(upload_id)
+        except UploadNotFoundError:
+            return
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as error:
+            if _error_code(error) not in {"NoSuchUpload", "404"}:
+                raise
+
+
+def _check_upload_id(upload_id: str) -> str:
+    # S3's ids are opaque; an empty one would turn an upload call into another operation on the key.
+    if not isinstance(upload_id, str) or not upload_id or _CONTROL_CHARS.search(upload_id):
+        raise UploadNotFoundError(upload_id)
+    return upload_id
 
 
 def _error_code(error: ClientError) -> str:

@@ -1,4 +1,4 @@
-"""The local backend's stand-ins for S3's presigned GET and POST.
+"""The local backend's stand-ins for S3's presigned GET, POST and upload-part PUT.
 
 With `STORAGE_BACKEND=local` the browser downloads and uploads through these routes instead of S3. They are
 public because the signed token is the authorisation: it names the one key, the operation, the limits and a
@@ -14,9 +14,37 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 
 from ..access import public
 from ..extensions import csrf
-from .storage import LocalStorage, SignedURLExpiredError, SignedURLInvalidError, get_storage
+from .storage import (
+    DownloadGrant,
+    LocalStorage,
+    PartTooLargeError,
+    SignedURLExpiredError,
+    SignedURLInvalidError,
+    UploadNotFoundError,
+    attachment_disposition,
+    get_storage,
+    inline_disposition,
+)
 
 bp = Blueprint("files", __name__, url_prefix="/files")
+
+# What a browser may render inside the app's own origin. Anything else (HTML, SVG, XML, scripts...) could run
+# script there, so it is sent as an attachment even when the link asks for inline; S3 serves from its own
+# origin and needs no such rule.
+SAFE_INLINE_TYPES = frozenset(
+    {
+        "application/pdf",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/bmp",
+        "image/tiff",
+        "text/plain",
+        "text/csv",
+    }
+)
 
 
 def _local_storage() -> LocalStorage:
@@ -33,6 +61,12 @@ def _refuse(status: int, message: str) -> Response:
     return response
 
 
+def _content_disposition(grant: DownloadGrant, key: str, mimetype: str) -> str:
+    name = grant.download_name or key.rsplit("/", 1)[-1]
+    shown = (grant.inline or not grant.download_name) and mimetype.split(";")[0].strip() in SAFE_INLINE_TYPES
+    return inline_disposition(name) if shown else attachment_disposition(name)
+
+
 def _stream_size(stream: IO[bytes]) -> int:
     # Werkzeug spools uploaded files to a seekable temp file, so the size is known without reading it.
     start = stream.tell()
@@ -45,7 +79,11 @@ def _stream_size(stream: IO[bytes]) -> int:
 @bp.get("/local/<token>")
 @public
 def local_download(token: str) -> Response:
-    """Send the object a signed download URL names; 403 when the link expired, 404 when it is not genuine."""
+    """Send the object a signed download URL names; 403 when the link expired, 404 when it is not genuine.
+
+    The link decides attachment or inline and may override the type, as S3's response-* parameters do; a
+    gzip-stored object goes out as stored with Content-Encoding, and the browser decompresses it.
+    """
     storage = _local_storage()
     try:
         grant = storage.verify_download_token(token)
@@ -56,14 +94,16 @@ def local_download(token: str) -> Response:
     stored = storage.head(grant.key)
     if stored is None:
         abort(404)
+    mimetype = grant.content_type or stored.content_type
     response = send_file(
         storage.local_path(grant.key),
-        mimetype=stored.content_type,
-        as_attachment=bool(grant.download_name),
-        download_name=grant.download_name or None,
+        mimetype=mimetype,
         etag=stored.etag,
         conditional=True,
     )
+    response.headers["Content-Disposition"] = _content_disposition(grant, grant.key, mimetype)
+    if stored.content_encoding:
+        response.headers["Content-Encoding"] = stored.content_encoding
     # Patient files must not linger in shared or browser caches.
     response.headers["Cache-Control"] = "no-store"
     response.headers.pop("Expires", None)
@@ -99,8 +139,48 @@ def local_upload(token: str) -> Response:
         return _refuse(400, "The file is empty.")
     if size > grant.max_bytes:
         return _refuse(413, f"The file is {size} bytes; this upload allows at most {grant.max_bytes} bytes.")
-    stored = storage.put_stream(grant.key, upload.stream, grant.content_type)
+    stored = storage.put_stream(
+        grant.key, upload.stream, grant.content_type, storage_class=grant.storage_class
+    )
     # S3 answers a successful form upload with 204 and the ETag; scripts treat both backends alike.
     response = Response(status=204)
     response.headers["ETag"] = f'"{stored.etag}"'
+    return response
+
+
+@bp.put("/local-part/<token>")
+@public
+@csrf.exempt
+def local_part(token: str) -> Response:
+    """Store the body as one part of a multipart upload, streamed to disk; answer its ETag, as S3 does.
+
+    The browser's script reads the ETag header and sends it back when it completes the upload.
+    """
+    storage = _local_storage()
+    try:
+        grant = storage.verify_part_token(token)
+    except SignedURLExpiredError:
+        abort(403)
+    except SignedURLInvalidError:
+        abort(404)
+    size = request.content_length
+    if size is None:
+        # Without a length the part could only be bounded by reading it; S3 refuses it too.
+        return _refuse(411, "A part needs a Content-Length header.")
+    if size > grant.max_bytes:
+        return _refuse(413, f"A part may have at most {grant.max_bytes} bytes, not {size}.")
+    # The signed limit bounds a part, not the app-wide MAX_CONTENT_LENGTH meant for forms.
+    request.max_content_length = grant.max_bytes
+    try:
+        part = storage.put_part(
+            grant.key, grant.upload_id, grant.part_number, request.stream, size, grant.max_bytes
+        )
+    except UploadNotFoundError:
+        return _refuse(404, "This upload was completed or cancelled.")
+    except PartTooLargeError as error:
+        return _refuse(413, f"{error}.")
+    except ValueError as error:
+        return _refuse(400, f"{error}.")
+    response = Response(status=200)
+    response.headers["ETag"] = f'"{part.etag}"'
     return response

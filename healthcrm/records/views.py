@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from ..access import current_actor, roles
 from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
+from ..files.attachment_views import record_files
 from ..patients import services as patients
 from ..tenancy import get_scoped
 from ..web import render_fragment, render_page
@@ -150,6 +151,7 @@ def show(record_id: int):
         history=records.record_history(record),
         addendum_form=AddendumForm(),
         role=current_user.role,
+        files=record_files(record),
     )
 
 
@@ -233,6 +235,7 @@ def add_addendum(record_id: int):
         history=records.record_history(record),
         addendum_form=form,
         role=current_user.role,
+        files=record_files(record),
         status=INVALID,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import json
@@ -10,27 +11,40 @@ import os
 import random
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
+import moto.settings
 import pytest
 import requests
 import time_machine
 from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
+from itsdangerous import URLSafeTimedSerializer
 from moto.server import ThreadedMotoServer
 
+from healthcrm.files import storage as storage_module
 from healthcrm.files.storage import (
+    DOWNLOAD_URL_MAX_SECONDS,
+    LOCAL_SIGNING_SALT,
+    MAX_PART_BYTES,
+    MULTIPART_MIN_PART_BYTES,
     MULTIPART_THRESHOLD_BYTES,
     SAFE_NAME_MAX_CHARS,
     LocalStorage,
     ObjectNotFoundError,
     S3Storage,
     Storage,
+    StoredObject,
+    UploadedPart,
+    UploadNotFoundError,
     get_storage,
+    inline_disposition,
     make_key,
     safe_filename,
     validate_key,
@@ -48,8 +62,11 @@ FAKE_AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
+    # moto reads this once, when it is imported (before any fixture runs): only tests/conftest.py can set it
+    # in time. Here it reaches nothing but a moto started in another process.
     "MOTO_DISABLE_GLOBAL_CORS": "1",
 }
+APP_ORIGIN = "https://clinic.example"
 TRAVERSALS = [
     "",
     "/etc/passwd",
@@ -265,6 +282,11 @@ def test_every_operation_validates_the_key(storage: Storage, key: str) -> None:
         lambda: storage.presigned_post(key, "text/plain", 10, 60),
         lambda: storage.storage_class(key),
         lambda: storage.set_storage_class(key, "STANDARD_IA"),
+        lambda: storage.create_multipart_upload(key, "text/plain"),
+        lambda: storage.presigned_upload_part(key, "0" * 32, 1, 60),
+        lambda: storage.list_parts(key, "0" * 32),
+        lambda: storage.complete_multipart_upload(key, "0" * 32, [(1, "0" * 32)]),
+        lambda: storage.abort_multipart_upload(key, "0" * 32),
     ]
     for operation in operations:
         with pytest.raises(ValueError):
@@ -338,6 +360,7 @@ def test_s3_presigned_post_policy_and_upload(s3_storage: S3Storage, raw_s3) -> N
     assert fields["Content-Type"] == "image/jpeg"
     assert fields["x-amz-server-side-encryption"] == "AES256"
     assert fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
+    assert "x-amz-storage-class" not in fields  # none asked for
     policy = json.loads(base64.b64decode(fields["policy"]))
     conditions = policy["conditions"]
     # moto does not enforce the policy, so the conditions S3 would enforce are checked here.
@@ -542,9 +565,586 @@ def test_local_views_declare_public_policy_and_csrf_exemption() -> None:
 
     assert views.local_download.access_policy.public
     assert views.local_upload.access_policy.public
+    assert views.local_part.access_policy.public
     from healthcrm.extensions import csrf
 
     assert "healthcrm.files.views.local_upload" in csrf._exempt_views
+    assert "healthcrm.files.views.local_part" in csrf._exempt_views
+
+
+# --- downloads: inline, type override, one-hour cap, gzip-stored objects -----------------------------------
+
+
+def test_download_links_live_at_most_an_hour(storage: Storage) -> None:
+    key = new_key()
+    assert DOWNLOAD_URL_MAX_SECONDS == 3600
+
+    assert storage.presigned_get(key, DOWNLOAD_URL_MAX_SECONDS)
+    with pytest.raises(ValueError):
+        storage.presigned_get(key, DOWNLOAD_URL_MAX_SECONDS + 1)
+    with pytest.raises(ValueError):
+        storage.presigned_get(key, 60, inline=True, content_type="text/plain\r\nX-Evil: 1")
+
+
+def test_inline_disposition() -> None:
+    disposition = inline_disposition("Befund Müller.pdf")
+
+    assert disposition.startswith('inline; filename="Befund-Muller.pdf"; ')
+    assert disposition.endswith("filename*=UTF-8''Befund%20M%C3%BCller.pdf")
+
+
+def test_s3_presigned_get_inline_with_type(s3_storage: S3Storage) -> None:
+    key = new_key()
+    s3_storage.put_stream(key, io.BytesIO(b"%PDF-1.7 findings"), "application/octet-stream")
+
+    url = s3_storage.presigned_get(
+        key, 600, download_name="Befund Müller.pdf", inline=True, content_type="application/pdf"
+    )
+
+    assert "X-Amz-Expires=600" in url
+    with urllib.request.urlopen(url) as answer:  # noqa: S310 (http to the local moto server)
+        assert answer.read() == b"%PDF-1.7 findings"
+        assert answer.headers["Content-Type"] == "application/pdf"
+        assert answer.headers["Content-Disposition"] == inline_disposition("Befund Müller.pdf")
+
+
+def test_local_presigned_get_inline_with_type(files_app: Flask) -> None:
+    storage = get_storage(files_app)
+    key = new_key()
+    storage.put_stream(key, io.BytesIO(b"%PDF-1.7 findings"), "application/octet-stream")
+    client = files_app.test_client()
+
+    shown = fetch(
+        client,
+        storage.presigned_get(key, 60, "Befund Müller.pdf", inline=True, content_type="application/pdf"),
+    )
+    saved = fetch(client, storage.presigned_get(key, 60, "Befund Müller.pdf"))
+
+    assert shown.status_code == 200
+    assert shown.data == b"%PDF-1.7 findings"
+    assert shown.mimetype == "application/pdf"
+    assert shown.headers["Content-Disposition"] == inline_disposition("Befund Müller.pdf")
+    assert shown.headers["Cache-Control"] == "no-store"
+    assert saved.mimetype == "application/octet-stream"
+    assert saved.headers["Content-Disposition"].startswith('attachment; filename="Befund-Muller.pdf"')
+
+
+def test_local_never_shows_active_content_inline(files_app: Flask) -> None:
+    storage = get_storage(files_app)
+    key = new_key("letter.html")
+    storage.put_stream(key, io.BytesIO(b"<script>alert(document.cookie)</script>"), "text/html")
+    client = files_app.test_client()
+
+    asked_inline = fetch(client, storage.presigned_get(key, 60, "letter.html", inline=True))
+    plain_link = fetch(client, storage.presigned_get(key, 60))
+    as_svg = fetch(client, storage.presigned_get(key, 60, inline=True, content_type="image/svg+xml"))
+
+    # Served from the app's own origin, a page could read the session: the browser must save it instead.
+    for answer in (asked_inline, plain_link, as_svg):
+        assert answer.status_code == 200
+        assert answer.headers["Content-Disposition"].startswith("attachment;")
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_content_encoding_round_trips(storage: Storage) -> None:
+    key, plain_key = new_key("notes.txt"), new_key()
+    original = b"Patient reports mild headache.\n" * 2000
+    packed = gzip.compress(original)
+
+    stored = storage.put_stream(key, io.BytesIO(packed), "text/plain", content_encoding="gzip")
+    plain = storage.put_stream(plain_key, io.BytesIO(b"plain"), "text/plain")
+
+    assert stored.content_encoding == "gzip"
+    assert storage.head(key) == stored
+    assert stored.size == len(packed)
+    assert read_all(storage.open_stream(key)) == packed  # the stored bytes, as stored
+    assert plain.content_encoding is None
+    storage.set_storage_class(key, "STANDARD_IA")
+    assert storage.head(key).content_encoding == "gzip"
+    # Objects described the old way still compare and construct.
+    assert StoredObject(key, 1, "text/plain", "e", "STANDARD", stored.last_modified).content_encoding is None
+
+
+def test_s3_download_of_gzip_object_is_decompressed(s3_storage: S3Storage) -> None:
+    key = new_key("notes.txt")
+    original = b"Patient reports mild headache.\n" * 2000
+    s3_storage.put_stream(key, io.BytesIO(gzip.compress(original)), "text/plain", content_encoding="gzip")
+
+    # requests, like a browser, decodes a Content-Encoding it understands.
+    answer = requests.get(s3_storage.presigned_get(key, 60, "notes.txt"), timeout=10)
+
+    assert answer.status_code == 200
+    assert answer.headers["Content-Encoding"] == "gzip"
+    assert answer.content == original
+
+
+def test_local_download_of_gzip_object_says_so(files_app: Flask) -> None:
+    storage = get_storage(files_app)
+    key = new_key("notes.txt")
+    original = b"Patient reports mild headache.\n" * 2000
+    storage.put_stream(key, io.BytesIO(gzip.compress(original)), "text/plain", content_encoding="gzip")
+
+    answer = fetch(files_app.test_client(), storage.presigned_get(key, 60, "notes.txt"))
+
+    assert answer.status_code == 200
+    assert answer.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(answer.data) == original
+
+
+# --- presigned POST with a storage class --------------------------------------------------------------------
+
+
+def test_s3_presigned_post_pins_storage_class(s3_storage: S3Storage) -> None:
+    key = new_key("referral.pdf")
+
+    form = s3_storage.presigned_post(
+        key, "application/pdf", max_bytes=5 * MiB, expires_seconds=600, storage_class="INTELLIGENT_TIERING"
+    )
+
+    fields = form["fields"]
+    assert fields["x-amz-storage-class"] == "INTELLIGENT_TIERING"
+    conditions = json.loads(base64.b64decode(fields["policy"]))["conditions"]
+    # moto does not enforce the policy: S3 would, so every condition it would check is asserted here.
+    assert {"key": key} in conditions
+    assert ["content-length-range", 1, 5 * MiB] in conditions
+    assert {"Content-Type": "application/pdf"} in conditions
+    assert {"x-amz-server-side-encryption": "AES256"} in conditions
+    assert {"x-amz-storage-class": "INTELLIGENT_TIERING"} in conditions
+    with pytest.raises(ValueError):
+        s3_storage.presigned_post(key, "application/pdf", 10, 60, storage_class="CHEAPEST")
+
+
+def test_local_presigned_post_records_storage_class(files_app: Flask) -> None:
+    storage = get_storage(files_app)
+    key = new_key("referral.pdf")
+    form = storage.presigned_post(key, "application/pdf", 1000, 60, storage_class="INTELLIGENT_TIERING")
+    fields = {**form["fields"], "file": (io.BytesIO(b"%PDF referral"), "referral.pdf", "application/pdf")}
+
+    answer = files_app.test_client().post(form["url"], data=fields, content_type="multipart/form-data")
+
+    assert answer.status_code == 204
+    assert storage.head(key).storage_class == "INTELLIGENT_TIERING"
+
+
+# --- browser multipart uploads, on both backends ------------------------------------------------------------
+
+
+@dataclass
+class Uploads:
+    """A backend, how a browser PUTs to its part URLs, and how a restarted app would open it again."""
+
+    storage: Storage
+    put: Callable[[str, bytes], Any]
+    reopen: Callable[[], Storage]
+
+    def put_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
+        """PUT one part as the browser does; the part's ETag from the answer's header, without quotes."""
+        answer = self.put(self.storage.presigned_upload_part(key, upload_id, part_number, 600), data)
+        assert answer.status_code == 200
+        return answer.headers["ETag"].strip('"')
+
+
+@pytest.fixture(params=["local", "s3"])
+def uploads(request: pytest.FixtureRequest, files_app: Flask) -> Uploads:
+    if request.param == "local":
+        local = get_storage(files_app)
+        client = files_app.test_client()
+        return Uploads(
+            local,
+            put=lambda url, data: client.put(url, data=data),
+            reopen=lambda: LocalStorage(local.root, secret_key=SECRET),
+        )
+    s3 = request.getfixturevalue("s3_storage")
+    endpoint = request.getfixturevalue("moto_endpoint")
+    return Uploads(
+        s3,
+        put=lambda url, data: requests.put(url, data=data, timeout=30),
+        reopen=lambda: S3Storage(bucket=s3.bucket, endpoint_url=endpoint, region=REGION),
+    )
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def test_multipart_upload_resumes_and_completes(uploads: Uploads) -> None:
+    storage, key = uploads.storage, new_key("ct-series.dcm")
+    data = payload(2 * MULTIPART_MIN_PART_BYTES + 3 * MiB)
+    chunks = [data[:MULTIPART_MIN_PART_BYTES], data[MULTIPART_MIN_PART_BYTES : 2 * MULTIPART_MIN_PART_BYTES]]
+    chunks.append(data[2 * MULTIPART_MIN_PART_BYTES :])
+    upload_id = storage.create_multipart_upload(key, "application/dicom", storage_class="INTELLIGENT_TIERING")
+
+    etags = [uploads.put_part(key, upload_id, n, chunks[n - 1]) for n in (1, 2)]
+
+    expected = [UploadedPart(n, len(chunks[n - 1]), md5(chunks[n - 1])) for n in (1, 2)]
+    assert etags == [part.etag for part in expected]
+    assert storage.list_parts(key, upload_id) == expected
+    assert storage.head(key) is None  # nothing visible until completed
+    # The page was reloaded, the app restarted: the upload resumes from what the store already has.
+    reopened = uploads.reopen()
+    assert reopened.list_parts(key, upload_id) == expected
+
+    etags.append(uploads.put_part(key, upload_id, 3, chunks[2]))
+    stored = reopened.complete_multipart_upload(
+        key, upload_id, [(1, etags[0]), (2, f'"{etags[1]}"'), (3, etags[2])]
+    )
+
+    assert stored.size == len(data)
+    assert stored.content_type == "application/dicom"
+    assert stored.storage_class == "INTELLIGENT_TIERING"
+    # Both backends give a joined object S3's multipart ETag.
+    assert stored.etag == f"{md5(b''.join(bytes.fromhex(etag) for etag in etags))}-3"
+    assert hashlib.sha256(read_all(storage.open_stream(key))).digest() == hashlib.sha256(data).digest()
+    with pytest.raises(UploadNotFoundError):
+        storage.list_parts(key, upload_id)
+    storage.abort_multipart_upload(key, upload_id)  # after completion: nothing to do, not an error
+    assert storage.head(key) == stored
+
+
+def test_multipart_complete_refuses_parts_that_do_not_match(uploads: Uploads) -> None:
+    storage, key = uploads.storage, new_key()
+    first, last = payload(MULTIPART_MIN_PART_BYTES), b"the end"
+    upload_id = storage.create_multipart_upload(key, "application/pdf")
+    etag_1 = uploads.put_part(key, upload_id, 1, first)
+    etag_2 = uploads.put_part(key, upload_id, 2, last)
+
+    with pytest.raises(ValueError):
+        storage.complete_multipart_upload(key, upload_id, [(1, etag_1), (2, md5(b"something else"))])
+    with pytest.raises(ValueError):
+        storage.complete_multipart_upload(key, upload_id, [(1, etag_1), (3, etag_2)])  # never uploaded
+    with pytest.raises(ValueError):
+        storage.complete_multipart_upload(key, upload_id, [(2, etag_2), (1, etag_1)])  # out of order
+    with pytest.raises(ValueError):
+        storage.complete_multipart_upload(key, upload_id, [])
+
+    # Nothing became visible and the upload is still open: the right parts complete it.
+    assert storage.head(key) is None
+    assert [part.part_number for part in storage.list_parts(key, upload_id)] == [1, 2]
+    stored = storage.complete_multipart_upload(key, upload_id, [(1, etag_1), (2, etag_2)])
+    assert stored.size == len(first) + len(last)
+
+
+def test_multipart_parts_below_the_minimum_only_last(uploads: Uploads) -> None:
+    storage, key = uploads.storage, new_key()
+    upload_id = storage.create_multipart_upload(key, "text/plain")
+    etags = [uploads.put_part(key, upload_id, n, f"part {n}".encode()) for n in (1, 2)]
+
+    with pytest.raises(ValueError):
+        storage.complete_multipart_upload(key, upload_id, [(1, etags[0]), (2, etags[1])])
+
+    # A single small part is also the last one.
+    assert storage.complete_multipart_upload(key, upload_id, [(1, etags[0])]).size == len(b"part 1")
+
+
+def test_multipart_abort(uploads: Uploads) -> None:
+    storage, key = uploads.storage, new_key()
+    upload_id = storage.create_multipart_upload(key, "text/plain")
+    etag = uploads.put_part(key, upload_id, 1, b"half an upload")
+
+    storage.abort_multipart_upload(key, upload_id)
+
+    with pytest.raises(UploadNotFoundError):
+        storage.list_parts(key, upload_id)
+    if isinstance(storage, LocalStorage):
+        # (S3 answers NoSuchUpload here too; moto 5.2.5 fails with a 500 instead.)
+        with pytest.raises(UploadNotFoundError):
+            storage.complete_multipart_upload(key, upload_id, [(1, etag)])
+    storage.abort_multipart_upload(key, upload_id)  # idempotent
+    assert storage.head(key) is None
+
+
+def test_multipart_unknown_upload(uploads: Uploads) -> None:
+    storage, key, other_key = uploads.storage, new_key(), new_key()
+    other_upload = storage.create_multipart_upload(other_key, "text/plain")
+
+    for upload_id in ("0" * 32, "no-such-upload", "../../etc", ""):
+        with pytest.raises(UploadNotFoundError):
+            storage.list_parts(key, upload_id)
+        storage.abort_multipart_upload(key, upload_id)
+    with pytest.raises(ValueError):
+        storage.presigned_upload_part(other_key, other_upload, 0, 60)
+    with pytest.raises(ValueError):
+        storage.presigned_upload_part(other_key, other_upload, 10_001, 60)
+    if isinstance(storage, LocalStorage):
+        # An upload id belongs to its key, as on S3 (moto 5.2.5 finds and aborts an upload by id alone).
+        with pytest.raises(UploadNotFoundError):
+            storage.list_parts(key, other_upload)
+        storage.abort_multipart_upload(key, other_upload)
+    assert storage.list_parts(other_key, other_upload) == []
+    storage.abort_multipart_upload(other_key, other_upload)
+
+
+def test_s3_multipart_object_is_encrypted_with_class_and_encoding(s3_storage: S3Storage, raw_s3) -> None:
+    key = new_key("notes.txt")
+    packed = gzip.compress(b"progress notes " * 1000)
+    upload_id = s3_storage.create_multipart_upload(
+        key, "text/plain", storage_class="INTELLIGENT_TIERING", content_encoding="gzip"
+    )
+    part_url = s3_storage.presigned_upload_part(key, upload_id, 1, 600)
+    assert "X-Amz-Expires=600" in part_url
+    etag = requests.put(part_url, data=packed, timeout=10).headers["ETag"]
+
+    stored = s3_storage.complete_multipart_upload(key, upload_id, [(1, etag)])
+
+    head = raw_s3.head_object(Bucket=s3_storage.bucket, Key=key)
+    assert head["ServerSideEncryption"] == "AES256"
+    assert head["StorageClass"] == "INTELLIGENT_TIERING"
+    assert head["ContentEncoding"] == "gzip"
+    assert stored.content_encoding == "gzip"
+
+
+def test_s3_list_parts_follows_pages(s3_storage: S3Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = new_key()
+    upload_id = s3_storage.create_multipart_upload(key, "text/plain")
+    for n in (5, 1, 4, 2, 3):
+        s3_storage.client.upload_part(
+            Bucket=s3_storage.bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=f"part {n}".encode()
+        )
+    monkeypatch.setattr(storage_module, "LIST_PARTS_PAGE_SIZE", 2)
+
+    parts = s3_storage.list_parts(key, upload_id)
+
+    assert [part.part_number for part in parts] == [1, 2, 3, 4, 5]
+    assert parts[2] == UploadedPart(3, len(b"part 3"), md5(b"part 3"))
+    s3_storage.abort_multipart_upload(key, upload_id)
+
+
+# --- the local part route -----------------------------------------------------------------------------------
+
+
+def test_local_upload_state_lives_in_a_hidden_folder(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path, secret_key=SECRET)
+    key = new_key()
+
+    upload_id = storage.create_multipart_upload(key, "image/tiff", storage_class="INTELLIGENT_TIERING")
+
+    folder = tmp_path / ".uploads" / upload_id
+    state = json.loads((folder / "upload.json").read_text())
+    assert (state["key"], state["content_type"], state["storage_class"]) == (
+        key,
+        "image/tiff",
+        "INTELLIGENT_TIERING",
+    )
+    with pytest.raises(ValueError):
+        validate_key(f".uploads/{upload_id}/upload.json")  # no key reaches it
+    storage.abort_multipart_upload(key, upload_id)
+    assert not folder.exists()
+
+
+def test_local_part_is_streamed_to_disk(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path, secret_key=SECRET)
+    key, data = new_key(), payload(BIG_FILE_BYTES)
+    upload_id = storage.create_multipart_upload(key, "application/dicom")
+    source = ChunkOnlyReader(data, seekable=False)
+
+    part = storage.put_part(key, upload_id, 1, source, len(data), MAX_PART_BYTES)
+
+    assert source.bad_reads == []
+    assert part == UploadedPart(1, len(data), md5(data))
+    stored = storage.complete_multipart_upload(key, upload_id, [(1, part.etag)])
+    assert stored.size == len(data)
+    assert sorted(p.name for p in storage.local_path(key).parent.iterdir()) == [Path(key).name]
+
+
+def test_local_part_retry_replaces_the_part(files_app: Flask) -> None:
+    storage = get_storage(files_app)
+    client = files_app.test_client()
+    key = new_key()
+    upload_id = storage.create_multipart_upload(key, "text/plain")
+    url = storage.presigned_upload_part(key, upload_id, 7, 60)
+
+    client.put(url, data=b"first try, cut short")
+    retried = client.put(url, data=b"second try")
+
+    assert retried.status_code == 200
+    assert retried.headers["ETag"] == f'"{md5(b"second try")}"'
+    assert storage.list_parts(key, upload_id) == [UploadedPart(7, len(b"second try"), md5(b"second try"))]
+    assert sorted(p.name for p in (storage.root / ".uploads" / upload_id).iterdir()) == [
+        "00007.part",
+        "upload.json",
+    ]
+
+
+def test_local_part_route_refuses_bad_links(files_app: Flask) -> None:
+    storage = get_storage(files_app)
+    client = files_app.test_client()
+    key = new_key()
+    upload_id = storage.create_multipart_upload(key, "text/plain")
+    url = storage.presigned_upload_part(key, upload_id, 1, 60)
+    assert url.startswith("/files/local-part/")
+    token = url.rsplit("/", 1)[1]
+
+    def put(target: str) -> int:
+        return client.put(target, data=b"part").status_code
+
+    assert put(url[:-2] + ("AA" if not url.endswith("AA") else "BB")) == 404
+    assert (
+        put(LocalStorage(storage.root, secret_key="another-key").presigned_upload_part(key, upload_id, 1, 60))
+        == 404
+    )
+    download_token = storage.presigned_get(key, 60).rsplit("/", 1)[1]
+    upload_token = storage.presigned_post(key, "text/plain", 10, 60)["url"].rsplit("/", 1)[1]
+    assert put(f"/files/local-part/{download_token}") == 404
+    assert put(f"/files/local-part/{upload_token}") == 404
+    assert fetch(client, f"/files/local/{token}").status_code == 404  # a part link does not download
+    assert (
+        client.post(f"/files/local-upload/{token}", data={"file": (io.BytesIO(b"x"), "a.txt")}).status_code
+        == 404
+    )
+    with time_machine.travel(datetime.now(UTC) + timedelta(seconds=61), tick=False):
+        assert put(url) == 403
+    assert storage.list_parts(key, upload_id) == []
+
+    storage.abort_multipart_upload(key, upload_id)
+    assert put(url) == 404
+    assert not (storage.root / ".uploads" / upload_id).exists()
+
+
+def test_local_part_route_size_limits(files_app: Flask) -> None:
+    storage = get_storage(files_app)
+    client = files_app.test_client()
+    key = new_key()
+    upload_id = storage.create_multipart_upload(key, "text/plain")
+    url = storage.presigned_upload_part(key, upload_id, 1, 60)
+
+    # The body is never read: the claimed length alone is refused.
+    too_big = client.put(url, data=b"x", environ_overrides={"CONTENT_LENGTH": str(MAX_PART_BYTES + 1)})
+    chunked = client.put(url, data=b"no length", headers={"Transfer-Encoding": "chunked"})
+    # A server that hands over the raw input (wsgi.input_terminated) could pass more than the header said.
+    longer = client.put(
+        url, data=b"0123456789", environ_overrides={"CONTENT_LENGTH": "4", "wsgi.input_terminated": True}
+    )
+    shorter = client.put(url, data=b"0123", environ_overrides={"CONTENT_LENGTH": "10"})
+
+    assert too_big.status_code == 413
+    assert str(MAX_PART_BYTES) in too_big.get_json()["error"]
+    assert chunked.status_code == 411
+    assert longer.status_code == 413
+    assert shorter.status_code == 400
+    assert storage.list_parts(key, upload_id) == []
+    assert sorted(p.name for p in (storage.root / ".uploads" / upload_id).iterdir()) == ["upload.json"]
+
+
+def test_local_part_route_ignores_the_form_size_limit(files_app: Flask) -> None:
+    # MAX_CONTENT_LENGTH is the app's limit for forms; a part is bounded by its signed limit instead.
+    files_app.config["MAX_CONTENT_LENGTH"] = 1000
+    storage = get_storage(files_app)
+    key = new_key()
+    upload_id = storage.create_multipart_upload(key, "text/plain")
+
+    answer = files_app.test_client().put(
+        storage.presigned_upload_part(key, upload_id, 1, 60), data=b"x" * 5000
+    )
+
+    assert answer.status_code == 200
+    assert storage.list_parts(key, upload_id)[0].size == 5000
+
+
+def test_local_part_route_never_leaves_the_root(files_app: Flask, tmp_path: Path) -> None:
+    storage = get_storage(files_app)
+    client = files_app.test_client()
+    key = new_key()
+    upload_id = storage.create_multipart_upload(key, "text/plain")
+    # Someone holding the secret key still cannot point a part outside the uploads folder.
+    signer = URLSafeTimedSerializer(SECRET, salt=LOCAL_SIGNING_SALT)
+    valid = {
+        "op": "part",
+        "k": key,
+        "u": upload_id,
+        "p": 1,
+        "m": 100,
+        "x": int(datetime.now(UTC).timestamp()) + 60,
+    }
+    forged = [
+        {"k": "../../outside"},
+        {"k": ".uploads/x"},
+        {"u": "../../../outside"},
+        {"u": upload_id.upper()},
+        {"p": "../../x"},
+        {"p": 0},
+        {"p": 10_001},
+        {"m": None},
+    ]
+    with pytest.raises(UploadNotFoundError):
+        storage.presigned_upload_part(key, "../../outside", 1, 60)
+
+    for change in forged:
+        token = signer.dumps({**valid, **change})
+        assert client.put(f"/files/local-part/{token}", data=b"escape").status_code == 404, change
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app-storage"]
+    assert storage.list_parts(key, upload_id) == []
+    assert client.put(f"/files/local-part/{signer.dumps(valid)}", data=b"fits").status_code == 200
+
+
+# --- bucket CORS for browser uploads ------------------------------------------------------------------------
+
+
+def test_s3_ensure_bucket_sets_cors(moto_endpoint: str, raw_s3) -> None:
+    storage = S3Storage(bucket=f"cors-{uuid.uuid4().hex[:12]}", endpoint_url=moto_endpoint, region=REGION)
+
+    storage.ensure_bucket(cors_origins=[APP_ORIGIN])
+    first = raw_s3.get_bucket_cors(Bucket=storage.bucket)["CORSRules"]
+    storage.ensure_bucket(cors_origins=[APP_ORIGIN, "https://clinic2.example"])  # bucket exists: updated
+
+    rules = raw_s3.get_bucket_cors(Bucket=storage.bucket)["CORSRules"]
+    assert first[0]["AllowedOrigins"] == [APP_ORIGIN]
+    assert len(rules) == 1
+    assert rules[0]["AllowedOrigins"] == [APP_ORIGIN, "https://clinic2.example"]
+    assert sorted(rules[0]["AllowedMethods"]) == ["GET", "HEAD", "POST", "PUT"]
+    assert rules[0]["AllowedHeaders"] == ["*"]
+    assert rules[0]["ExposeHeaders"] == ["ETag"]
+    assert rules[0]["MaxAgeSeconds"] == 3000
+    with pytest.raises(ValueError):
+        storage.ensure_bucket(cors_origins=APP_ORIGIN)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def cors_storage(moto_endpoint: str) -> S3Storage:
+    storage = S3Storage(bucket=f"browser-{uuid.uuid4().hex[:12]}", endpoint_url=moto_endpoint, region=REGION)
+    storage.ensure_bucket(cors_origins=[APP_ORIGIN])
+    return storage
+
+
+def test_s3_browser_can_put_parts_and_read_their_etag(cors_storage: S3Storage) -> None:
+    key = new_key()  # a new key per upload: a preflight on an existing private key gets 403
+    upload_id = cors_storage.create_multipart_upload(key, "text/plain")
+    url = cors_storage.presigned_upload_part(key, upload_id, 1, 60)
+
+    preflight = requests.options(
+        url,
+        headers={
+            "Origin": APP_ORIGIN,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "content-type",
+        },
+        timeout=10,
+    )
+    put = requests.put(url, data=b"part", headers={"Origin": APP_ORIGIN}, timeout=10)
+
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
+    assert put.status_code == 200
+    assert put.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert "ETag" in put.headers["Access-Control-Expose-Headers"]
+    cors_storage.abort_multipart_upload(key, upload_id)
+
+
+@pytest.mark.skipif(
+    not moto.settings.DISABLE_GLOBAL_CORS,
+    reason="moto answers every origin unless MOTO_DISABLE_GLOBAL_CORS=1 is set before it is imported "
+    "(tests/conftest.py)",
+)
+def test_s3_bucket_cors_refuses_other_origins(cors_storage: S3Storage) -> None:
+    preflight = requests.options(
+        f"{cors_storage.client.meta.endpoint_url}/{cors_storage.bucket}/{new_key()}",
+        headers={"Origin": "https://phishing.example", "Access-Control-Request-Method": "PUT"},
+        timeout=10,
+    )
+
+    assert preflight.status_code == 403
+    assert "Access-Control-Allow-Origin" not in preflight.headers
 
 
 # --- keys ---------------------------------------------------------------------------------------------------
