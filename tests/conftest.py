@@ -116,8 +116,14 @@ def _empty_postgres(url: str) -> None:
     engine.dispose()
 
 
+def _worker_storage_root(shared_dir: Path) -> Path:
+    """With a real worker process, the tests' apps and the worker share one storage folder: the worker's
+    file jobs (scans, previews, zips) must find what a test uploaded. Keys are random: tests do not meet."""
+    return shared_dir / "storage"
+
+
 @pytest.fixture
-def app(tmp_path, template_database, outbox_dir, rq_worker_process, live_server_port):
+def app(tmp_path, template_database, outbox_dir, rq_worker_process, live_server_port, shared_dir):
     if USE_POSTGRES:
         url = template_database
     else:
@@ -132,6 +138,7 @@ def app(tmp_path, template_database, outbox_dir, rq_worker_process, live_server_
             "SQLALCHEMY_DATABASE_URI": url,
             # The same address the worker process puts in emailed links (and the browser tests serve on).
             "PUBLIC_URL": f"http://127.0.0.1:{live_server_port}",
+            **({"STORAGE_LOCAL_ROOT": str(_worker_storage_root(shared_dir))} if REDIS_URL else {}),
         }
     )
     app.test_client_class = CSRFClient
@@ -177,6 +184,7 @@ def rq_worker_process(shared_dir, outbox_dir, live_server_port):
         "MAIL_OUTBOX_DIR": str(outbox_dir),
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "healthcrm-test"),
         "PUBLIC_URL": f"http://127.0.0.1:{live_server_port}",
+        "STORAGE_LOCAL_ROOT": str(_worker_storage_root(shared_dir)),
     }
     log = open(shared_dir / "worker.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
@@ -217,6 +225,14 @@ def _wait_for_jobs(timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{pending} jobs still queued or running after {timeout}s")
         time.sleep(0.05)
+
+
+@pytest.fixture
+def inline_jobs(app):
+    """Run this test's jobs inline, in the test process: for tests that give the app settings the session's
+    worker process does not have (another storage backend, a clamd address)."""
+    app.config["REDIS_URL"] = ""
+    return app
 
 
 @pytest.fixture

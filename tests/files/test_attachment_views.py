@@ -412,7 +412,7 @@ def test_downloads_and_views_are_logged_and_audited(doctor, clinic):
     assert all(row.user_id == clinic["doctor"].id for row in rows)
     actions = db.session.scalars(
         select(AuditEvent.action).where(
-            AuditEvent.resource_type == "attachment", AuditEvent.resource_id == version.attachment_id
+            AuditEvent.resource_type == "attachment", AuditEvent.resource_id == str(version.attachment_id)
         )
     ).all()
     assert (
@@ -423,7 +423,7 @@ def test_downloads_and_views_are_logged_and_audited(doctor, clinic):
 # --- bulk actions -----------------------------------------------------------------------------------------
 
 
-def test_zip_of_chosen_files(doctor, clinic):
+def test_zip_of_chosen_files(doctor, clinic, drain_jobs):
     record = clinic["record"]
     a = _uploaded(doctor, record.id, "a.txt", b"first file\n")
     b = _uploaded(doctor, record.id, "b.pdf", samples.pdf())
@@ -434,6 +434,7 @@ def test_zip_of_chosen_files(doctor, clinic):
     )
     html = answer.get_data(as_text=True)
     assert answer.status_code == 200 and "Zip of 2 files" in html
+    drain_jobs()  # at once inline; with a worker process, when it has built the zip
     job = db.session.scalar(select(Job).where(Job.kind == "files.zip"))
     assert job.status == "finished" and job.user_id == clinic["doctor"].id
     progress = doctor.get(f"/records/{record.id}/files/zips/{job.id}", headers=HX)
@@ -447,6 +448,7 @@ def test_zip_of_chosen_files(doctor, clinic):
         f"/records/{record.id}/files/bulk", data={"action": "zip", "ids": [str(a["attachment_id"])]}
     )
     assert plain.status_code == 303 and "/files/zips/" in plain.headers["Location"]
+    drain_jobs()
     assert "Download" in doctor.get(plain.headers["Location"]).get_data(as_text=True)
 
 
@@ -599,7 +601,7 @@ def test_another_clinic_gets_404_on_every_file_url(app, client, one_of_everythin
 # --- S3 -------------------------------------------------------------------------------------------------
 
 
-def test_on_s3_files_and_zips_are_redirects_to_presigned_urls(app, doctor, clinic, moto_url):
+def test_on_s3_files_and_zips_are_redirects_to_presigned_urls(app, inline_jobs, doctor, clinic, moto_url):
     """The browser sends the bytes to S3 itself and fetches them from there: the app only signs."""
     storage = S3Storage(bucket=f"t-{uuid.uuid4().hex[:12]}", endpoint_url=moto_url)
     storage.ensure_bucket()

@@ -25,8 +25,9 @@ from healthcrm.files.models import (
     SCAN_PENDING,
     AttachmentVersion,
     FileAccess,
+    UploadSession,
 )
-from healthcrm.files.storage import STORAGE_EXTENSION, LocalStorage, S3Storage
+from healthcrm.files.storage import STORAGE_EXTENSION, S3Storage
 from healthcrm.records.models import MedicalRecord
 from tests.factories import make_patient, make_tenant, make_user
 from tests.files.clamd_daemon import EICAR
@@ -47,6 +48,8 @@ def _dicom(size: int) -> bytes:
 @pytest.fixture(params=["local", "s3"])
 def backend(request, app, moto_url_or_none):
     if request.param == "s3":
+        # The session's worker process stores locally: this test's jobs run here.
+        request.getfixturevalue("inline_jobs")
         storage = S3Storage(bucket=f"t-{uuid.uuid4().hex[:12]}", endpoint_url=moto_url_or_none)
         storage.ensure_bucket()
         app.extensions[STORAGE_EXTENSION] = storage
@@ -165,9 +168,9 @@ def test_a_fake_pdf_is_rejected_with_the_reason_and_leaves_nothing(app, backend,
     with pytest.raises(uploads.UploadRejected, match=r"(?i)html"):
         _upload(app, clinic, "results.pdf", html)
     assert db.session.scalar(select(func.count()).select_from(AttachmentVersion)) == 0
-    storage = app.extensions[STORAGE_EXTENSION]
-    if isinstance(storage, LocalStorage):
-        assert not [p for p in storage.root.rglob("*") if p.is_file() and ".meta" not in p.parts]
+    session = db.session.scalar(select(UploadSession))
+    assert session.status == "rejected" and "HTML" in session.error
+    assert app.extensions[STORAGE_EXTENSION].head(session.storage_key) is None
 
 
 def test_same_name_makes_version_two_and_restore_makes_version_three(app, backend, clinic):
@@ -238,7 +241,7 @@ def test_size_limit_and_quota_refuse_before_any_byte_moves(app, clinic):
         uploads.start_upload(actor, clinic["record"].id, "big.pdf", 5000, None, "x")
 
 
-def test_eicar_is_quarantined_and_the_uploader_told(app, clinic, clamd_server, outbox_dir):
+def test_eicar_is_quarantined_and_the_uploader_told(app, inline_jobs, clinic, clamd_server, outbox_dir):
     app.config.update(CLAMD_HOST=clamd_server.host, CLAMD_PORT=clamd_server.port)
     actor = clinic["actor"]
     clean = _upload(app, clinic, "clean.txt", b"nothing to see\n")
@@ -253,7 +256,7 @@ def test_eicar_is_quarantined_and_the_uploader_told(app, clinic, clamd_server, o
     assert any("quarantined" in path.read_text() for path in outbox_dir.glob("*.eml"))
 
 
-def test_a_pending_scan_keeps_the_file_closed(app, clinic):
+def test_a_pending_scan_keeps_the_file_closed(app, inline_jobs, clinic):
     app.config.update(CLAMD_HOST="127.0.0.1", CLAMD_PORT=1)  # nothing listens: the scan job fails
     version = _upload(app, clinic, "scan.png", PNG)
     db.session.expire_all()
