@@ -587,7 +587,8 @@ def test_front_desk_gets_403_on_every_file_url(app, client, clinic, one_of_every
         assert b"first file" not in answer.data
 
 
-def test_another_clinic_gets_404_on_every_file_url(app, client, one_of_everything):
+def test_another_clinic_gets_404_on_every_file_url(app, client, one_of_everything, drain_jobs):
+    drain_jobs()  # the fixture's zip, previews: their own access rows are written before counting
     elsewhere = make_tenant()
     login(client, make_user(elsewhere, "doctor").email)
     opened = db.session.scalar(select(func.count()).select_from(FileAccess))
@@ -630,3 +631,18 @@ def test_on_s3_files_and_zips_are_redirects_to_presigned_urls(app, inline_jobs, 
     assert answer.status_code == 302 and answer.headers["Location"].startswith(moto_url)
     zipped = requests.get(answer.headers["Location"], timeout=30).content
     assert zipfile.ZipFile(io.BytesIO(zipped)).namelist() == ["report.pdf"]
+
+
+def test_compare_shows_two_images_next_to_each_other(doctor, clinic):
+    first = _uploaded(doctor, clinic["record"].id, "xray.png", samples.png())
+    second = _uploaded(doctor, clinic["record"].id, "xray.png", samples.png((80, 60)))
+    attachment_id = first["attachment_id"]
+    versions = sorted(v.id for v in db.session.get(Attachment, attachment_id).versions)
+    page = doctor.get(
+        f"/files/{attachment_id}/compare", query_string={"left": versions[0], "right": versions[1]}
+    )
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and second["version"] == 2
+    assert "Next to each other" in html and "Different content" in html
+    for version_id in versions:
+        assert _file_url(attachment_id, version_id, "view") in html
