@@ -57,6 +57,24 @@ def liver_scores(patient: Patient) -> list[ScoreResult]:
         .order_by(MedicalRecord.visit_at.desc(), MedicalRecord.id.desc())
         .limit(1)
     )
+    return scores_from(patient, labs, latest_record)
+
+
+def latest_inputs(labs: list[LabResult]) -> dict[str, LabResult]:
+    """The newest numeric result of each input test among `labs` (a share's labs, say)."""
+    latest: dict[str, LabResult] = {}
+    for lab in labs:
+        if lab.code in INPUT_CODES and lab.value_numeric is not None:
+            known = latest.get(lab.code)
+            if known is None or (lab.observed_at, lab.id) > (known.observed_at, known.id):
+                latest[lab.code] = lab
+    return latest
+
+
+def scores_from(
+    patient: Patient, labs: dict[str, LabResult], latest_record: MedicalRecord | None
+) -> list[ScoreResult]:
+    """The scores from these input labs (by LOINC code) and this record's assessment."""
     inputs = LiverInputs(
         bilirubin_mg_dl=_value(labs.get(BILIRUBIN)),
         inr=_value(labs.get(INR)),
