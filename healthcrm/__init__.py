@@ -55,6 +55,8 @@ def register_extensions(app: Flask) -> None:
     from .patients import models as _patients  # noqa: F401
     from .records import models as _records  # noqa: F401
     from .records import search as _search  # noqa: F401  (search index DDL and its session hook)
+    from .sharing import models as _sharing  # noqa: F401
+    from .sharing import tasks as _sharing_tasks  # noqa: F401
 
 
 @event.listens_for(Engine, "connect")

@@ -1,0 +1,590 @@
+"""Share links: create them, find them by token, let a provider through their checks, count every use.
+
+The rules a share keeps:
+- Its token has 256 bits from `secrets`; only the SHA-256 is stored (in `ShareToken`). The token shown to
+  the creator and the one emailed (made inside the email job) are two tokens of the same share.
+- Expired, revoked, used-up and unknown links look the same to the provider: `resolve` returns None.
+- A wrong passcode counts up `failed_passcodes` in one UPDATE; the tenth in a row pauses the link for 15
+  minutes (and tells the patient); a right one resets the count. The link itself stays valid.
+- An open is counted by one UPDATE guarded by `max_opens`, so N parallel opens of a link limited to N all
+  pass and the N+1st does not. Downloads are counted and limited the same way, separately.
+- Every step is in the share's access log and in the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import select, update
+
+from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, PATIENT, User
+from ..accounts.secrets import hash_password, verify_password
+from ..audit.services import Actor, record_event
+from ..clock import utcnow
+from ..extensions import db
+from ..patients.models import Patient
+from ..records.models import FINALIZED, MedicalRecord
+from ..tenancy import get_scoped, scoped
+from .models import (
+    EVENT_CODE_FAILED,
+    EVENT_CODE_SENT,
+    EVENT_CODE_VERIFIED,
+    EVENT_OPEN,
+    EVENT_PASSCODE_FAILED,
+    EVENT_PASSCODE_OK,
+    EVENT_PAUSED,
+    RECORD_TYPES,
+    SCOPE_ALL,
+    SCOPE_RECORDS,
+    SCOPE_TYPES,
+    Notification,
+    ShareCode,
+    ShareEvent,
+    ShareLink,
+    ShareToken,
+    ShareVisit,
+)
+
+TOKEN_BYTES = 32  # 256 bits
+DURATION_PRESETS = (7, 30, 90)
+MAX_DAYS = 365
+PASSCODE_MIN_CHARS = 6
+PASSCODE_MAX_CHARS = 128
+MAX_RECIPIENTS = 10
+MAX_MESSAGE_CHARS = 2000
+PAUSE_AFTER_FAILURES = 10
+PAUSE_FOR = timedelta(minutes=15)
+CODE_DIGITS = 6
+CODE_LIFETIME = timedelta(minutes=10)
+CODE_MAX_ATTEMPTS = 5
+CODES_PER_HOUR = 5
+VISIT_LIFETIME = timedelta(hours=4)
+SHARERS = frozenset({PATIENT, ADMIN, DOCTOR, NURSE, COACH})
+
+
+class ShareError(Exception):
+    """Input the person can fix; `field` names the form field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotAllowed(Exception):
+    """This person may not manage this patient's shares."""
+
+
+@dataclass
+class ShareRequest:
+    recipients: list[tuple[str, str]]  # (name, email)
+    scope: str = SCOPE_ALL
+    scope_types: list[str] = field(default_factory=list)
+    scope_record_ids: list[int] = field(default_factory=list)
+    days: int | None = 30  # a preset, or None when `until` is given
+    until: date | None = None
+    allow_download: bool = False
+    passcode: str = ""
+    verify_email: bool = False
+    max_opens: int | None = None
+    max_downloads: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CreatedShare:
+    share: ShareLink
+    token: str  # shown once, never stored
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def share_url(token: str) -> str:
+    return f"{current_app.config['PUBLIC_URL']}/s/{token}"
+
+
+# --- who may ---------------------------------------------------------------------------------------------
+
+
+def _patient_for(actor: Actor, patient_id: int) -> Patient:
+    """The patient whose shares the actor manages: patients their own, staff any of the clinic's."""
+    if actor.role not in SHARERS:
+        raise NotAllowed(actor.role)
+    patient = get_scoped(Patient, patient_id, actor.tenant_id)
+    if patient is None:
+        raise LookupError(patient_id)
+    if actor.role == PATIENT:
+        user = db.session.get(User, actor.user_id)
+        if user is None or user.patient_id != patient.id:
+            raise LookupError(patient_id)
+    return patient
+
+
+def get_share(actor: Actor, share_id: int) -> ShareLink:
+    share = get_scoped(ShareLink, share_id, actor.tenant_id)
+    if share is None:
+        raise LookupError(share_id)
+    _patient_for(actor, share.patient_id)
+    return share
+
+
+def list_shares(actor: Actor, patient_id: int) -> list[ShareLink]:
+    patient = _patient_for(actor, patient_id)
+    record_event(actor, "share.list", resource_type="patient", resource_id=patient.id, patient_id=patient.id)
+    db.session.commit()
+    return list(
+        db.session.scalars(
+            scoped(ShareLink, actor.tenant_id)
+            .where(ShareLink.patient_id == patient.id)
+            .order_by(ShareLink.created_at.desc(), ShareLink.id.desc())
+        )
+    )
+
+
+# --- creating --------------------------------------------------------------------------------------------
+
+
+def _validate(actor: Actor, patient: Patient, request: ShareRequest, now: datetime) -> tuple[list, datetime]:
+    recipients = []
+    if not request.recipients:
+        raise ShareError("Enter at least one recipient.", "recipients")
+    if len(request.recipients) > MAX_RECIPIENTS:
+        raise ShareError(f"At most {MAX_RECIPIENTS} recipients at once.", "recipients")
+    for name, email in request.recipients:
+        name = (name or "").strip()
+        if not name:
+            raise ShareError("Enter each recipient's name.", "recipients")
+        try:
+            email = validate_email((email or "").strip(), check_deliverability=False).normalized
+        except EmailNotValidError:
+            raise ShareError(f"{email or 'An email'} is not an email address.", "recipients") from None
+        recipients.append((name[:200], email))
+    if request.scope not in (SCOPE_ALL, SCOPE_TYPES, SCOPE_RECORDS):
+        raise ShareError("Choose what to share.", "scope")
+    if request.scope == SCOPE_TYPES and (
+        not request.scope_types or any(t not in RECORD_TYPES for t in request.scope_types)
+    ):
+        raise ShareError("Choose at least one kind of record.", "scope_types")
+    if request.scope == SCOPE_RECORDS:
+        ids = {int(i) for i in request.scope_record_ids}
+        found = set(
+            db.session.scalars(
+                scoped(MedicalRecord, actor.tenant_id)
+                .with_only_columns(MedicalRecord.id)
+                .where(
+                    MedicalRecord.patient_id == patient.id,
+                    MedicalRecord.status == FINALIZED,
+                    MedicalRecord.id.in_(ids),
+                )
+            )
+        )
+        if not ids or found != ids:
+            raise ShareError("Choose one or more of the patient's finalized records.", "scope_record_ids")
+    if request.until is not None:
+        expires = datetime.combine(request.until, datetime.max.time()).replace(microsecond=0)
+        if request.until <= now.date():
+            raise ShareError("Choose a date after today.", "until")
+        if request.until > (now + timedelta(days=MAX_DAYS)).date():
+            raise ShareError(f"A link can last at most {MAX_DAYS} days.", "until")
+    else:
+        if request.days not in DURATION_PRESETS:
+            raise ShareError("Choose how long the link works.", "days")
+        expires = now + timedelta(days=request.days)
+    if request.passcode and not (PASSCODE_MIN_CHARS <= len(request.passcode) <= PASSCODE_MAX_CHARS):
+        raise ShareError(f"A passcode has at least {PASSCODE_MIN_CHARS} characters.", "passcode")
+    if request.passcode and request.passcode.strip() != request.passcode:
+        raise ShareError("A passcode cannot start or end with a space.", "passcode")
+    for name in ("max_opens", "max_downloads"):
+        value = getattr(request, name)
+        if value is not None and not 1 <= value <= 1000:
+            raise ShareError("A limit is between 1 and 1,000.", name)
+    if len(request.message or "") > MAX_MESSAGE_CHARS:
+        raise ShareError(f"The message is longer than {MAX_MESSAGE_CHARS} characters.", "message")
+    return recipients, expires
+
+
+def create_shares(actor: Actor, patient_id: int, request: ShareRequest) -> list[CreatedShare]:
+    """One share per recipient, each with its own token, limits and log. Nothing is created when any input
+    is refused. The caller emails each link (`email_share` job)."""
+    patient = _patient_for(actor, patient_id)
+    now = utcnow()
+    recipients, expires = _validate(actor, patient, request, now)
+    passcode_hash = hash_password(request.passcode) if request.passcode else None
+    created = []
+    for name, email in recipients:
+        token = new_token()
+        share = ShareLink(
+            tenant_id=actor.tenant_id,
+            patient_id=patient.id,
+            created_by_id=actor.user_id,
+            created_by_staff=actor.role != PATIENT,
+            recipient_name=name,
+            recipient_email=email,
+            message=(request.message or "").strip() or None,
+            scope=request.scope,
+            scope_types=sorted(set(request.scope_types)) if request.scope == SCOPE_TYPES else None,
+            scope_record_ids=sorted({int(i) for i in request.scope_record_ids})
+            if request.scope == SCOPE_RECORDS
+            else None,
+            allow_download=request.allow_download,
+            passcode_hash=passcode_hash,
+            verify_email=request.verify_email,
+            max_opens=request.max_opens,
+            max_downloads=request.max_downloads,
+            expires_at=expires,
+        )
+        db.session.add(share)
+        db.session.flush()
+        db.session.add(ShareToken(tenant_id=actor.tenant_id, share_id=share.id, token_hash=token_hash(token)))
+        record_event(
+            actor, "share.create", resource_type="share", resource_id=share.id, patient_id=patient.id
+        )
+        created.append(CreatedShare(share, token))
+    db.session.commit()
+    return created
+
+
+def new_email_token(share_id: int) -> tuple[ShareLink, str] | None:
+    """For the email job: a fresh token for the share's email (earlier emailed tokens stop working)."""
+    share = db.session.get(ShareLink, share_id)
+    if share is None or share.revoked_at or share.expires_at <= utcnow():
+        return None
+    db.session.execute(
+        ShareToken.__table__.delete().where(ShareToken.share_id == share.id, ShareToken.emailed.is_(True))
+    )
+    token = new_token()
+    db.session.add(
+        ShareToken(tenant_id=share.tenant_id, share_id=share.id, token_hash=token_hash(token), emailed=True)
+    )
+    db.session.commit()
+    return share, token
+
+
+# --- managing --------------------------------------------------------------------------------------------
+
+
+def revoke(actor: Actor, share_id: int) -> ShareLink:
+    share = get_share(actor, share_id)
+    if share.revoked_at is None:
+        share.revoked_at = utcnow()
+        db.session.execute(ShareVisit.__table__.delete().where(ShareVisit.share_id == share.id))
+        record_event(
+            actor, "share.revoke", resource_type="share", resource_id=share.id, patient_id=share.patient_id
+        )
+    db.session.commit()
+    return share
+
+
+def extend(actor: Actor, share_id: int, until: date) -> ShareLink:
+    share = get_share(actor, share_id)
+    now = utcnow()
+    if share.revoked_at:
+        raise ShareError("A revoked link cannot be extended; share again instead.", "until")
+    if until <= now.date() or until > (share.created_at + timedelta(days=MAX_DAYS)).date():
+        raise ShareError(f"Choose a date after today and within {MAX_DAYS} days of sharing.", "until")
+    share.expires_at = datetime.combine(until, datetime.max.time()).replace(microsecond=0)
+    record_event(
+        actor, "share.extend", resource_type="share", resource_id=share.id, patient_id=share.patient_id,
+        changed_fields=["expires_at"],
+    )  # fmt: skip
+    db.session.commit()
+    return share
+
+
+def change_passcode(actor: Actor, share_id: int, passcode: str) -> ShareLink:
+    """A new passcode (or none) for the same link; a pause ends."""
+    share = get_share(actor, share_id)
+    if passcode and not (PASSCODE_MIN_CHARS <= len(passcode) <= PASSCODE_MAX_CHARS):
+        raise ShareError(f"A passcode has at least {PASSCODE_MIN_CHARS} characters.", "passcode")
+    share.passcode_hash = hash_password(passcode) if passcode else None
+    share.failed_passcodes, share.paused_until = 0, None
+    record_event(
+        actor, "share.passcode", resource_type="share", resource_id=share.id, patient_id=share.patient_id,
+        changed_fields=["passcode"],
+    )  # fmt: skip
+    db.session.commit()
+    return share
+
+
+# --- the provider's side ---------------------------------------------------------------------------------
+
+
+def resolve(token: str) -> ShareLink | None:
+    """The share a token opens, or None (unknown, expired, revoked or used up all look the same)."""
+    if not token or len(token) > 100:
+        return None
+    share = db.session.scalar(
+        select(ShareLink)
+        .join(ShareToken, ShareToken.share_id == ShareLink.id)
+        .where(ShareToken.token_hash == token_hash(token))
+    )
+    if share is None:
+        return None
+    now = utcnow()
+    if share.revoked_at or share.expires_at <= now:
+        return None
+    if share.max_opens is not None and share.opens >= share.max_opens:
+        return None
+    return share
+
+
+def log(share: ShareLink, kind: str, *, ip: str | None, user_agent: str | None, detail: str | None = None):
+    """Add to the share's access log and the audit log (in the caller's transaction)."""
+    db.session.add(
+        ShareEvent(
+            tenant_id=share.tenant_id, share_id=share.id, kind=kind, detail=(detail or None) and detail[:300],
+            ip=ip, user_agent=(user_agent or "")[:300] or None,
+        )
+    )  # fmt: skip
+    record_event(
+        Actor(
+            tenant_id=share.tenant_id, role="provider", share_link_id=share.id, ip=ip, user_agent=user_agent
+        ),
+        f"share.{kind}",
+        resource_type="share",
+        resource_id=share.id,
+        patient_id=share.patient_id,
+        outcome="failure" if kind in (EVENT_PASSCODE_FAILED, EVENT_CODE_FAILED) else "success",
+    )
+
+
+def start_visit(share: ShareLink) -> tuple[ShareVisit, str]:
+    """A provider's browser starts through the checks; returns the visit and its cookie value."""
+    cookie = secrets.token_urlsafe(32)
+    visit = ShareVisit(
+        tenant_id=share.tenant_id,
+        share_id=share.id,
+        cookie_hash=token_hash(cookie),
+        passcode_ok=share.passcode_hash is None,
+        email_ok=not share.verify_email,
+        expires_at=utcnow() + VISIT_LIFETIME,
+    )
+    db.session.add(visit)
+    db.session.commit()
+    return visit, cookie
+
+
+def find_visit(share: ShareLink, cookie: str | None) -> ShareVisit | None:
+    if not cookie:
+        return None
+    visit = db.session.scalar(select(ShareVisit).where(ShareVisit.cookie_hash == token_hash(cookie)))
+    if visit is None or visit.share_id != share.id or visit.expires_at <= utcnow():
+        return None
+    return visit
+
+
+def is_paused(share: ShareLink) -> bool:
+    return bool(share.paused_until and share.paused_until > utcnow())
+
+
+def check_passcode(share: ShareLink, visit: ShareVisit, passcode: str, *, ip, user_agent) -> bool:
+    """True when right. A wrong one is counted exactly (one UPDATE); the tenth in a row pauses the link."""
+    if is_paused(share):
+        return False
+    if share.passcode_hash and verify_password(share.passcode_hash, passcode or ""):
+        db.session.execute(update(ShareLink).where(ShareLink.id == share.id).values(failed_passcodes=0))
+        visit.passcode_ok = True
+        log(share, EVENT_PASSCODE_OK, ip=ip, user_agent=user_agent)
+        db.session.commit()
+        return True
+    failures = db.session.execute(
+        update(ShareLink)
+        .where(ShareLink.id == share.id)
+        .values(failed_passcodes=ShareLink.failed_passcodes + 1)
+        .returning(ShareLink.failed_passcodes)
+    ).scalar_one()
+    log(share, EVENT_PASSCODE_FAILED, ip=ip, user_agent=user_agent, detail=f"{failures} in a row")
+    if failures == PAUSE_AFTER_FAILURES:
+        db.session.execute(
+            update(ShareLink)
+            .where(ShareLink.id == share.id)
+            .values(failed_passcodes=0, paused_until=utcnow() + PAUSE_FOR)
+        )
+        log(share, EVENT_PAUSED, ip=ip, user_agent=user_agent)
+        notify = _notify_patient(
+            share,
+            f"The link you shared with {share.recipient_name} was paused for 15 minutes after "
+            f"{PAUSE_AFTER_FAILURES} wrong passcodes in a row. "
+            "Change its passcode if you did not expect this.",
+        )
+        db.session.commit()
+        if notify:
+            _email_patient(share, "paused")
+        return False
+    db.session.commit()
+    return False
+
+
+def _code_digest(share: ShareLink, code: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{share.id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def issue_code(share: ShareLink, *, ip, user_agent) -> str | None:
+    """A new one-time code for the recipient's email (the job sends it), or None when too many were asked
+    for in the last hour."""
+    now = utcnow()
+    recent = db.session.scalar(
+        select(db.func.count())
+        .select_from(ShareCode)
+        .where(ShareCode.share_id == share.id, ShareCode.created_at > now - timedelta(hours=1))
+    )
+    if recent >= CODES_PER_HOUR:
+        return None
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    db.session.add(
+        ShareCode(
+            tenant_id=share.tenant_id, share_id=share.id, code_hash=_code_digest(share, code),
+            expires_at=now + CODE_LIFETIME,
+        )
+    )  # fmt: skip
+    log(share, EVENT_CODE_SENT, ip=ip, user_agent=user_agent, detail=_masked(share.recipient_email))
+    db.session.commit()
+    return code
+
+
+def _masked(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}…@{domain}"
+
+
+def verify_code(share: ShareLink, visit: ShareVisit, code: str, *, ip, user_agent) -> bool:
+    """The latest unused, unexpired code; each code allows CODE_MAX_ATTEMPTS tries and works once."""
+    now = utcnow()
+    latest = db.session.scalar(
+        select(ShareCode)
+        .where(ShareCode.share_id == share.id, ShareCode.used_at.is_(None), ShareCode.expires_at > now)
+        .order_by(ShareCode.id.desc())
+        .limit(1)
+    )
+    code = (code or "").strip().replace(" ", "")
+    if latest is None or latest.attempts >= CODE_MAX_ATTEMPTS:
+        log(share, EVENT_CODE_FAILED, ip=ip, user_agent=user_agent, detail="no valid code")
+        db.session.commit()
+        return False
+    # The attempt is counted first, in one statement, so parallel guesses cannot share one attempt.
+    attempts = db.session.execute(
+        update(ShareCode)
+        .where(ShareCode.id == latest.id, ShareCode.used_at.is_(None))
+        .values(attempts=ShareCode.attempts + 1)
+        .returning(ShareCode.attempts)
+    ).scalar_one_or_none()
+    if (
+        attempts is None
+        or attempts > CODE_MAX_ATTEMPTS
+        or not hmac.compare_digest(_code_digest(share, code), latest.code_hash)
+    ):
+        log(share, EVENT_CODE_FAILED, ip=ip, user_agent=user_agent)
+        db.session.commit()
+        return False
+    used = db.session.execute(
+        update(ShareCode).where(ShareCode.id == latest.id, ShareCode.used_at.is_(None)).values(used_at=now)
+    ).rowcount
+    if not used:
+        db.session.commit()
+        return False
+    visit.email_ok = True
+    log(share, EVENT_CODE_VERIFIED, ip=ip, user_agent=user_agent)
+    db.session.commit()
+    return True
+
+
+def admit(share: ShareLink, visit: ShareVisit, *, ip, user_agent) -> bool:
+    """Once a visit has passed every check, count it as one open (at most `max_opens` in all, however many
+    arrive at once). True when the visit may see the share."""
+    if not (visit.passcode_ok and visit.email_ok):
+        return False
+    if visit.opened:
+        return True
+    now = utcnow()
+    limit_ok = ShareLink.opens < ShareLink.max_opens
+    counted = db.session.execute(
+        update(ShareLink)
+        .where(ShareLink.id == share.id, (ShareLink.max_opens.is_(None)) | limit_ok)
+        .values(opens=ShareLink.opens + 1, last_access_at=now)
+    ).rowcount
+    if not counted:
+        db.session.rollback()
+        return False
+    first = db.session.execute(
+        update(ShareLink)
+        .where(ShareLink.id == share.id, ShareLink.first_opened_at.is_(None))
+        .values(first_opened_at=now)
+    ).rowcount
+    visit.opened = True
+    log(share, EVENT_OPEN, ip=ip, user_agent=user_agent)
+    notify = first and _notify_patient(share, f"{share.recipient_name} opened the records you shared.")
+    db.session.commit()
+    if notify:
+        _email_patient(share, "opened")
+    return True
+
+
+def count_download(share: ShareLink, kind: str, *, ip, user_agent, detail: str | None = None) -> bool:
+    """Count one download or export against `max_downloads` (one guarded UPDATE). False when not allowed."""
+    if not share.allow_download:
+        return False
+    counted = db.session.execute(
+        update(ShareLink)
+        .where(
+            ShareLink.id == share.id,
+            (ShareLink.max_downloads.is_(None)) | (ShareLink.downloads < ShareLink.max_downloads),
+        )
+        .values(downloads=ShareLink.downloads + 1, last_access_at=utcnow())
+    ).rowcount
+    if not counted:
+        db.session.rollback()
+        return False
+    log(share, kind, ip=ip, user_agent=user_agent, detail=detail)
+    db.session.commit()
+    return True
+
+
+def sweep_expired() -> int:
+    """Mark links that have expired since the last sweep and delete what could still open them (tokens,
+    provider visits, codes). The shares and their access logs stay for the patient's history."""
+    now = utcnow()
+    expired = list(
+        db.session.scalars(
+            select(ShareLink).where(ShareLink.expires_at <= now, ShareLink.expired_marked_at.is_(None))
+        )
+    )
+    for share in expired:
+        share.expired_marked_at = now
+        for model in (ShareToken, ShareVisit, ShareCode):
+            db.session.execute(model.__table__.delete().where(model.share_id == share.id))
+        record_event(
+            Actor.system(share.tenant_id), "share.expire", resource_type="share", resource_id=share.id,
+            patient_id=share.patient_id,
+        )  # fmt: skip
+    db.session.commit()
+    return len(expired)
+
+
+def _notify_patient(share: ShareLink, text: str) -> bool:
+    """An in-app notice for the patient's portal account (in the caller's transaction). True when the
+    patient has an account (and should get the email too)."""
+    patient = db.session.get(Patient, share.patient_id)
+    user = patient.portal_user if patient else None
+    if user is None:
+        return False
+    db.session.add(Notification(tenant_id=share.tenant_id, user_id=user.id, text=text[:500]))
+    return True
+
+
+def _email_patient(share: ShareLink, kind: str) -> None:
+    from ..jobs.queue import enqueue
+
+    enqueue("sharing.email_patient", share.id, kind, tenant_id=share.tenant_id, label="Share notice")
