@@ -95,6 +95,8 @@ def shared_content(share: ShareLink) -> SharedContent:
     patient = db.session.scalar(
         select(Patient).where(Patient.tenant_id == share.tenant_id, Patient.id == share.patient_id)
     )
+    if patient is None:
+        raise LookupError(share.patient_id)
     covers = covered_types(share)
     content = SharedContent(share=share, patient=patient, covers=covers)
     records_query = (
