@@ -22,6 +22,7 @@ demo: migrate
 	$(BIN)/flask demo $(if $(DEMO_PASSWORD),--password "$(DEMO_PASSWORD)")
 
 run: demo
+	$(BIN)/flask periodic run sharing.sweep
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
 worker: install

@@ -10,6 +10,7 @@ from rq.serializers import JSONSerializer
 
 from healthcrm import create_app
 from healthcrm.extensions import db
+from healthcrm.jobs.periodic import ensure_scheduled
 from healthcrm.jobs.queue import get_queue, redis_connection
 from healthcrm.jobs.runner import record_interrupted_run
 
@@ -49,6 +50,8 @@ def main() -> None:
         connection = redis_connection()
         queue = get_queue(connection=connection, is_async=True)
         worker = AppWorker([queue], connection=connection, serializer=JSONSerializer)
+        if not args.no_scheduler:
+            ensure_scheduled(queue)  # the expired-link sweep and other periodic work
         worker.work(burst=args.burst, with_scheduler=not args.no_scheduler)
 
 

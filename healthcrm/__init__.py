@@ -111,9 +111,11 @@ def register_commands(app: Flask) -> None:
     from .audit.cli import audit_cli
     from .demo.cli import demo_command
     from .files.cli import files_cli
+    from .jobs.periodic import periodic_cli
     from .records.icd10 import icd10_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_command)
     app.cli.add_command(files_cli)
+    app.cli.add_command(periodic_cli)
     app.cli.add_command(icd10_cli)

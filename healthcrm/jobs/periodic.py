@@ -1,0 +1,81 @@
+"""Work that repeats on its own (not per clinic): each run schedules the next on RQ's scheduler.
+
+`python worker.py` starts the chain (`ensure_scheduled`); every worker does, and the fixed job id makes
+them share one chain. Without Redis (the embedded default) nothing repeats: `make run` runs each once at
+start, and `flask periodic run NAME` runs one by hand (or from the system's cron).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+import click
+from flask.cli import AppGroup
+from rq import Queue
+
+log = logging.getLogger(__name__)
+
+# name: (interval, "module:function") — the function takes no arguments and returns something printable.
+PERIODIC: dict[str, tuple[timedelta, str]] = {
+    "sharing.sweep": (timedelta(hours=1), "healthcrm.sharing.services:sweep_expired"),
+}
+FIRST_RUN_AFTER = timedelta(seconds=10)
+
+
+def _function(name: str) -> Callable[[], object]:
+    module, _, attribute = PERIODIC[name][1].partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _lock_key(name: str) -> str:
+    return f"healthcrm:periodic:{name}"
+
+
+def _schedule(queue: Queue, name: str, delay: timedelta) -> bool:
+    """Schedule a run unless one is already waiting (a Redis key marks it, for as long as the wait)."""
+    interval = PERIODIC[name][0]
+    if not queue.connection.set(_lock_key(name), "1", nx=True, ex=int((delay + interval).total_seconds())):
+        return False
+    queue.enqueue_in(delay, "healthcrm.jobs.periodic.run", name)
+    return True
+
+
+def ensure_scheduled(queue: Queue) -> None:
+    """Start the chain of each periodic task, unless a run is already waiting."""
+    for name in PERIODIC:
+        _schedule(queue, name, FIRST_RUN_AFTER)
+
+
+def run(name: str) -> str:
+    """Run one periodic task in the worker's app, then schedule its next run."""
+    from rq import get_current_job
+
+    from ..extensions import db
+    from .runner import _app
+
+    app = _app()
+    with app.app_context():
+        try:
+            result = _function(name)()
+        finally:
+            db.session.remove()
+    job = get_current_job()
+    if job is not None and job.origin:
+        queue = Queue(job.origin, connection=job.connection, serializer=job.serializer)
+        queue.connection.delete(_lock_key(name))
+        _schedule(queue, name, PERIODIC[name][0])
+    log.info("periodic %s: %s", name, result)
+    return str(result)
+
+
+periodic_cli = AppGroup("periodic", help="Work that repeats (a worker schedules it by itself).")
+
+
+@periodic_cli.command("run")
+@click.argument("name", type=click.Choice(sorted(PERIODIC)))
+def run_command(name: str) -> None:
+    """Run NAME once now."""
+    click.echo(f"{name}: {_function(name)()}")
