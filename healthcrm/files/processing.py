@@ -10,7 +10,7 @@ from typing import IO
 from flask import current_app, url_for
 
 from ..accounts.models import User
-from ..audit.services import Actor, record_event
+from ..audit.services import Actor
 from ..clock import utcnow
 from ..extensions import db
 from ..mail.services import compose, deliver
@@ -27,6 +27,7 @@ from .models import (
 )
 from .services import read_version
 from .storage import LocalStorage, Storage, get_storage, validate_key
+from .uploads import audit_file
 
 THUMBNAIL_KINDS = frozenset({"jpeg", "png", "tiff", "heic"})
 PREVIEW_KINDS = THUMBNAIL_KINDS | {"dicom"}
@@ -79,23 +80,16 @@ def scan_version(version_id: int) -> str:
     actor = Actor.system(version.tenant_id)
     if result.clean:
         version.scan_status = SCAN_CLEAN
-        record_event(
-            actor,
-            "attachment.scan_clean",
-            resource_type="attachment",
-            resource_id=version.attachment_id,
-            patient_id=version.attachment.patient_id,
-        )
+        audit_file(actor, "attachment.scan_clean", version.attachment_id, version.attachment.patient_id)
         db.session.commit()
         return SCAN_CLEAN
     _quarantine(version)
     version.scan_status, version.scan_signature = SCAN_INFECTED, (result.signature or "unknown")[:200]
-    record_event(
+    audit_file(
         actor,
         "attachment.quarantine",
-        resource_type="attachment",
-        resource_id=version.attachment_id,
-        patient_id=version.attachment.patient_id,
+        version.attachment_id,
+        version.attachment.patient_id,
         outcome="failure",
     )
     db.session.commit()

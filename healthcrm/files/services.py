@@ -20,7 +20,7 @@ from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.orm import selectinload
 
-from ..audit.services import Actor, record_event
+from ..audit.services import Actor
 from ..clock import utcnow
 from ..extensions import db
 from ..records.models import DRAFT, MedicalRecord
@@ -37,7 +37,7 @@ from .models import (
     UploadSession,
 )
 from .storage import LocalStorage, S3Storage, Storage, get_storage, make_key
-from .uploads import S3_STORAGE_CLASS, _recount
+from .uploads import S3_STORAGE_CLASS, _recount, audit_file
 
 # Kinds a browser shows itself, and the type they are served as (text as text/plain: never HTML).
 INLINE_TYPES = {
@@ -173,13 +173,7 @@ def log_access(actor: Actor, version: AttachmentVersion, action: str) -> None:
             user_agent=(actor.user_agent or "")[:300] or None,
         )
     )
-    record_event(
-        actor,
-        f"attachment.{action}",
-        resource_type="attachment",
-        resource_id=version.attachment_id,
-        patient_id=version.attachment.patient_id,
-    )
+    audit_file(actor, f"attachment.{action}", version.attachment_id, version.attachment.patient_id)
 
 
 def open_version(actor: Actor, attachment_id: int, version_id: int | None, *, inline: bool) -> Delivery:
@@ -194,12 +188,11 @@ def open_version(actor: Actor, attachment_id: int, version_id: int | None, *, in
         _verify(storage, version)
     except ChecksumMismatch:
         db.session.rollback()
-        record_event(
+        audit_file(
             actor,
             "attachment.checksum_mismatch",
-            resource_type="attachment",
-            resource_id=version.attachment_id,
-            patient_id=version.attachment.patient_id,
+            version.attachment_id,
+            version.attachment.patient_id,
             outcome="failure",
         )
         db.session.commit()
@@ -315,14 +308,7 @@ def restore_version(actor: Actor, attachment_id: int, version_id: int) -> Attach
     db.session.flush()
     attachment.current_version_id = version.id
     attachment.updated_at = utcnow()
-    record_event(
-        actor,
-        "attachment.restore",
-        resource_type="attachment",
-        resource_id=attachment.id,
-        patient_id=attachment.patient_id,
-        changed_fields=["version"],
-    )
+    audit_file(actor, "attachment.restore", attachment.id, attachment.patient_id, changed_fields=["version"])
     db.session.commit()
     return version
 
@@ -435,13 +421,7 @@ def delete_files(actor: Actor, record_id: int, attachment_ids: list[int]) -> int
         )
         attachment.current_version_id = None
         db.session.flush()
-        record_event(
-            actor,
-            "attachment.delete",
-            resource_type="attachment",
-            resource_id=attachment.id,
-            patient_id=attachment.patient_id,
-        )
+        audit_file(actor, "attachment.delete", attachment.id, attachment.patient_id)
         db.session.delete(attachment)
     db.session.flush()
     _recount(record)
@@ -469,14 +449,7 @@ def move_files(actor: Actor, record_id: int, attachment_ids: list[int], target_r
         raise FileActionError(f"The other record already has a file named {', '.join(clashes)}.")
     for attachment in chosen:
         attachment.record_id = target.id
-        record_event(
-            actor,
-            "attachment.move",
-            resource_type="attachment",
-            resource_id=attachment.id,
-            patient_id=attachment.patient_id,
-            changed_fields=["record"],
-        )
+        audit_file(actor, "attachment.move", attachment.id, attachment.patient_id, changed_fields=["record"])
     db.session.flush()
     _recount(record)
     _recount(target)

@@ -93,6 +93,27 @@ class UploadPlan:
         }
 
 
+def audit_file(
+    actor: Actor,
+    action: str,
+    attachment_id: int,
+    patient_id: int | None,
+    *,
+    outcome: str = "success",
+    changed_fields: list[str] | None = None,
+) -> None:
+    """An audit event about one attachment, in the caller's transaction."""
+    record_event(
+        actor,
+        action,
+        resource_type="attachment",
+        resource_id=attachment_id,
+        patient_id=patient_id,
+        outcome=outcome,
+        changed_fields=changed_fields,
+    )
+
+
 def _storage() -> Storage:
     return get_storage(current_app)
 
@@ -390,12 +411,11 @@ def _check_and_keep(actor: Actor, session: UploadSession, storage: Storage) -> A
     attachment.current_version_id = version.id
     session.status, session.version_id = UPLOAD_DONE, version.id
     _recount(record)
-    record_event(
+    audit_file(
         actor,
         "attachment.upload",
-        resource_type="attachment",
-        resource_id=attachment.id,
-        patient_id=record.patient_id,
+        attachment.id,
+        record.patient_id,
         changed_fields=["version"] if number > 1 else None,
     )
     db.session.commit()
