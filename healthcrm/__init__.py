@@ -55,6 +55,7 @@ def register_extensions(app: Flask) -> None:
     from .patients import models as _patients  # noqa: F401
     from .records import models as _records  # noqa: F401
     from .records import search as _search  # noqa: F401  (search index DDL and its session hook)
+    from .sharing import export_tasks as _sharing_export_tasks  # noqa: F401
     from .sharing import models as _sharing  # noqa: F401
     from .sharing import tasks as _sharing_tasks  # noqa: F401
 
@@ -83,6 +84,8 @@ def register_blueprints(app: Flask) -> None:
     from .portal.views import bp as portal_bp
     from .records.lab_views import bp as labs_bp
     from .records.views import bp as records_bp
+    from .sharing.provider_views import bp as provider_bp
+    from .sharing.views import bp as sharing_bp
     from .web import bp as web_bp
 
     for blueprint in (
@@ -97,6 +100,8 @@ def register_blueprints(app: Flask) -> None:
         mail_bp,
         files_bp,
         attachments_bp,
+        provider_bp,
+        sharing_bp,
     ):
         app.register_blueprint(blueprint)
 

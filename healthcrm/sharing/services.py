@@ -22,11 +22,12 @@ from datetime import date, datetime, timedelta
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
-from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, PATIENT, User
+from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, PATIENT, Tenant, User
 from ..accounts.secrets import hash_password, verify_password
 from ..audit.services import Actor, record_event
-from ..clock import utcnow
+from ..clock import local_to_utc, utcnow
 from ..extensions import db
 from ..patients.models import Patient
 from ..records.models import FINALIZED, MedicalRecord
@@ -39,6 +40,7 @@ from .models import (
     EVENT_PASSCODE_FAILED,
     EVENT_PASSCODE_OK,
     EVENT_PAUSED,
+    EVENT_VIEW,
     RECORD_TYPES,
     SCOPE_ALL,
     SCOPE_RECORDS,
@@ -101,6 +103,12 @@ class ShareRequest:
 class CreatedShare:
     share: ShareLink
     token: str  # shown once, never stored
+
+
+def end_of_clinic_day(tenant_id: int, day: date) -> datetime:
+    """The last second of `day` in the clinic's time, as naive UTC (how times are stored)."""
+    zone = db.session.get(Tenant, tenant_id).timezone
+    return local_to_utc(datetime.combine(day, datetime.max.time()).replace(microsecond=0), zone)
 
 
 def token_hash(token: str) -> str:
@@ -193,7 +201,7 @@ def _validate(actor: Actor, patient: Patient, request: ShareRequest, now: dateti
         if not ids or found != ids:
             raise ShareError("Choose one or more of the patient's finalized records.", "scope_record_ids")
     if request.until is not None:
-        expires = datetime.combine(request.until, datetime.max.time()).replace(microsecond=0)
+        expires = end_of_clinic_day(actor.tenant_id, request.until)
         if request.until <= now.date():
             raise ShareError("Choose a date after today.", "until")
         if request.until > (now + timedelta(days=MAX_DAYS)).date():
@@ -294,7 +302,8 @@ def extend(actor: Actor, share_id: int, until: date) -> ShareLink:
         raise ShareError("A revoked link cannot be extended; share again instead.", "until")
     if until <= now.date() or until > (share.created_at + timedelta(days=MAX_DAYS)).date():
         raise ShareError(f"Choose a date after today and within {MAX_DAYS} days of sharing.", "until")
-    share.expires_at = datetime.combine(until, datetime.max.time()).replace(microsecond=0)
+    share.expires_at = end_of_clinic_day(share.tenant_id, until)
+    share.expired_marked_at = None  # the sweep marks it again when the new date passes
     record_event(
         actor, "share.extend", resource_type="share", resource_id=share.id, patient_id=share.patient_id,
         changed_fields=["expires_at"],
@@ -318,11 +327,87 @@ def change_passcode(actor: Actor, share_id: int, passcode: str) -> ShareLink:
     return share
 
 
+def send_again(actor: Actor, share_id: int) -> ShareLink:
+    """Mail the recipient a fresh link (the `email_share` job makes its token); the link emailed before
+    stops working. The link shown at creation keeps working."""
+    share = get_share(actor, share_id)
+    if share.revoked_at or share.expires_at <= utcnow():
+        raise ShareError("This link no longer works; extend it or share again instead.", "send")
+    record_event(
+        actor, "share.resend", resource_type="share", resource_id=share.id, patient_id=share.patient_id
+    )
+    db.session.commit()
+    from ..jobs.queue import enqueue
+
+    enqueue(
+        "sharing.email_share",
+        share.id,
+        tenant_id=share.tenant_id,
+        user_id=actor.user_id,
+        label="Share link email",
+    )
+    return share
+
+
+def access_log(actor: Actor, share_id: int) -> ShareLink:
+    """The share with its access log (`share.events`, newest first), audited as a read."""
+    share = get_share(actor, share_id)
+    record_event(actor, "share.log", resource_type="share", resource_id=share.id, patient_id=share.patient_id)
+    db.session.commit()
+    return share
+
+
+def shareable_records(actor: Actor, patient_id: int) -> list[MedicalRecord]:
+    """The patient's finalized records, newest visit first: what a share by records can choose from."""
+    patient = _patient_for(actor, patient_id)
+    record_event(actor, "record.list", resource_type="record", patient_id=patient.id)
+    db.session.commit()
+    return list(
+        db.session.scalars(
+            scoped(MedicalRecord, actor.tenant_id)
+            .where(MedicalRecord.patient_id == patient.id, MedicalRecord.status == FINALIZED)
+            .options(selectinload(MedicalRecord.diagnoses))
+            .order_by(MedicalRecord.visit_at.desc(), MedicalRecord.id.desc())
+        )
+    )
+
+
+def unread_notifications(actor: Actor) -> list[Notification]:
+    """The signed-in user's unread notices, newest first."""
+    return list(
+        db.session.scalars(
+            scoped(Notification, actor.tenant_id)
+            .where(Notification.user_id == actor.user_id, Notification.read_at.is_(None))
+            .order_by(Notification.id.desc())
+        )
+    )
+
+
+def mark_read(actor: Actor, notification_id: int | None = None) -> None:
+    """Mark one of the user's notices as read (all of them when no id is given)."""
+    statement = (
+        update(Notification)
+        .where(
+            Notification.tenant_id == actor.tenant_id,
+            Notification.user_id == actor.user_id,
+            Notification.read_at.is_(None),
+        )
+        .values(read_at=utcnow())
+    )
+    if notification_id is not None:
+        statement = statement.where(Notification.id == notification_id)
+    db.session.execute(statement)
+    db.session.commit()
+
+
 # --- the provider's side ---------------------------------------------------------------------------------
 
 
-def resolve(token: str) -> ShareLink | None:
-    """The share a token opens, or None (unknown, expired, revoked or used up all look the same)."""
+def resolve(token: str, *, allow_used_up: bool = False) -> ShareLink | None:
+    """The share a token opens, or None (unknown, expired, revoked or used up all look the same).
+
+    `allow_used_up` is for the browsers a share already admitted: a link whose opens are all used keeps
+    serving them (the caller checks the visit), it only admits no one new."""
     if not token or len(token) > 100:
         return None
     share = db.session.scalar(
@@ -335,7 +420,7 @@ def resolve(token: str) -> ShareLink | None:
     now = utcnow()
     if share.revoked_at or share.expires_at <= now:
         return None
-    if share.max_opens is not None and share.opens >= share.max_opens:
+    if not allow_used_up and share.max_opens is not None and share.opens >= share.max_opens:
         return None
     return share
 
@@ -358,6 +443,13 @@ def log(share: ShareLink, kind: str, *, ip: str | None, user_agent: str | None, 
         patient_id=share.patient_id,
         outcome="failure" if kind in (EVENT_PASSCODE_FAILED, EVENT_CODE_FAILED) else "success",
     )
+
+
+def log_view(share: ShareLink, what: str, *, ip: str | None, user_agent: str | None) -> None:
+    """An admitted provider looked at part of the share (a tab, a file, the print view)."""
+    db.session.execute(update(ShareLink).where(ShareLink.id == share.id).values(last_access_at=utcnow()))
+    log(share, EVENT_VIEW, ip=ip, user_agent=user_agent, detail=what)
+    db.session.commit()
 
 
 def start_visit(share: ShareLink) -> tuple[ShareVisit, str]:

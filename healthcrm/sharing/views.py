@@ -1,0 +1,384 @@
+"""Where patients (in the portal) and staff (for them, from the patient page) share records and manage the
+links: the list with its actions in place, the form that makes links, each link's access log; the admins'
+sharing overview; the patient's notifications.
+
+A made link's token is on the page that answers the form and nowhere else: only its hash is kept, so later
+pages offer "Send again" (a fresh emailed link) instead of the link itself.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from redis import RedisError
+
+from ..access import admin_only, current_actor, patient_only, roles
+from ..accounts.mfa import qr_svg_data_uri
+from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, PATIENT
+from ..clock import utcnow
+from ..extensions import htmx
+from ..jobs.queue import enqueue
+from ..patients.models import Patient
+from ..tenancy import get_scoped
+from ..web import render_fragment, render_page
+from . import services
+from .forms import ExtendForm, PasscodeForm, ShareForm
+from .overview import sharing_overview
+from .tasks import describe_scope
+
+bp = Blueprint("sharing", __name__)
+
+INVALID = 422
+SHARES_CHANGED = "shares-changed"  # an htmx event: the list of shares reloads itself
+staff_sharers = roles(ADMIN, DOCTOR, NURSE, COACH)
+sharers = roles(PATIENT, ADMIN, DOCTOR, NURSE, COACH)
+
+
+# --- the list --------------------------------------------------------------------------------------------
+
+
+def _links(patient_id: int) -> dict[str, str]:
+    if current_user.is_patient:
+        return {"list": url_for("sharing.portal_index"), "new": url_for("sharing.portal_create")}
+    return {
+        "list": url_for("sharing.staff_index", patient_id=patient_id),
+        "new": url_for("sharing.staff_create", patient_id=patient_id),
+    }
+
+
+def _card_context(**extra) -> dict:
+    """What every share card needs (the list page, and the card alone after an action)."""
+    now = utcnow()
+    return {
+        "now": now,
+        "tomorrow": now.date() + timedelta(days=1),
+        "describe_scope": describe_scope,
+        "max_span": timedelta(days=services.MAX_DAYS),
+        "card_errors": {},
+        "card_notice": {},
+        **extra,
+    }
+
+
+def _index(patient_id: int | None, *, status: int = 200, **extra) -> Response:
+    actor = current_actor()
+    try:
+        shares = services.list_shares(actor, patient_id)
+    except LookupError:
+        abort(404)
+    return render_page(
+        "sharing/index.html",
+        block="shares",
+        patient=get_scoped(Patient, patient_id, actor.tenant_id),
+        shares=shares,
+        links=_links(patient_id),
+        status=status,
+        **_card_context(**extra),
+    )
+
+
+@bp.get("/portal/shares")
+@patient_only
+def portal_index():
+    return _index(current_user.patient_id)
+
+
+@bp.get("/patients/<int:patient_id>/shares")
+@staff_sharers
+def staff_index(patient_id: int):
+    return _index(patient_id)
+
+
+# --- making links ----------------------------------------------------------------------------------------
+
+
+def _show_error(form: ShareForm, error: services.ShareError) -> None:
+    if error.field == "recipients":
+        form.recipient_errors.append(error.message)
+        return
+    target = getattr(form, error.field, None) if error.field else None
+    if target is not None and isinstance(target.errors, list):
+        target.errors.append(error.message)
+    else:
+        form.form_errors.append(error.message)
+
+
+def _form_page(form: ShareForm, patient_id: int, *, status: int = 200, added_row=None) -> Response:
+    today = utcnow().date()
+    return render_page(
+        "sharing/new.html",
+        block="panel",
+        form=form,
+        patient=get_scoped(Patient, patient_id, current_user.tenant_id),
+        links=_links(patient_id),
+        added_row=added_row.id if added_row is not None else None,
+        fragment=False,
+        tomorrow=today + timedelta(days=1),
+        last_day=today + timedelta(days=services.MAX_DAYS),
+        status=status,
+    )
+
+
+def _email_link(share) -> bool:
+    """Queue the recipient's email (its own fresh token). False when the queue cannot take it now."""
+    try:
+        enqueue(
+            "sharing.email_share",
+            share.id,
+            tenant_id=share.tenant_id,
+            user_id=current_user.id,
+            label="Share link email",
+        )
+    except RedisError:
+        return False
+    return True
+
+
+def _create(patient_id: int | None) -> Response:
+    actor = current_actor()
+    try:
+        records = services.shareable_records(actor, patient_id)
+    except LookupError:
+        abort(404)
+    form = ShareForm()
+    form.set_records(records, current_user.tenant.timezone)
+    if request.method == "GET":
+        return _form_page(form, patient_id, added_row=form.recipients[0])  # the first name box has the focus
+    if "add_row" in request.form:
+        # "Add another" without JavaScript: one more row, what was typed kept, nothing made.
+        return _form_page(form, patient_id, added_row=form.add_row())
+    if form.validate_on_submit():
+        recipients = form.parsed_recipients()
+        if recipients is not None:
+            try:
+                created = services.create_shares(actor, patient_id, form.to_request(recipients))
+            except services.ShareError as error:
+                _show_error(form, error)
+            else:
+                links = []
+                for item in created:
+                    url = services.share_url(item.token)
+                    links.append({"share": item.share, "url": url, "qr": qr_svg_data_uri(url)})
+                for link in links:
+                    link["emailed"] = _email_link(link["share"])
+                response = render_page(
+                    "sharing/created.html",
+                    block="panel",
+                    created=links,
+                    patient=get_scoped(Patient, patient_id, actor.tenant_id),
+                    links=_links(patient_id),
+                )
+                response.headers["HX-Trigger"] = SHARES_CHANGED
+                return response
+    return _form_page(form, patient_id, status=INVALID)
+
+
+@bp.route("/portal/shares/new", methods=["GET", "POST"])
+@patient_only
+def portal_create():
+    return _create(current_user.patient_id)
+
+
+@bp.route("/patients/<int:patient_id>/shares/new", methods=["GET", "POST"])
+@staff_sharers
+def staff_create(patient_id: int):
+    return _create(patient_id)
+
+
+@bp.get("/shares/recipient-row/<int:index>")
+@sharers
+def recipient_row(index: int):
+    """The empty recipient row `index` for "Add another", and that button again, out of band, asking for
+    the row after it (or saying the form is full)."""
+    form = ShareForm(formdata=None)
+    row = form.empty_row(index)
+    if row is None:
+        abort(404)
+    return render_fragment(
+        "sharing/new.html",
+        "recipient_row",
+        "add_recipients",
+        form=form,
+        row=row,
+        added_row=row.id,
+        fragment=True,
+    )
+
+
+# --- managing a link -------------------------------------------------------------------------------------
+
+
+def _list_url(share) -> str:
+    if current_user.is_patient:
+        return url_for("sharing.portal_index", _anchor=f"share-{share.id}")
+    return url_for("sharing.staff_index", patient_id=share.patient_id, _anchor=f"share-{share.id}")
+
+
+def _after(share_id: int, change, notice: str) -> Response:
+    """Run one change of a share and answer with its card (htmx) or the list (a plain form post); a
+    refused change shows its reason on the card, with 422."""
+    actor = current_actor()
+    try:
+        share = change(actor)
+    except LookupError:
+        abort(404)
+    except services.ShareError as error:
+        try:
+            share = services.get_share(actor, share_id)
+        except LookupError:
+            abort(404)
+        errors = {share.id: {error.field or "form": error.message}}
+        if htmx:
+            return render_page(
+                "sharing/index.html", block="share_card", share=share, status=INVALID,
+                **_card_context(card_errors=errors),
+            )  # fmt: skip
+        return _index(share.patient_id, status=INVALID, card_errors=errors)
+    if htmx:
+        return render_page(
+            "sharing/index.html",
+            block="share_card",
+            share=share,
+            **_card_context(card_notice={share.id: notice}),
+        )
+    flash(notice, "success")
+    return redirect(_list_url(share), code=303)
+
+
+@bp.post("/shares/<int:share_id>/revoke")
+@sharers
+def revoke(share_id: int):
+    return _after(
+        share_id, lambda actor: services.revoke(actor, share_id), "Revoked: the link no longer opens."
+    )
+
+
+@bp.post("/shares/<int:share_id>/extend")
+@sharers
+def extend(share_id: int):
+    form = ExtendForm()
+
+    def change(actor):
+        if not form.validate():
+            raise services.ShareError(" ".join(form.until.errors) or "Choose a date.", "until")
+        return services.extend(actor, share_id, form.until.data)
+
+    return _after(share_id, change, "The link now works longer.")
+
+
+@bp.post("/shares/<int:share_id>/passcode")
+@sharers
+def change_passcode(share_id: int):
+    form = PasscodeForm()
+
+    def change(actor):
+        if not form.validate():
+            raise services.ShareError(" ".join(form.passcode.errors), "passcode")
+        return services.change_passcode(actor, share_id, "" if form.remove.data else form.passcode.data)
+
+    notice = (
+        "Passcode removed." if request.form.get("remove") else "Passcode changed; the link stays the same."
+    )
+    return _after(share_id, change, notice)
+
+
+@bp.post("/shares/<int:share_id>/send")
+@sharers
+def send_again(share_id: int):
+    return _after(
+        share_id,
+        lambda actor: services.send_again(actor, share_id),
+        "A new link was emailed; the link emailed before no longer works.",
+    )
+
+
+@bp.get("/shares/<int:share_id>")
+@sharers
+def log(share_id: int):
+    """A link's access log: its own page, or the log alone for the list's expandable section."""
+    try:
+        share = services.access_log(current_actor(), share_id)
+    except LookupError:
+        abort(404)
+    return render_page(
+        "sharing/log.html",
+        block="log",
+        share=share,
+        links=_links(share.patient_id),
+        **_card_context(),
+    )
+
+
+# --- the clinic's overview -------------------------------------------------------------------------------
+
+
+@bp.get("/admin/sharing")
+@admin_only
+def overview():
+    return render_page("sharing/overview.html", overview=sharing_overview(current_actor()))
+
+
+# --- the patient's notifications -------------------------------------------------------------------------
+
+
+@bp.app_template_global()
+def unread_notifications() -> list:
+    """The signed-in patient's unread notices (the portal home lists them)."""
+    return services.unread_notifications(current_actor())
+
+
+def _notifications_answer() -> Response:
+    if htmx:
+        return Response(render_template("sharing/_notifications.html"))
+    return redirect(url_for("portal.home"), code=303)
+
+
+@bp.post("/portal/notifications/<int:notification_id>/read")
+@patient_only
+def mark_read(notification_id: int):
+    services.mark_read(current_actor(), notification_id)
+    return _notifications_answer()
+
+
+@bp.post("/portal/notifications/read")
+@patient_only
+def mark_all_read():
+    services.mark_read(current_actor())
+    return _notifications_answer()
+
+
+# --- showing a browser -----------------------------------------------------------------------------------
+
+BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("FxiOS/", "Firefox"),
+    ("CriOS/", "Chrome"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+)
+SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "Mac"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+@bp.app_template_filter("browser")
+def browser_name(user_agent: str | None) -> str:
+    """A User-Agent in words ("Chrome on Android"); the first word of an unknown one."""
+    if not user_agent:
+        return "Unknown"
+    browser = next((name for mark, name in BROWSERS if mark in user_agent), None)
+    system = next((name for mark, name in SYSTEMS if mark in user_agent), None)
+    if browser is None:
+        browser = re.split(r"[/\s]", user_agent.strip(), maxsplit=1)[0][:40] or "Unknown"
+    return f"{browser} on {system}" if system else browser
