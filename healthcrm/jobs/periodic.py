@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # name: (interval, "module:function") — the function takes no arguments and returns something printable.
 PERIODIC: dict[str, tuple[timedelta, str]] = {
     "sharing.sweep": (timedelta(hours=1), "healthcrm.sharing.services:sweep_expired"),
+    "sharing.exports": (timedelta(hours=1), "healthcrm.sharing.export_tasks:delete_old_exports"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 

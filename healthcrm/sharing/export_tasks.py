@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from datetime import timedelta
 
 from flask import current_app
+from sqlalchemy import select
 
 from ..accounts.models import Tenant
 from ..clock import utcnow
 from ..extensions import db
 from ..files.storage import get_storage, validate_key
+from ..jobs.models import FINISHED, Job
 from ..jobs.queue import task
 from .content import shared_content
 from .exports import build_pdf
 from .models import ShareLink, ShareVisit
 from .watermark import watermark_text
+
+EXPORT_KEPT_FOR = timedelta(days=1)
 
 
 def export_key(tenant_id: int) -> str:
@@ -49,6 +54,28 @@ def export_pdf(share_id: int, visit_id: int, *, progress) -> dict:
         out.seek(0)
         get_storage(current_app).put_stream(key, out, "application/pdf")
     return {"made": True, "key": key, "pages": pages}
+
+
+def delete_old_exports(keep_for: timedelta = EXPORT_KEPT_FOR) -> int:
+    """Delete the stored PDFs of exports finished longer ago than `keep_for` (the provider downloads one
+    at once; nothing else reads it). Periodic (healthcrm.jobs.periodic)."""
+    storage = get_storage(current_app)
+    old = db.session.scalars(
+        select(Job).where(
+            Job.kind == "sharing.export_pdf",
+            Job.status == FINISHED,
+            Job.finished_at < utcnow() - keep_for,
+        )
+    )
+    deleted = 0
+    for job in old:
+        result = dict(job.result or {})
+        if result.get("key") and not result.get("deleted"):
+            storage.delete(result["key"])
+            job.result = {**result, "deleted": True}
+            deleted += 1
+    db.session.commit()
+    return deleted
 
 
 def _scaled(progress, share_of_total: float):

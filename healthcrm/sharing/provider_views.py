@@ -14,8 +14,6 @@ PNG renderings with the watermark.
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import IO
@@ -29,24 +27,19 @@ from ..clock import utcnow
 from ..extensions import db, htmx, limiter
 from ..files import services as files
 from ..files.attachment_views import ACTIVE_CONTENT_TYPES
-from ..files.models import AttachmentVersion
-from ..files.storage import ObjectNotFoundError, attachment_disposition, get_storage
+from ..files.storage import attachment_disposition, get_storage
 from ..jobs.models import FINISHED, Job
 from ..jobs.queue import enqueue
 from ..jobs.views import STOP_POLLING
 from ..records.labs import FLAG_LABELS, LabOverview, LabTest
 from ..web import render_page
-from . import services
+from . import file_previews, services
 from .content import SharedContent, covered_types, shared_attachment, shared_content
 from .exports import labs_csv
 from .models import EVENT_DOWNLOAD, EVENT_EXPORT, ShareLink, ShareVisit
 from .tasks import describe_scope
 from .watermark import (
     PDF_MAX_PAGES,
-    UnreadableImage,
-    UnreadablePdf,
-    pdf_pages_as_images,
-    watermark_image,
     watermark_text,
 )
 
@@ -67,11 +60,6 @@ TABS = {
     "scores": ("Scores", {"labs"}),
 }
 PRINT = "all"  # the print view: every tab of the share on one page
-# Images up to this size are previewed from the file itself; larger ones from the stored thumbnail.
-IMAGE_PREVIEW_MAX_BYTES = 64 * 1024 * 1024
-IMAGE_KINDS = frozenset({"jpeg", "png", "tiff"})
-# PDFium renders a page at 1 dpi in next to no time: the cheapest way to count pages through watermark.py.
-PAGE_COUNT_DPI = 1
 # Answers that are bytes (previews, downloads): nothing in them runs, and no page may frame them.
 BYTES_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 SHOWN_PER_WATERMARK_LAYER = 96  # copies of the watermark text in the page overlay
@@ -373,7 +361,7 @@ def _shared_view(token: str, tab: str) -> Response:
         series=LabOverview(content.patient, lab_tests).chart_series(),
         timezone=context["clinic"].timezone,
         flag_labels=FLAG_LABELS,
-        previewable=_previewable,
+        previewable=file_previews.previewable,
         fragment=tab != PRINT and bool(htmx and not htmx.boosted),
     )
 
@@ -397,88 +385,11 @@ def print_view(token: str):
 # --- files --------------------------------------------------------------------------------------------------
 
 
-def _previewable(version: AttachmentVersion) -> bool:
-    if version.kind == "pdf" or version.kind in IMAGE_KINDS:
-        return True
-    return bool(version.image_key or version.preview_key)
-
-
 def _shared_file(share: ShareLink, attachment_id: int):
     found = shared_attachment(share, attachment_id)
     if found is None:
         abort(404)
     return found
-
-
-def _verified_copy(version: AttachmentVersion) -> IO[bytes]:
-    """The file's own bytes in a temporary file, checked against the SHA-256 taken at upload (as
-    `files.services.open_version` does) before anything is made of them. Raises ChecksumMismatch."""
-    digest = hashlib.sha256()
-    copy = tempfile.TemporaryFile()  # noqa: SIM115 - handed on to the caller, who closes it
-    try:
-        for chunk in files.read_version(version):
-            digest.update(chunk)
-            copy.write(chunk)
-        if digest.hexdigest() != version.sha256:
-            raise files.ChecksumMismatch(version.id)
-        copy.seek(0)
-    except BaseException:
-        copy.close()
-        raise
-    return copy
-
-
-def _stored(key: str | None) -> bytes | None:
-    """A derived image (thumbnail, DICOM frame) the preview job stored."""
-    if not key:
-        return None
-    try:
-        with get_storage(current_app).open_stream(key) as stored:
-            return stored.read()
-    except ObjectNotFoundError:
-        return None
-
-
-def _image_source(version: AttachmentVersion) -> bytes | None:
-    """The picture a preview is drawn from: the image itself when it is small enough and Pillow reads its
-    kind, else the DICOM frame or the thumbnail the preview job stored."""
-    if version.kind in IMAGE_KINDS and version.size <= IMAGE_PREVIEW_MAX_BYTES:
-        with _verified_copy(version) as copy:
-            return copy.read()
-    return _stored(version.image_key) or _stored(version.preview_key)
-
-
-def _pdf_pages(version: AttachmentVersion, count: int, dpi: int | None = None) -> list[bytes]:
-    with _verified_copy(version) as copy:
-        if dpi is None:
-            return pdf_pages_as_images(copy, max_pages=count)
-        return pdf_pages_as_images(copy, max_pages=count, dpi=dpi)
-
-
-def _preview_png(version: AttachmentVersion, page: int, text: str) -> bytes | None:
-    """Page `page` (from 1) of the file as a watermarked PNG; None when there is no such page or it
-    cannot be drawn."""
-    try:
-        if version.kind == "pdf":
-            if not 1 <= page <= PDF_MAX_PAGES:
-                return None
-            pages = _pdf_pages(version, page)
-            return watermark_image(pages[page - 1], text) if len(pages) >= page else None
-        if page != 1:
-            return None
-        source = _image_source(version)
-        return watermark_image(source, text) if source else None
-    except (UnreadableImage, UnreadablePdf, files.ChecksumMismatch, ObjectNotFoundError):
-        return None
-
-
-def _page_count(version: AttachmentVersion) -> tuple[int, bool]:
-    """How many pages a PDF preview shows, and whether the file has more than that."""
-    try:
-        pages = len(_pdf_pages(version, PDF_MAX_PAGES + 1, dpi=PAGE_COUNT_DPI))
-    except (UnreadablePdf, files.ChecksumMismatch, ObjectNotFoundError):
-        return 0, False
-    return min(pages, PDF_MAX_PAGES), pages > PDF_MAX_PAGES
 
 
 @bp.get("/<token>/files/<int:attachment_id>")
@@ -489,10 +400,7 @@ def file_page(token: str, attachment_id: int):
     share, visit = _admitted(token)
     attachment, version = _shared_file(share, attachment_id)
     services.log_view(share, f"file {attachment.filename}", **_client())
-    if version.kind == "pdf":
-        pages, more = _page_count(version)
-    else:
-        pages, more = (1 if _previewable(version) else 0), False
+    pages, more = file_previews.page_count(version)
     return render_page(
         "sharing/provider/file.html",
         **_page_context(share, visit),
@@ -530,7 +438,7 @@ def preview(token: str, attachment_id: int, page: int):
     """A rendering of the file with the watermark drawn in: never the file's own bytes."""
     share, _visit = _admitted(token, page=False)
     _attachment, version = _shared_file(share, attachment_id)
-    png = _preview_png(version, page, watermark_text(share, utcnow(), _clinic(share).timezone))
+    png = file_previews.preview_png(version, page, watermark_text(share, utcnow(), _clinic(share).timezone))
     if png is None:
         abort(404)
     return _bytes_response(iter([png]), "image/png", "inline", size=len(png))
@@ -578,7 +486,7 @@ def download(token: str, attachment_id: int):
         abort(404)
     attachment, version = _shared_file(share, attachment_id)
     try:
-        copy = _verified_copy(version)
+        copy = file_previews.verified_copy(version)
     except files.ChecksumMismatch:
         return _notice(
             share,

@@ -225,6 +225,35 @@ def pdf_pages_as_images(src: IO[bytes], max_pages: int = PDF_MAX_PAGES, dpi: int
             document.close()
 
 
+def _open_pdf(stream: IO[bytes]) -> pdfium.PdfDocument:
+    try:
+        return pdfium.PdfDocument(stream)
+    except pdfium.PdfiumError as error:
+        raise UnreadablePdf(str(error)) from None
+
+
+def pdf_page_count(src: IO[bytes]) -> int:
+    """How many pages a PDF has (without rendering any). Raises UnreadablePdf."""
+    with _seekable(src) as stream, _PDFIUM_LOCK:
+        document = _open_pdf(stream)
+        try:
+            return len(document)
+        finally:
+            document.close()
+
+
+def pdf_page_image(src: IO[bytes], number: int, dpi: int = PDF_DPI) -> bytes | None:
+    """Page `number` (from 0) of a PDF as a PNG, rendering only that page; None past the last page."""
+    with _seekable(src) as stream, _PDFIUM_LOCK:
+        document = _open_pdf(stream)
+        try:
+            if not 0 <= number < len(document):
+                return None
+            return _render(document, number, dpi)
+        finally:
+            document.close()
+
+
 def _render(document: pdfium.PdfDocument, number: int, dpi: int) -> bytes:
     page = document[number]
     try:

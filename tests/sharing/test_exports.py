@@ -20,6 +20,8 @@ from healthcrm.sharing.models import SCOPE_TYPES
 from healthcrm.sharing.watermark import (
     UnreadableImage,
     UnreadablePdf,
+    pdf_page_count,
+    pdf_page_image,
     pdf_pages_as_images,
     watermark_image,
     watermark_text,
@@ -202,3 +204,36 @@ def test_pdf_pages_of_impossible_size_or_damaged_pdfs_are_refused():
         pdf_pages_as_images(_pdf_of(1, (20_000, 300)))
     with pytest.raises(UnreadablePdf):
         pdf_pages_as_images(io.BytesIO(b"%PDF-1.7\n garbage"))
+
+
+def test_one_pdf_page_is_rendered_alone_and_pages_are_counted():
+    assert pdf_page_count(_pdf_of(2)) == 2
+    second = pdf_page_image(_pdf_of(2), 1)
+    assert second is not None and second.startswith(b"\x89PNG")
+    assert pdf_page_image(_pdf_of(2), 2) is None
+
+
+def test_old_export_pdfs_are_deleted(app):
+    from datetime import timedelta
+
+    from healthcrm.clock import utcnow
+    from healthcrm.files.storage import get_storage
+    from healthcrm.jobs.models import FINISHED, Job
+    from healthcrm.sharing.export_tasks import delete_old_exports, export_key
+
+    tenant = make_tenant()
+    storage = get_storage(app)
+    old_key, new_key = export_key(tenant.id), export_key(tenant.id)
+    for key in (old_key, new_key):
+        storage.put_stream(key, io.BytesIO(b"%PDF-1.4 test"), "application/pdf")
+    for key, age in ((old_key, timedelta(days=2)), (new_key, timedelta(minutes=5))):
+        db.session.add(
+            Job(
+                id=key[-36:], tenant_id=tenant.id, kind="sharing.export_pdf", label="PDF", args=[1, 1],
+                status=FINISHED, finished_at=utcnow() - age, result={"made": True, "key": key},
+            )
+        )  # fmt: skip
+    db.session.commit()
+    assert delete_old_exports() == 1
+    assert storage.head(old_key) is None and storage.head(new_key) is not None
+    assert delete_old_exports() == 0
