@@ -276,9 +276,7 @@ def zip_download(job_id: str):
     if stored is None:
         abort(404)
     stream = storage.open_stream(key)
-    return _file_response(
-        _read_all(stream), "application/zip", attachment_disposition(name), size=stored.size
-    )
+    return file_response(_read_all(stream), "application/zip", attachment_disposition(name), size=stored.size)
 
 
 def _read_all(stream):
@@ -366,7 +364,17 @@ def restore(attachment_id: int, version_id: int):
 # --- file bytes -------------------------------------------------------------------------------------------
 
 
-def _file_response(chunks, content_type: str, disposition: str, *, size: int | None = None) -> Response:
+def file_response(
+    chunks,
+    content_type: str,
+    disposition: str,
+    *,
+    size: int | None = None,
+    csp: str = FILE_CSP,
+    frame_options: str = "SAMEORIGIN",
+) -> Response:
+    """A response carrying file bytes (or a rendering of them): never an active type, sniffing off, its
+    own sandboxed policy, never cached. Shared with the provider's side of share links."""
     if content_type.split(";")[0].strip().lower() in ACTIVE_CONTENT_TYPES:
         content_type = "application/octet-stream"
     # The chunks need no request context: the storage object is already chosen.
@@ -377,9 +385,9 @@ def _file_response(chunks, content_type: str, disposition: str, *, size: int | N
     response.headers.update(
         {
             "Content-Disposition": disposition,
-            "Content-Security-Policy": FILE_CSP,
+            "Content-Security-Policy": csp,
             "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "SAMEORIGIN",
+            "X-Frame-Options": frame_options,
             "Cache-Control": "no-store",
         }
     )
@@ -393,7 +401,7 @@ def _deliver(attachment_id: int, version_id: int, *, inline: bool) -> Response:
     disposition = attachment_disposition(delivery.filename)
     if delivery.inline:
         disposition = "inline" + disposition.removeprefix("attachment")
-    return _file_response(delivery.chunks, delivery.content_type, disposition, size=delivery.size)
+    return file_response(delivery.chunks, delivery.content_type, disposition, size=delivery.size)
 
 
 @bp.get("/files/<int:attachment_id>/versions/<int:version_id>/download")
@@ -417,7 +425,7 @@ def _preview_image(attachment_id: int, version_id: int, which: str, content_type
     data = services.preview_bytes(current_actor(), attachment_id, version_id, which)
     if data is None:
         abort(404)
-    return _file_response(iter([data]), content_type, "inline", size=len(data))
+    return file_response(iter([data]), content_type, "inline", size=len(data))
 
 
 @bp.get("/files/<int:attachment_id>/versions/<int:version_id>/thumb")

@@ -26,7 +26,7 @@ from ..accounts.models import Tenant
 from ..clock import utcnow
 from ..extensions import db, htmx, limiter
 from ..files import services as files
-from ..files.attachment_views import ACTIVE_CONTENT_TYPES
+from ..files.attachment_views import file_response
 from ..files.storage import attachment_disposition, get_storage
 from ..jobs.models import FINISHED, Job
 from ..jobs.queue import enqueue
@@ -414,21 +414,7 @@ def file_page(token: str, attachment_id: int):
 
 
 def _bytes_response(chunks, content_type: str, disposition: str, size: int | None = None) -> Response:
-    if content_type.split(";")[0].strip().lower() in ACTIVE_CONTENT_TYPES:
-        content_type = "application/octet-stream"
-    response = Response(chunks, content_type=content_type)
-    if size is not None:
-        response.content_length = size
-    # web.py keeps a policy a view has set.
-    response.headers.update(
-        {
-            "Content-Disposition": disposition,
-            "Content-Security-Policy": BYTES_CSP,
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        }
-    )
-    return response
+    return file_response(chunks, content_type, disposition, size=size, csp=BYTES_CSP, frame_options="DENY")
 
 
 @bp.get("/<token>/files/<int:attachment_id>/pages/<int:page>.png")
