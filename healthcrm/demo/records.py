@@ -379,6 +379,25 @@ def _plans(profile: RecordProfile, patients: list[Patient], rng: random.Random) 
     return plans
 
 
+def _nearest_weekday_in(local: datetime, start: datetime, now: datetime) -> datetime:
+    """A weekday at the same clinic time, within [start, now] (naive UTC): a weekend or not-yet-happened
+    visit moves to an earlier weekday, unless that would leave the window (the oldest visits), then to a
+    later one. Moving days in local time keeps the wall-clock hour across a DST change."""
+
+    def as_utc(moment: datetime) -> datetime:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+
+    earlier = local
+    while earlier.weekday() >= 5 or as_utc(earlier) > now:
+        earlier -= timedelta(days=1)
+    if as_utc(earlier) >= start:
+        return as_utc(earlier)
+    later = local
+    while later.weekday() >= 5 or as_utc(later) < start:
+        later += timedelta(days=1)
+    return as_utc(later) if as_utc(later) <= now else as_utc(earlier)
+
+
 def _visit_times(plan: _PatientPlan, now: datetime, zone: ZoneInfo, rng: random.Random) -> list[datetime]:
     """Weekday appointments in clinic hours (clinic time), as naive UTC, oldest first, none in the future."""
     start = max(now - timedelta(days=HISTORY_DAYS), plan.patient.created_at)
@@ -400,11 +419,7 @@ def _visit_times(plan: _PatientPlan, now: datetime, zone: ZoneInfo, rng: random.
             time(rng.randint(CLINIC_OPENS_HOUR, CLINIC_LAST_VISIT_HOUR), rng.choice((0, 15, 30, 45))),
             zone,
         )
-        # Weekend and not-yet-happened visits move to an earlier weekday, same clinic time.
-        while local.weekday() >= 5 or local.astimezone(UTC).replace(tzinfo=None) > now:
-            local -= timedelta(days=1)
-        visit_at = local.astimezone(UTC).replace(tzinfo=None)
-        times.append(visit_at)
+        times.append(_nearest_weekday_in(local, start, now))
     return sorted(times)
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from sqlalchemy import delete, func, select
 
 from healthcrm.accounts.models import Tenant
 from healthcrm.audit.models import AuditEvent
 from healthcrm.clock import utcnow
 from healthcrm.demo.data import DemoError, seed_demo
+from healthcrm.demo.records import CLINIC_LAST_VISIT_HOUR, CLINIC_OPENS_HOUR, HISTORY_DAYS, _visit_times
 from healthcrm.extensions import db
 from healthcrm.patients.models import Patient
 from healthcrm.records.icd10 import find_code
@@ -194,3 +198,38 @@ def test_demo_records_are_found_by_the_search(app):
         assert patient.mrn.lower() in record.search_text
         for diagnosis in record.diagnoses:
             assert diagnosis.code.replace(".", "").lower() in record.search_text
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        # 2026-12-01: two years back is a Sunday; moving that visit to the Friday before left the window.
+        "2026-12-01T21:48:00",
+        "2027-03-14T08:30:00",  # US clocks go forward
+        "2027-10-31T00:30:00",  # EU clocks go back
+        "2028-02-29T12:00:00",
+        "2027-01-02T05:30:00",  # Saturday, 23:30 on 1 January in Chicago
+    ],
+)
+def test_visit_times_stay_in_the_two_year_window_on_weekdays_in_clinic_hours(now):
+    at = datetime.fromisoformat(now)
+    for zone_name in ("America/Chicago", "Europe/Berlin", "Pacific/Auckland"):
+        zone = ZoneInfo(zone_name)
+        for seed in range(200):
+            rng = random.Random(seed)
+            patient = SimpleNamespace(created_at=at - timedelta(days=HISTORY_DAYS + 5), care_stage="active")
+            plan = SimpleNamespace(patient=patient, visits=6, severity=None if seed % 2 else 0.5)
+            for visit_at in _visit_times(plan, at, zone, rng):
+                assert at - timedelta(days=HISTORY_DAYS) <= visit_at <= at
+                local = visit_at.replace(tzinfo=UTC).astimezone(zone)
+                assert local.weekday() < 5
+                assert CLINIC_OPENS_HOUR <= local.hour <= CLINIC_LAST_VISIT_HOUR
+
+
+def test_demo_records_fit_the_window_on_the_day_it_once_failed(app):
+    with time_machine.travel(datetime(2026, 12, 1, 21, 48, tzinfo=UTC), tick=False):
+        seed_demo(None)
+        now = utcnow()
+        for slug in ("riverside", "lakeside"):
+            visits = [r.visit_at for r in _records(_tenant(slug))]
+            assert min(visits) >= now - timedelta(days=731) and max(visits) <= now
