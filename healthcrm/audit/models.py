@@ -38,6 +38,22 @@ class AuditEvent(db.Model):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditChainHead(db.Model):
+    """The newest event of one chain (a clinic's, or the system chain as `chain_key` 0).
+
+    Appending takes this row first, with an UPDATE: on PostgreSQL a row lock the next writer waits for, on
+    SQLite the database's write lock (pysqlite opens the transaction at the first write), so the head read
+    after it is the real head and two transactions can never extend the chain from the same event.
+    """
+
+    __tablename__ = "audit_chain_heads"
+
+    chain_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    last_event_id: Mapped[int | None] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+
+
 # The database itself refuses to change history; the same statements run in the Alembic revision.
 APPEND_ONLY_DDL = {
     "sqlite": [

@@ -12,11 +12,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, text
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..clock import utcnow
 from ..extensions import db
-from .models import AuditEvent
+from .models import AuditChainHead, AuditEvent
 
 GENESIS_HASH = "0" * 64
 SUCCESS = "success"
@@ -76,11 +78,35 @@ def _digest(event: AuditEvent) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _lock_chain(tenant_id: int | None) -> None:
-    # Two transactions must not both extend the chain from the same head. PostgreSQL: a transaction
-    # advisory lock per chain. SQLite serialises writers by itself.
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 7_000_000 + (tenant_id or 0)})
+def chain_key(tenant_id: int | None) -> int:
+    """The head row's key of a clinic's chain; 0 is the system chain (events of no clinic)."""
+    return tenant_id or 0
+
+
+def _take_chain_head(tenant_id: int | None) -> str:
+    """Lock the chain's head row for this transaction and return the newest event's hash.
+
+    The UPDATE comes before any read of the head: it waits for a concurrent appender to commit, and what it
+    returns is then the head that appender left (see `AuditChainHead`).
+    """
+    key = chain_key(tenant_id)
+    taken = update(AuditChainHead).where(AuditChainHead.chain_key == key)
+    head = db.session.scalar(taken.values(events=AuditChainHead.events).returning(AuditChainHead.hash))
+    if head is not None:
+        return head
+    # The chain's first event (or a database from before the head rows): start the head from the newest
+    # event. Two first appenders race only to insert the same row; the loser's insert does nothing.
+    newest = db.session.scalar(
+        select(AuditEvent.hash).where(_chain_filter(tenant_id)).order_by(AuditEvent.id.desc()).limit(1)
+    )
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    db.session.execute(
+        insert(AuditChainHead)
+        .values(chain_key=key, hash=newest or GENESIS_HASH, events=0)
+        .on_conflict_do_nothing(index_elements=["chain_key"])
+    )
+    return db.session.scalar(taken.values(events=AuditChainHead.events).returning(AuditChainHead.hash))
 
 
 def _chain_filter(tenant_id: int | None):
@@ -104,10 +130,7 @@ def record_event(
     caller's change rolls back with it.
     """
     chain_tenant = tenant_id if tenant_id is not None else actor.tenant_id
-    _lock_chain(chain_tenant)
-    prev = db.session.scalar(
-        select(AuditEvent.hash).where(_chain_filter(chain_tenant)).order_by(AuditEvent.id.desc()).limit(1)
-    )
+    prev = _take_chain_head(chain_tenant)
     event = AuditEvent(
         occurred_at=utcnow(),
         request_id=actor.request_id,
@@ -123,11 +146,16 @@ def record_event(
         changed_fields=json.dumps(sorted(changed_fields)) if changed_fields else None,
         ip=actor.ip,
         user_agent=(actor.user_agent or "")[:255] or None,
-        prev_hash=prev or GENESIS_HASH,
+        prev_hash=prev,
     )
     event.hash = _digest(event)
     db.session.add(event)
     db.session.flush()
+    db.session.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.chain_key == chain_key(chain_tenant))
+        .values(hash=event.hash, last_event_id=event.id, events=AuditChainHead.events + 1)
+    )
     return event
 
 
@@ -158,7 +186,27 @@ def verify_chain(tenant_id: int | None = None, *, all_chains: bool = True) -> Ch
             break
     finally:
         events.close()
+    if report.intact:
+        _check_heads(report, heads, None if all_chains else chain_key(tenant_id))
     return report
+
+
+def _check_heads(report: ChainReport, heads: dict[int | None, str], only_key: int | None) -> None:
+    """Each head row must name the last event of its chain: otherwise the newest events were removed (which
+    the chain alone cannot show) or the head was rewritten."""
+    rows = select(AuditChainHead).order_by(AuditChainHead.chain_key)
+    if only_key is not None:
+        rows = rows.where(AuditChainHead.chain_key == only_key)
+    for head in db.session.scalars(rows):
+        tenant = head.chain_key or None
+        if head.hash != heads.get(tenant, GENESIS_HASH):
+            report.broken_event_id = head.last_event_id
+            report.broken_tenant_id = tenant
+            report.reason = (
+                f"the chain ends before event {head.last_event_id}, its recorded head "
+                "(the newest events were removed)"
+            )
+            return
 
 
 def find_events(

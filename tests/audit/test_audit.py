@@ -135,6 +135,19 @@ def test_verify_reports_the_first_broken_row(app, sql, reason):
     assert reason in report.reason
 
 
+def test_verify_sees_the_newest_events_removed_through_the_head_row(app):
+    tenant = make_tenant()
+    events = [record_event(Actor(tenant_id=tenant.id), "test.event").id for _ in range(4)]
+    db.session.commit()
+    assert verify_chain().intact
+    # What a chain alone cannot show: the tail cut off leaves a valid, shorter chain.
+    _tamper(f"DELETE FROM audit_log WHERE id >= {int(events[2])}")  # noqa: S608 - an id, not input
+    report = verify_chain()
+    assert not report.intact
+    assert report.broken_event_id == events[3] and report.broken_tenant_id == tenant.id
+    assert "removed" in report.reason
+
+
 def test_flask_audit_verify_command(app):
     tenant = make_tenant()
     record_event(Actor(tenant_id=tenant.id), "test.event")
