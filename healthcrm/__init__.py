@@ -46,6 +46,7 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     # Import every model so metadata (create_all, Alembic) sees them all.
+    from . import counters as _counters  # noqa: F401
     from .accounts import models as _accounts  # noqa: F401
     from .audit import models as _audit  # noqa: F401
     from .files import models as _files  # noqa: F401

@@ -13,10 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..clock import utcnow
+from ..counters import insert_unless_exists
 from ..extensions import db
 from .models import AuditChainHead, AuditEvent
 
@@ -99,12 +98,8 @@ def _take_chain_head(tenant_id: int | None) -> str:
     newest = db.session.scalar(
         select(AuditEvent.hash).where(_chain_filter(tenant_id)).order_by(AuditEvent.id.desc()).limit(1)
     )
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    db.session.execute(
-        insert(AuditChainHead)
-        .values(chain_key=key, hash=newest or GENESIS_HASH, events=0)
-        .on_conflict_do_nothing(index_elements=["chain_key"])
+    insert_unless_exists(
+        AuditChainHead, {"chain_key": key, "hash": newest or GENESIS_HASH, "events": 0}, ["chain_key"]
     )
     return db.session.scalar(taken.values(events=AuditChainHead.events).returning(AuditChainHead.hash))
 

@@ -10,8 +10,10 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from ..accounts.models import COACH, User
+from ..accounts.models import COACH, Tenant, User
 from ..audit.services import Actor, record_event
+from ..clock import clinic_today
+from ..counters import MRN, take_next
 from ..extensions import db
 from ..paging import PageWindow
 from ..tenancy import get_scoped, scoped
@@ -131,11 +133,15 @@ def _validate(tenant_id: int, values: dict[str, Any]) -> None:
     if values.get("care_stage") not in CARE_STAGES:
         raise PatientError("Choose one of the listed care stages.", "care_stage")
     born = values.get("date_of_birth")
-    if not isinstance(born, date) or born > date.today() or born.year < 1900:
+    if not isinstance(born, date) or born > clinic_today(_zone(tenant_id)) or born.year < 1900:
         raise PatientError("Enter a date of birth in the past.", "date_of_birth")
     coach_id = values.get("assigned_coach_id")
     if coach_id and coach_id not in {coach.id for coach in clinic_coaches(tenant_id)}:
         raise PatientError("Choose a coach of this clinic.", "assigned_coach_id")
+
+
+def _zone(tenant_id: int) -> str:
+    return db.session.get(Tenant, tenant_id).timezone
 
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
@@ -176,11 +182,16 @@ def _replace_contacts(patient: Patient, contacts: list[ContactInput]) -> bool:
 
 
 def next_mrn(tenant_id: int, prefix: str = "MRN") -> str:
-    count = db.session.scalar(select(func.count()).select_from(scoped(Patient, tenant_id).subquery())) or 0
-    number = count + 1
+    """The clinic's next free MRN, from its counter (safe when two patients are added at once); numbers an
+    MRN typed or imported by hand already took are skipped."""
+    number = take_next(tenant_id, MRN, start_after=_patient_count(tenant_id))
     while db.session.scalar(scoped(Patient, tenant_id).where(Patient.mrn == f"{prefix}-{number:06d}")):
-        number += 1
+        number = take_next(tenant_id, MRN)
     return f"{prefix}-{number:06d}"
+
+
+def _patient_count(tenant_id: int) -> int:
+    return db.session.scalar(select(func.count()).select_from(scoped(Patient, tenant_id).subquery())) or 0
 
 
 def create_patient(actor: Actor, values: dict[str, Any], contacts: list[ContactInput]) -> Patient:

@@ -25,10 +25,11 @@ from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
 from ..audit.models import AuditEvent
 from ..audit.services import Actor, record_event
 from ..clock import utcnow
+from ..counters import insert_unless_exists
 from ..extensions import db
 from ..patients.models import Patient
 from ..tenancy import get_scoped, scoped
-from .models import LabResult, MedicalRecord
+from .models import LabImport, LabResult, MedicalRecord
 
 LAB_READERS = frozenset({ADMIN, DOCTOR, NURSE, COACH})
 LAB_WRITERS = frozenset({ADMIN, DOCTOR, NURSE})
@@ -636,17 +637,28 @@ def read_import_token(secret_key: str, token: str, patient_id: int, user_id: int
     return payload["import"]
 
 
-def _already_imported(tenant_id: int, patient_id: int, import_id: str, before_event_id: int | None) -> bool:
-    """Whether a `lab.import` event (before `before_event_id`, when given) names this import id."""
+def _already_imported(tenant_id: int, patient_id: int, import_id: str) -> bool:
+    """Whether a `lab.import` event names this import id: imports confirmed before `LabImport` rows
+    existed are known only by their audit event."""
     query = select(AuditEvent.id).where(
         AuditEvent.tenant_id == tenant_id,
         AuditEvent.patient_id == patient_id,
         AuditEvent.action == "lab.import",
         AuditEvent.resource_id.startswith(f"{import_id}:", autoescape=True),
     )
-    if before_event_id is not None:
-        query = query.where(AuditEvent.id < before_event_id)
     return db.session.scalar(query.limit(1)) is not None
+
+
+def _claim_import(actor: Actor, patient_id: int, import_id: str) -> bool:
+    """Take the import id for this transaction; False when another confirm took it (now, or before)."""
+    row = {
+        "tenant_id": actor.tenant_id,
+        "import_id": import_id,
+        "patient_id": patient_id,
+        "imported_by_id": actor.user_id,
+        "created_at": utcnow(),
+    }
+    return insert_unless_exists(LabImport, row, ["tenant_id", "import_id"])
 
 
 def import_lab_csv(
@@ -663,10 +675,13 @@ def import_lab_csv(
     preview = parse_lab_csv(text, zone=zone)
     if preview.errors:
         raise LabError("Nothing was imported: fix the rows below and upload the file again.", preview.errors)
-    if import_id and _already_imported(patient.tenant_id, patient.id, import_id, None):
+    if import_id and (
+        _already_imported(patient.tenant_id, patient.id, import_id)
+        or not _claim_import(actor, patient.id, import_id)
+    ):
         raise LabAlreadyImported()
     results = _stage(actor, patient, None, preview.rows)
-    event = record_event(
+    record_event(
         actor,
         "lab.import",
         resource_type="lab_import",
@@ -674,11 +689,6 @@ def import_lab_csv(
         patient_id=patient.id,
         changed_fields=sorted({name for result in results for name in _filled_fields(result)}),
     )
-    # Two confirms sent at once both pass the check above. Writing the event holds the clinic's audit chain
-    # (and SQLite's single writer) until commit, so by now the first one's event is visible to the second.
-    if import_id and _already_imported(patient.tenant_id, patient.id, import_id, event.id):
-        db.session.rollback()
-        raise LabAlreadyImported()
     db.session.commit()
     return results
 

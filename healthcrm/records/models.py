@@ -194,6 +194,20 @@ class LabResult(TenantScoped, db.Model):
         return ""
 
 
+class LabImport(TenantScoped, db.Model):
+    """One confirmed lab CSV import, by the import id of its preview. The unique key is what makes a confirm
+    sent twice (or two at once) import once: the second insert finds the first's row."""
+
+    __tablename__ = "lab_imports"
+    __table_args__ = (UniqueConstraint("tenant_id", "import_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    import_id: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    imported_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Allergy(TenantScoped, db.Model):
     __tablename__ = "allergies"
 

@@ -12,13 +12,13 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, Tenant, User
 from ..audit.models import AuditEvent
 from ..audit.services import Actor, record_event
-from ..clock import local_to_utc, utcnow
+from ..clock import clinic_day_end, clinic_day_start, clinic_today, utcnow
 from ..extensions import db
 from ..paging import PageWindow
 from ..patients.models import Patient
@@ -45,6 +45,8 @@ PAGE_SIZE = 20
 # reads every matching record.
 RECORD_COUNT_CAP = 1_000
 MAX_QUERY_LENGTH = 100
+# A visit may be booked ahead, but not beyond a year (a typo in the year, not a plan).
+MAX_VISIT_AHEAD = timedelta(days=366)
 MAX_DIAGNOSES = 8
 MAX_PRESCRIPTIONS = 8
 # Plausible ranges: a value outside is a typo, not a patient.
@@ -189,16 +191,14 @@ def search_records(
     # Dates are the clinic's calendar days; visit times are stored in UTC.
     zone = db.session.get(Tenant, actor.tenant_id).timezone
     if filters.date_from:
-        start = local_to_utc(datetime.combine(filters.date_from, datetime.min.time()), zone)
-        statement = statement.where(MedicalRecord.visit_at >= start)
+        statement = statement.where(MedicalRecord.visit_at >= clinic_day_start(filters.date_from, zone))
     if filters.date_to:
-        end = local_to_utc(datetime.combine(filters.date_to + timedelta(days=1), datetime.min.time()), zone)
-        statement = statement.where(MedicalRecord.visit_at < end)
+        statement = statement.where(MedicalRecord.visit_at < clinic_day_end(filters.date_to, zone))
     if filters.has_attachments:
         statement = statement.where(MedicalRecord.attachment_count > 0)
     if filters.follow_up_due:
         statement = statement.where(
-            MedicalRecord.follow_up_required.is_(True), MedicalRecord.follow_up_date <= date.today()
+            MedicalRecord.follow_up_required.is_(True), MedicalRecord.follow_up_date <= clinic_today(zone)
         )
     if filters.patient_id:
         statement = statement.where(MedicalRecord.patient_id == filters.patient_id)
@@ -317,7 +317,7 @@ def _validate(actor: Actor, data: RecordInput) -> None:
         raise RecordError("Enter the chief complaint.", "chief_complaint")
     if data.doctor_id not in {doctor.id for doctor in clinic_doctors(actor.tenant_id)}:
         raise RecordError("Choose a doctor of this clinic.", "doctor_id")
-    if data.visit_at > utcnow().replace(year=utcnow().year + 1):
+    if data.visit_at > utcnow() + MAX_VISIT_AHEAD:
         raise RecordError("The visit date is too far in the future.", "visit_at")
     for name, (low, high, label) in VITAL_RANGES.items():
         value = getattr(data, name)
@@ -464,10 +464,30 @@ def _save(actor: Actor, record: MedicalRecord, data: RecordInput, action: str) -
 
 
 def _draft_for_change(actor: Actor, record_id: int) -> MedicalRecord:
-    record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
+    """The clinic's draft, claimed for this transaction before anything is read from it.
+
+    A guarded UPDATE (`… WHERE status = 'draft'`) takes the row lock on PostgreSQL and the write lock on
+    SQLite: an edit and a finalization of one record run one after the other, and whichever comes second
+    sees what the first committed (an edit after finalization is refused, never applied).
+    """
+    claimed = db.session.execute(
+        update(MedicalRecord)
+        .where(
+            MedicalRecord.id == record_id,
+            MedicalRecord.tenant_id == actor.tenant_id,
+            MedicalRecord.status == DRAFT,
+        )
+        .values(status=DRAFT)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    record = db.session.scalar(
+        scoped(MedicalRecord, actor.tenant_id)
+        .where(MedicalRecord.id == record_id)
+        .execution_options(populate_existing=True)
+    )
     if record is None:
         raise LookupError(record_id)
-    if not record.is_draft:
+    if not claimed or not record.is_draft:
         raise RecordError("This record is finalized and can no longer change. Add an addendum instead.")
     return record
 

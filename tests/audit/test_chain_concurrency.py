@@ -3,42 +3,17 @@ one before it left, on SQLite (the threaded `make run` default) and on PostgreSQ
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import func, select
 
 from healthcrm.audit.models import AuditEvent
 from healthcrm.audit.services import Actor, verify_chain
 from healthcrm.extensions import db
 from healthcrm.patients.services import get_patient, update_patient
+from tests.concurrency import parallel
 from tests.factories import make_patient, make_tenant, make_user
 
 THREADS = 8
 ROUNDS = 5
-
-
-def _parallel(count: int, app, work) -> list:
-    """Run `work(i)` in `count` threads at once, each in its own app context (its own session)."""
-    barrier, results, lock = threading.Barrier(count), [], threading.Lock()
-
-    def run(index: int) -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                outcome = work(index)
-            except Exception as error:  # a database that refuses is an outcome too
-                outcome = error
-            finally:
-                db.session.remove()
-            with lock:
-                results.append(outcome)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 def test_parallel_audited_reads_and_writes_keep_one_unbroken_chain(app):
@@ -56,14 +31,16 @@ def test_parallel_audited_reads_and_writes_keep_one_unbroken_chain(app):
         "email": patient.email,
     }
 
+    patient_id = patient.id  # plain values only in the threads: the test's session is not theirs
+
     def work(index: int):
         if index % 2:
-            return update_patient(actor, patient.id, {**profile, "phone": f"555-01{index:02d}"}, []).id
-        return get_patient(actor, patient.id).id
+            return update_patient(actor, patient_id, {**profile, "phone": f"555-01{index:02d}"}, []).id
+        return get_patient(actor, patient_id).id
 
     for _ in range(ROUNDS):
-        outcomes = _parallel(THREADS, app, work)
-        assert outcomes == [patient.id] * THREADS, outcomes
+        outcomes = parallel(THREADS, app, work)
+        assert outcomes == [patient_id] * THREADS, outcomes
 
     db.session.rollback()
     events = db.session.scalar(

@@ -21,6 +21,7 @@ from healthcrm.extensions import db
 from healthcrm.records import labs
 from healthcrm.records.labs import LabInput, compute_flag, parse_lab_csv, validate_lab_row
 from healthcrm.records.models import LabResult, MedicalRecord
+from tests.concurrency import parallel
 from tests.factories import login, make_patient, make_tenant, make_user
 
 HX = {"HX-Request": "true"}
@@ -440,22 +441,20 @@ def test_an_old_preview_sent_again_a_day_later_is_still_known_as_imported(client
     assert again.status_code == 303 and len(_stored(patient)) == 1
 
 
-def test_a_confirm_racing_another_with_the_same_token_saves_nothing(clinic, monkeypatch):
-    # Two confirms at once both find no earlier import before saving; the one that writes its audit event
-    # second finds the first's and rolls back.
+def test_confirms_racing_with_the_same_token_import_once(app, clinic):
+    # Real threads: several confirms of one preview reach the database at the same moment.
     _, nurse, patient = clinic
     text = HEADER + "718-7,,13.5,,12,15.5,2025-03-14\n"
-    assert len(labs.import_lab_csv(_actor(nurse), patient.id, text, import_id="0123456789abcdef")) == 1
-    checked = labs._already_imported
-    monkeypatch.setattr(
-        labs,
-        "_already_imported",
-        lambda tenant_id, patient_id, import_id, before: (
-            before is not None and checked(tenant_id, patient_id, import_id, before)
-        ),
-    )
-    with pytest.raises(labs.LabAlreadyImported):
-        labs.import_lab_csv(_actor(nurse), patient.id, text, import_id="0123456789abcdef")
+    db.session.commit()
+    # Plain values only: the threads must not touch the test's own session (its rows expire on commit).
+    actor, patient_id = _actor(nurse), patient.id
+
+    def confirm(_index: int) -> int:
+        return len(labs.import_lab_csv(actor, patient_id, text, import_id="0123456789abcdef"))
+
+    outcomes = parallel(6, app, confirm)
+    assert outcomes.count(1) == 1, outcomes
+    assert all(isinstance(outcome, labs.LabAlreadyImported) for outcome in outcomes if outcome != 1)
     db.session.expire_all()
     assert len(_stored(patient)) == 1 and len(_events("lab.import")) == 1
     # Another import id is another import.
