@@ -7,7 +7,6 @@ import secrets
 import uuid
 from datetime import date, datetime
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -16,6 +15,7 @@ from jinja2_fragments.flask import render_block, render_blocks
 from werkzeug.exceptions import HTTPException
 
 from .access import enforce_access, public
+from .clock import DISPLAY_FORMAT, clinic_today, format_clinic_time
 from .extensions import htmx, login_manager
 
 bp = Blueprint("web", __name__)
@@ -185,14 +185,16 @@ def _server_error(error: Exception):
     return render_template("error.html", code=500, title=title, text=text), 500
 
 
-def localtime(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
-    """Show a UTC time from the database in the clinic's time zone."""
-    if value is None:
-        return ""
-    zone = "UTC"
+def _viewer_zone() -> str | None:
+    """The signed-in user's clinic zone (UTC for a page nobody is signed in to)."""
     if current_user and current_user.is_authenticated:
-        zone = current_user.tenant.timezone
-    return value.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone)).strftime(fmt)
+        return current_user.tenant.timezone
+    return None
+
+
+def localtime(value: datetime | None, fmt: str = DISPLAY_FORMAT) -> str:
+    """Show a UTC time from the database in the clinic's time zone."""
+    return format_clinic_time(value, _viewer_zone(), fmt)
 
 
 def format_date(value: date | None, fmt: str = "%d %b %Y") -> str:
@@ -213,6 +215,6 @@ def install(app: Flask) -> None:
     def _template_globals() -> dict:
         return {
             "csp_nonce": csp_nonce(),
-            "today": date.today(),
+            "today": clinic_today(_viewer_zone()),
             "has_labs_page": "labs.index" in current_app.view_functions,
         }

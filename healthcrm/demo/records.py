@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from ..accounts.models import Tenant, User
 from ..audit.services import Actor, record_event
-from ..clock import utcnow
+from ..clock import utcnow, zone_info
 from ..extensions import db
 from ..patients.models import Patient
 from ..records.icd10 import find_code
@@ -298,7 +298,7 @@ def seed_records(tenant: Tenant, patients: list[Patient], doctors: list[User], r
     profile = PROFILES[tenant.slug]
     codes = _codes(profile)
     now = utcnow()
-    zone = ZoneInfo(tenant.timezone)
+    zone = zone_info(tenant.timezone)
     plans = _plans(profile, patients, rng)
     rows: list = []
     records: list[MedicalRecord] = []

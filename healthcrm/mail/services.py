@@ -31,7 +31,7 @@ def compose(to: str, subject: str, template: str, *, tenant_id: int | None, **co
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = to
     message["Subject"] = subject
-    message["Date"] = format_datetime(datetime.now().astimezone())
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain="healthcrm.local")
     if tenant_id is not None:
         message[TENANT_HEADER] = str(tenant_id)

@@ -7,7 +7,9 @@ from datetime import date
 
 from sqlalchemy import select
 
+from ..accounts.models import Tenant
 from ..audit.services import Actor, record_event
+from ..clock import clinic_today
 from ..extensions import db
 from ..patients.models import Patient
 from ..tenancy import get_scoped
@@ -99,7 +101,7 @@ def add_immunization(actor: Actor, patient_id: int, data: ImmunizationInput) -> 
     patient = _patient(actor, patient_id)
     if not data.vaccine.strip():
         raise RecordError("Enter the vaccine.", "vaccine")
-    if data.given_on > date.today():
+    if data.given_on > clinic_today(db.session.get(Tenant, actor.tenant_id).timezone):
         raise RecordError("The date cannot be in the future.", "given_on")
     if data.dose_number is not None and not 1 <= data.dose_number <= 10:
         raise RecordError("The dose number is between 1 and 10.", "dose_number")

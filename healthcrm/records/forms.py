@@ -1,4 +1,4 @@
-from datetime import date, timedelta
+from datetime import timedelta
 
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -19,7 +19,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..clock import local_to_utc, utc_to_local, utcnow
+from ..clock import clinic_today, local_to_utc, utc_to_local, utcnow
 from .models import ALLERGY_SEVERITIES, ALLERGY_STATUSES, ASCITES, ENCEPHALOPATHY, ROUTES
 from .record_templates import SECTIONS, TemplateInput
 from .services import MAX_DIAGNOSES, MAX_PRESCRIPTIONS, DiagnosisInput, PrescriptionInput, RecordInput
@@ -214,7 +214,9 @@ class RecordForm(FlaskForm):
                 self[name].data = version.prefill[name]
         if version.prefill.get("follow_up_days"):
             self.follow_up_required.data = True
-            self.follow_up_date.data = date.today() + timedelta(days=int(version.prefill["follow_up_days"]))
+            self.follow_up_date.data = clinic_today(self.zone) + timedelta(
+                days=int(version.prefill["follow_up_days"])
+            )
         _room_for(self.diagnoses, len(version.default_diagnoses))
         for row, diagnosis in zip(self.diagnoses, version.default_diagnoses, strict=False):
             row.form.code.data = diagnosis["code"]

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
@@ -24,7 +24,7 @@ from sqlalchemy import select
 from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
 from ..audit.models import AuditEvent
 from ..audit.services import Actor, record_event
-from ..clock import utcnow
+from ..clock import utcnow, zone_info
 from ..counters import insert_unless_exists
 from ..extensions import db
 from ..patients.models import Patient
@@ -272,18 +272,11 @@ def _range_text(low: float | None, high: float | None) -> str:
     return ""
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def _parse_time(text: str, zone: ZoneInfo) -> datetime | None:
     """A local date or date-and-time as naive UTC (a date alone means its midnight)."""
     for fmt in TIME_FORMATS:
         try:
-            local = datetime.strptime(text, fmt)  # naive: the clinic's zone is attached next
+            local = datetime.strptime(text, fmt)  # noqa: DTZ007 - naive: the clinic zone is attached next
         except ValueError:
             continue
         try:
@@ -352,7 +345,7 @@ def validate_lab_row(
         if text(part) and refs[part] is None:
             errors.append(f"{label} '{text(part)}' is not a number")
     observed_text = text("observed_at")
-    observed_at = _parse_time(observed_text, _zone(zone)) if observed_text else None
+    observed_at = _parse_time(observed_text, zone_info(zone)) if observed_text else None
     if not observed_text:
         errors.append("observed time is required")
     elif observed_at is None:
