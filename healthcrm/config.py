@@ -115,4 +115,15 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "PREFERRED_URL_SCHEME": "http" if local_dev else "https",
     }
     config.update(overrides)
+    if env == "production":
+        _require_real_mail(config)
     return config
+
+
+def _require_real_mail(config: dict) -> None:
+    # The outbox folder is listed on an admin page: in production it would show every reset and
+    # invitation link to the clinic's admins, and the person asking would never get the email.
+    if config["MAIL_BACKEND"] != "smtp" or not config["SMTP_HOST"]:
+        raise ConfigError(
+            "Production needs email sent by SMTP: set SMTP_HOST (and MAIL_BACKEND=smtp, or leave it unset)."
+        )

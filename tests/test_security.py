@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from healthcrm import create_app
 from healthcrm.config import ConfigError
 from tests.factories import login, make_patient, make_tenant, make_user
@@ -92,11 +94,34 @@ def test_production_refuses_to_start_without_secrets(monkeypatch, tmp_path):
         raise AssertionError("production started without SECRET_KEY")
 
 
+@pytest.mark.parametrize(
+    "mail",
+    [
+        pytest.param({}, id="no SMTP_HOST: the outbox"),
+        pytest.param({"MAIL_BACKEND": "outbox", "SMTP_HOST": "smtp.clinic.example"}, id="outbox chosen"),
+        pytest.param({"MAIL_BACKEND": "smtp"}, id="smtp without a host"),
+    ],
+)
+def test_production_refuses_to_start_without_a_real_mail_backend(monkeypatch, tmp_path, mail):
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    for name in ("MAIL_BACKEND", "SMTP_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in mail.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="SMTP_HOST"):
+        create_app({"APP_ENV": "production", "INSTANCE_PATH": str(tmp_path)})
+
+
 def test_production_cookies_are_secure(monkeypatch, tmp_path):
     monkeypatch.setenv("SECRET_KEY", "k" * 40)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("SMTP_HOST", "smtp.clinic.example")
+    monkeypatch.delenv("MAIL_BACKEND", raising=False)
     app = create_app({"APP_ENV": "production", "INSTANCE_PATH": str(tmp_path)})
+    assert app.config["MAIL_BACKEND"] == "smtp"
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"

@@ -155,7 +155,7 @@ def actor_for_user(user: User, actor: Actor) -> Actor:
 
 
 def _set_password(user: User, password: str) -> None:
-    problem = password_problem(password, user.email)
+    problem = password_problem(password, user.email, user.full_name)
     if problem:
         raise AccountError(problem, "password")
     user.password_hash = hash_password(password)
