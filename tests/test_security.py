@@ -322,7 +322,9 @@ def test_another_clinics_id_is_a_404_audited_as_denied(app, client):
 TOKEN = "Zq9" + "x" * 40
 
 
-def test_the_dev_server_request_log_redacts_tokens(app, caplog):
+def test_the_dev_server_request_log_redacts_tokens(app, caplog, monkeypatch):
+    # Alembic's fileConfig (migration tests) disables existing loggers; the dev server's must log here.
+    monkeypatch.setattr(logging.getLogger("werkzeug"), "disabled", False)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -65,7 +65,7 @@ def get_queue(
 def enqueue(
     kind: str,
     *args: int | str,
-    tenant_id: int,
+    tenant_id: int | None,
     user_id: int | None = None,
     label: str = "",
     queue: Queue | None = None,

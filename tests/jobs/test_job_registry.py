@@ -59,7 +59,9 @@ def marker(tmp_path) -> Path:
     return tmp_path / "planted-job-ran"
 
 
-def test_a_planted_os_system_job_is_refused_and_failed_never_run(app, marker, caplog):
+def test_a_planted_os_system_job_is_refused_and_failed_never_run(app, marker, caplog, monkeypatch):
+    # Alembic's fileConfig (migration tests) disables existing loggers; the refusal must be logged.
+    monkeypatch.setattr(logging.getLogger("healthcrm.jobs.registry"), "disabled", False)
     name = _queue_name()
     planted = _plant(name, "os.system", f"touch {shlex.quote(str(marker))}")
 
@@ -142,7 +144,7 @@ def test_the_inline_queue_refuses_an_unregistered_function(app, marker):
 def test_the_apps_own_jobs_still_run_on_the_registered_worker(app):
     name = _queue_name()
     queue = get_queue(name, is_async=True)
-    job_id = enqueue("accounts.email_password_reset", 0, tenant_id=make_tenant().id, queue=queue)
+    job_id = enqueue("accounts.email_invitation", 0, tenant_id=make_tenant().id, queue=queue)
 
     _work(name)
 
