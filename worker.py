@@ -1,21 +1,24 @@
-"""Run an RQ worker inside the app context: `python worker.py` (the scheduler is on, for retries)."""
+"""Run an RQ worker inside the app context: `python worker.py` (the scheduler is on, for retries).
+
+It runs only the functions the app registers as jobs (`healthcrm/jobs/registry.py`): a job planted in
+Redis that names anything else is logged and marked failed, never run."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
-from rq import Worker
 from rq.serializers import JSONSerializer
 
 from healthcrm import create_app
 from healthcrm.extensions import db
 from healthcrm.jobs.periodic import ensure_scheduled
 from healthcrm.jobs.queue import get_queue, redis_connection
+from healthcrm.jobs.registry import RegisteredWorker
 from healthcrm.jobs.runner import record_interrupted_run
 
 
-class AppWorker(Worker):
+class AppWorker(RegisteredWorker):
     """An RQ worker that also records on the Job row a run whose work-horse died (killed, out of memory)."""
 
     def handle_job_failure(self, job, queue, started_job_registry=None, exc_string=""):

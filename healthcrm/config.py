@@ -22,6 +22,9 @@ JOB_RETRY_INTERVALS_SECONDS = [30, 300]
 MAX_CONTENT_BYTES = 50 * 1024 * 1024
 LOGIN_LIMIT_PER_ACCOUNT = "5 per 15 minutes"
 LOGIN_LIMIT_PER_CLIENT = "30 per 15 minutes"
+# A browser that signed in successfully keeps a signed device cookie this long: the per-account sign-in
+# limit then counts its tries apart from everyone else's, so an attacker cannot lock the owner out.
+DEVICE_COOKIE_DAYS = 180
 
 
 class ConfigError(RuntimeError):
@@ -111,8 +114,26 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": False,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        # Storage errors as limits' StorageError (web.py answers 503), and soon: a dead Redis must not
+        # hold a sign-in for the default socket timeout.
+        "RATELIMIT_STORAGE_OPTIONS": {"wrap_exceptions": True}
+        | ({"socket_connect_timeout": 2, "socket_timeout": 2} if redis_url else {}),
+        "RATELIMIT_SWALLOW_ERRORS": False,
+        "DEVICE_COOKIE_NAME": "hc_device",
+        "DEVICE_COOKIE_DAYS": DEVICE_COOKIE_DAYS,
         "RATELIMIT_HEADERS_ENABLED": False,
         "PREFERRED_URL_SCHEME": "http" if local_dev else "https",
     }
     config.update(overrides)
+    if env == "production":
+        _require_real_mail(config)
     return config
+
+
+def _require_real_mail(config: dict) -> None:
+    # The outbox folder is listed on an admin page: in production it would show every reset and
+    # invitation link to the clinic's admins, and the person asking would never get the email.
+    if config["MAIL_BACKEND"] != "smtp" or not config["SMTP_HOST"]:
+        raise ConfigError(
+            "Production needs email sent by SMTP: set SMTP_HOST (and MAIL_BACKEND=smtp, or leave it unset)."
+        )

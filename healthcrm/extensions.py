@@ -1,8 +1,10 @@
 """Extensions are created here at import and bound to the app in the factory."""
 
+import ipaddress
+
+from flask import request
 from flask_htmx import HTMX
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -47,6 +49,27 @@ migrate = Migrate(
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()
-# remote_addr is the peer address; ProxyFix rewrites it only when TRUST_PROXY_COUNT says a proxy is ours,
-# so a forged X-Forwarded-For from a client cannot pick its own rate-limit bucket.
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_bucket() -> str:
+    """The rate-limit bucket of the client: its IPv4 address, or its IPv6 /64.
+
+    One IPv6 subscriber (a home, a phone, a cloud VM) gets a whole /64 and can pick any address in it, so
+    per-address buckets would give it 2**64 of them. remote_addr is the peer address; ProxyFix rewrites
+    it only when TRUST_PROXY_COUNT says a proxy is ours, so a forged X-Forwarded-For cannot pick a bucket.
+    """
+    address = request.remote_addr or ""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(ip)
+
+
+# Storage errors are not swallowed (that would mean no limits while Redis is down): web.py answers 503.
+limiter = Limiter(key_func=client_bucket, default_limits=[], swallow_errors=False)

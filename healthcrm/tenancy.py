@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from flask import abort
+from flask import abort, g, has_request_context
 from sqlalchemy import ForeignKey, Select, select
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -30,7 +30,20 @@ def scoped(model: type[M], tenant_id: int) -> Select:
 def get_scoped(model: type[M], object_id: int | str | None, tenant_id: int) -> M | None:
     if object_id is None:
         return None
-    return db.session.scalar(scoped(model, tenant_id).where(model.id == object_id))  # type: ignore[attr-defined]
+    found = db.session.scalar(scoped(model, tenant_id).where(model.id == object_id))  # type: ignore[attr-defined]
+    if found is None and has_request_context():
+        _note_other_clinic(model, object_id, tenant_id)
+    return found
+
+
+def _note_other_clinic(model, object_id: int | str, tenant_id: int) -> None:
+    """Remember, for the 404 page's audit event (web.py), that the id asked for is another clinic's:
+    the answer stays a plain 404, but the attempt is on record as DENIED."""
+    elsewhere = db.session.scalar(
+        select(model.id).where(model.id == object_id, model.tenant_id != tenant_id).limit(1)
+    )
+    if elsewhere is not None:
+        g.other_clinic_resource = (model.__tablename__, object_id)
 
 
 def get_scoped_or_404(model: type[M], object_id: int | str | None, tenant_id: int) -> M:

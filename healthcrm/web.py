@@ -1,22 +1,28 @@
-"""The web layer shared by every area: request ids, sign-in from the session cookie, access checks,
-security headers, page-or-fragment rendering, error pages and template helpers."""
+"""The web layer shared by every area: request ids, sign-in from the session cookie, access checks, the
+cross-site refusal, security headers, page-or-fragment rendering, error pages (with audited denials),
+token redaction in the request log, and template helpers."""
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 import uuid
 from datetime import date, datetime
 from urllib.parse import urlsplit
 
+import redis
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from jinja2_fragments.flask import render_block, render_blocks
-from werkzeug.exceptions import HTTPException
+from limits.errors import StorageError
+from werkzeug.exceptions import Forbidden, HTTPException
 
-from .access import enforce_access, public
+from .access import current_actor, enforce_access, public
+from .audit.services import DENIED, record_event
 from .clock import DISPLAY_FORMAT, clinic_today, format_clinic_time
-from .extensions import htmx, login_manager
+from .extensions import db, htmx, login_manager
 
 bp = Blueprint("web", __name__)
 
@@ -29,8 +35,22 @@ ERROR_TEXT = {
     413: ("Too large", "What you sent is larger than the clinic accepts."),
     429: ("Too many attempts", "Too many attempts in a short time. Wait a few minutes and try again."),
     500: ("Something went wrong", "We could not finish this. Nothing was changed; try again in a moment."),
+    503: (
+        "Temporarily unavailable",
+        "A service this page needs is not answering, so nothing was done. Try again in a few minutes.",
+    ),
 }
+CROSS_SITE_TEXT = (
+    "This request came from another website, so it was not carried out. If you meant to do this, open "
+    "HealthCRM yourself and try again there."
+)
 STATIC_PREFIX = "/static/"
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+log = logging.getLogger(__name__)
+
+
+class CrossSiteRequest(Forbidden):
+    """A state-changing request sent by another site's page (its Origin or Sec-Fetch-Site says so)."""
 
 
 def render_page(template: str, *, block: str | None = None, status: int = 200, **context) -> Response:
@@ -120,8 +140,36 @@ def clear_auth_cookie(response: Response) -> Response:
 
 
 def start_request() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
+    # A client's own X-Request-ID would let it pick the id its audit events carry (or collide with
+    # another request's): it is believed only when our own proxy set it (TRUST_PROXY_COUNT > 0).
+    incoming = request.headers.get("X-Request-ID", "") if current_app.config["TRUST_PROXY_COUNT"] else ""
     g.request_id = incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def refuse_cross_site_requests() -> None:
+    """before_request: a POST/PUT/PATCH/DELETE that another site's page sent is refused with 403, even
+    with a valid CSRF token (one leaked in a page, a log or a referrer is then useless elsewhere).
+
+    `Sec-Fetch-Site: cross-site` says so outright. An `Origin` must be ours (PUBLIC_URL or this request's
+    own host); `Origin: null` is not a verdict, since browsers send it for our own forms too under
+    `Referrer-Policy: no-referrer`. Requests without either header (non-browser clients) pass: CSRF
+    tokens still guard them.
+    """
+    if request.method not in STATE_CHANGING_METHODS:
+        return None
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        raise CrossSiteRequest()
+    origin = request.headers.get("Origin", "").strip()
+    if origin and origin != "null":
+        ours = {_origin_of(current_app.config["PUBLIC_URL"]), _origin_of(request.host_url)}
+        if origin.rstrip("/").lower() not in ours:
+            raise CrossSiteRequest()
+    return None
 
 
 def csp_nonce() -> str:
@@ -176,13 +224,96 @@ def _error_page(error: HTTPException):
     title, text = ERROR_TEXT.get(code, (error.name, error.description))
     if isinstance(error, CSRFError):
         text = "This form has expired. Reload the page and try again."
+    if isinstance(error, CrossSiteRequest):
+        text = CROSS_SITE_TEXT
+    elif code == 403 or (code == 404 and g.get("other_clinic_resource")):
+        _audit_denial(code)
     return render_template("error.html", code=code, title=title, text=text), code
+
+
+def _audit_denial(code: int) -> None:
+    """Write a DENIED audit event for a signed-in user refused a page (403) or another clinic's row (404).
+
+    The request's own transaction is rolled back first (nothing it did may be kept), then the event is
+    committed on its own, so the denial is on record although the request fails.
+    """
+    db.session.rollback()
+    if not current_user.is_authenticated:
+        return
+    resource_type, resource_id = g.get("other_clinic_resource") or ("endpoint", request.endpoint)
+    try:
+        record_event(
+            current_actor(),
+            "access.denied",
+            resource_type=resource_type,
+            resource_id=None if resource_id is None else str(resource_id)[:64],
+            outcome=DENIED,
+            changed_fields=[f"http_{code}"],
+        )
+        db.session.commit()
+    except Exception:
+        # The refusal itself must still be answered; the failure is in the log.
+        db.session.rollback()
+        log.exception("could not audit a denial (request %s)", g.get("request_id"))
+
+
+def _service_unavailable(error: Exception):
+    """The rate-limit store (Redis) or the job queue is down: a 503 page. Never a 500, and never running
+    without limits (the limiter does not swallow storage errors)."""
+    log.error("a backing service is down (request %s): %r", g.get("request_id"), error)
+    db.session.rollback()
+    title, text = ERROR_TEXT[503]
+    response = current_app.make_response(
+        (render_template("error.html", code=503, title=title, text=text), 503)
+    )
+    response.headers["Retry-After"] = "60"
+    return response
 
 
 def _server_error(error: Exception):
     current_app.logger.exception("unhandled error (request %s)", g.get("request_id"))
     title, text = ERROR_TEXT[500]
     return render_template("error.html", code=500, title=title, text=text), 500
+
+
+# --- tokens never reach the request log -----------------------------------------------------------------
+
+# Paths whose next segment is a secret: share links, password resets, invitations.
+TOKEN_PATH = re.compile(r"(/(?:s|reset|invitation)/)[^/?#\s\"']+")
+REDACTED = "[redacted]"
+
+
+def redact_tokens(text: str) -> str:
+    """`text` with every share, reset and invitation token in a URL path replaced by [redacted]."""
+    return TOKEN_PATH.sub(rf"\1{REDACTED}", text)
+
+
+class RedactTokens(logging.Filter):
+    """A logging filter that redacts tokens in a record's message and arguments (the Werkzeug dev
+    server's request line, gunicorn's access log, anything else that logs a path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_tokens(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_tokens(arg) if isinstance(arg, str) else arg for arg in record.args)
+        elif type(record.args) is dict:  # not gunicorn's SafeAtoms, whose lookups a plain dict would lose
+            record.args = {
+                key: redact_tokens(value) if isinstance(value, str) else value
+                for key, value in record.args.items()
+            }
+        return True
+
+
+def install_log_redaction() -> None:
+    """Put the filter on the loggers that print request paths, and on the root handlers every other
+    logger of the app ends in (once per process)."""
+    # gunicorn's access log redacts in its own logger class (gunicorn.conf.py).
+    targets = [logging.getLogger(name) for name in ("werkzeug", "gunicorn.error")]
+    targets += logging.getLogger().handlers
+    for target in targets:
+        if not any(isinstance(existing, RedactTokens) for existing in target.filters):
+            target.addFilter(RedactTokens())
 
 
 def _viewer_zone() -> str | None:
@@ -204,10 +335,14 @@ def format_date(value: date | None, fmt: str = "%d %b %Y") -> str:
 def install(app: Flask) -> None:
     login_manager.session_protection = None
     login_manager.request_loader(_load_user_from_cookie)
+    app.before_request(refuse_cross_site_requests)
     app.before_request(enforce_access)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _error_page)
+    app.register_error_handler(StorageError, _service_unavailable)
+    app.register_error_handler(redis.RedisError, _service_unavailable)
     app.register_error_handler(Exception, _server_error)
+    install_log_redaction()
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["day"] = format_date
 

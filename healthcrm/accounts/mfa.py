@@ -8,7 +8,8 @@ from datetime import UTC
 
 import pyotp
 import segno
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..audit.services import FAILURE, Actor, record_event
 from ..clock import utcnow
@@ -51,7 +52,11 @@ def qr_svg_data_uri(uri: str) -> str:
 
 def _accept_totp(user: User, secret: str, code: str) -> bool:
     """Accept a code of the current 30-second step or its neighbours, once: a code (or an older one)
-    that was already used is refused, so a code seen over a shoulder cannot be replayed."""
+    that was already used is refused, so a code seen over a shoulder cannot be replayed.
+
+    The step is claimed with one guarded UPDATE (`… WHERE last step < this step`) in the caller's
+    transaction: of two requests with the same code at once, the database lets exactly one through.
+    """
     code = code.strip().replace(" ", "")
     if not (code.isdigit() and len(code) == TOTP_DIGITS):
         return False
@@ -60,11 +65,25 @@ def _accept_totp(user: User, secret: str, code: str) -> bool:
     current_step = totp.timecode(now)
     for step in (current_step - 1, current_step, current_step + 1):
         if hmac.compare_digest(totp.generate_otp(step), code):
-            if user.mfa_last_timestep is not None and step <= user.mfa_last_timestep:
-                return False
-            user.mfa_last_timestep = step
-            return True
+            return _claim_timestep(user, step)
     return False
+
+
+def _claim_timestep(user: User, step: int) -> bool:
+    claimed = db.session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            or_(User.mfa_last_timestep.is_(None), User.mfa_last_timestep < step),
+        )
+        .values(mfa_last_timestep=step)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        return False
+    # The loaded row keeps what the database now holds (set without marking it changed again).
+    set_committed_value(user, "mfa_last_timestep", step)
+    return True
 
 
 def confirm_enrolment(user: User, code: str, actor: Actor) -> list[str]:

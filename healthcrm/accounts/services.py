@@ -155,7 +155,7 @@ def actor_for_user(user: User, actor: Actor) -> Actor:
 
 
 def _set_password(user: User, password: str) -> None:
-    problem = password_problem(password, user.email)
+    problem = password_problem(password, user.email, user.full_name)
     if problem:
         raise AccountError(problem, "password")
     user.password_hash = hash_password(password)
@@ -177,22 +177,42 @@ def change_password(user: User, current: str, new: str, actor: Actor, *, keep_se
 
 
 def request_password_reset(email: str, actor: Actor) -> None:
-    """Email a reset link if the address has an active account; say nothing either way."""
+    """Queue the reset email job for whatever address was typed; say nothing either way.
+
+    The request does the same work for a known and an unknown email (one job row, one queue push), so
+    neither its answer nor its timing tells whether the address has an account: the job decides
+    (`prepare_requested_reset`) and audits.
+    """
     from ..jobs.queue import enqueue
 
+    enqueue(
+        "accounts.email_password_reset",
+        normalise_email(email),
+        actor.ip or "",
+        actor.user_agent or "",
+        actor.request_id or "",
+        tenant_id=None,
+        label="Password reset email",
+    )
+
+
+def prepare_requested_reset(email: str, actor: Actor) -> OutgoingLink | None:
+    """In the job: audit the request, and if `email` has an active account with a password, issue a
+    reset link (committed). None when there is nobody to email."""
     user = find_user_by_email(email)
     if user is None or not user.active or not user.has_password:
         record_event(actor, "auth.password_reset_requested", outcome=FAILURE)
         db.session.commit()
-        return
+        return None
     record_event(
         actor_for_user(user, actor),
         "auth.password_reset_requested",
         resource_type="user",
         resource_id=user.id,
     )
+    raw = issue_token(user, RESET)
     db.session.commit()
-    enqueue("accounts.email_password_reset", user.id, tenant_id=user.tenant_id, label="Password reset email")
+    return OutgoingLink(user, f"{current_app.config['PUBLIC_URL']}/reset/{raw}")
 
 
 def issue_token(user: User, purpose: str) -> str:
@@ -406,15 +426,6 @@ def _staff_user(actor: Actor, user_id: int) -> User:
 class OutgoingLink:
     user: User
     url: str
-
-
-def prepare_password_reset_link(user_id: int) -> OutgoingLink | None:
-    user = db.session.get(User, user_id)
-    if user is None or not user.active:
-        return None
-    raw = issue_token(user, RESET)
-    db.session.commit()
-    return OutgoingLink(user, f"{current_app.config['PUBLIC_URL']}/reset/{raw}")
 
 
 def prepare_invitation_link(user_id: int) -> OutgoingLink | None:

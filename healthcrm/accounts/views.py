@@ -11,7 +11,7 @@ from ..access import admin_only, any_signed_in, any_signed_in_mfa_pending, curre
 from ..clock import utcnow
 from ..extensions import limiter
 from ..web import clear_auth_cookie, home_for, render_page, safe_next, set_auth_cookie
-from . import mfa
+from . import devices, mfa
 from . import services as accounts
 from .forms import (
     ChangePasswordForm,
@@ -36,7 +36,13 @@ INVALID = 422
 
 
 def _login_account_key() -> str:
-    return "login-account:" + accounts.normalise_email(request.form.get("email", ""))
+    """The per-account sign-in bucket: shared by every browser, except one holding this account's
+    device cookie (it signed in here before), which has a bucket of its own."""
+    email = accounts.normalise_email(request.form.get("email", ""))
+    device = devices.device_id(request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"]), email)
+    if device:
+        return f"login-device:{email}:{device}"
+    return "login-account:" + email
 
 
 def _mfa_account_key() -> str:
@@ -44,8 +50,9 @@ def _mfa_account_key() -> str:
 
 
 def _failed(response) -> bool:
-    # Only failed attempts count against the limits; a successful sign-in redirects.
-    return response.status_code != 303
+    # Only failed attempts count against the limits; a successful sign-in redirects. A 503 is the limit
+    # store itself being down: nothing to count, nowhere to count it.
+    return response.status_code not in (303, 503)
 
 
 def _password_step_at() -> datetime | None:
@@ -60,7 +67,23 @@ def _finish_sign_in(user, next_url: str | None):
         session.pop(key, None)
     session.pop("csrf_token", None)  # a fresh CSRF token for the new session
     raw = accounts.sign_in(user, current_actor(), method="mfa" if user.mfa_enabled else "password")
-    return set_auth_cookie(redirect(safe_next(next_url, home_for(user)), code=303), raw)
+    response = set_auth_cookie(redirect(safe_next(next_url, home_for(user)), code=303), raw)
+    return _set_device_cookie(response, user.email)
+
+
+def _set_device_cookie(response, email: str):
+    config = current_app.config
+    known = devices.device_id(request.cookies.get(config["DEVICE_COOKIE_NAME"]), email)
+    if known is None:
+        response.set_cookie(
+            config["DEVICE_COOKIE_NAME"],
+            devices.new_device_cookie(email),
+            max_age=int(config["DEVICE_COOKIE_DAYS"]) * 24 * 3600,
+            httponly=True,
+            secure=config["SESSION_COOKIE_SECURE"],
+            samesite="Strict",
+        )
+    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -22,6 +22,9 @@ class Job(TenantScoped, db.Model):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # No clinic for work asked for before anyone is known: a password reset request carries only the
+    # email typed, and the job finds out whether it has an account (so the request never does).
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True, nullable=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(60))
     label: Mapped[str] = mapped_column(String(200))

@@ -16,6 +16,8 @@ import click
 from flask.cli import AppGroup
 from rq import Queue
 
+from .registry import RegisteredJob, worker_function
+
 log = logging.getLogger(__name__)
 
 # name: (interval, "module:function") — the function takes no arguments and returns something printable.
@@ -40,7 +42,7 @@ def _schedule(queue: Queue, name: str, delay: timedelta) -> bool:
     interval = PERIODIC[name][0]
     if not queue.connection.set(_lock_key(name), "1", nx=True, ex=int((delay + interval).total_seconds())):
         return False
-    queue.enqueue_in(delay, "healthcrm.jobs.periodic.run", name)
+    queue.enqueue_in(delay, run, name)
     return True
 
 
@@ -50,6 +52,7 @@ def ensure_scheduled(queue: Queue) -> None:
         _schedule(queue, name, FIRST_RUN_AFTER)
 
 
+@worker_function
 def run(name: str) -> str:
     """Run one periodic task in the worker's app, then schedule its next run."""
     from rq import get_current_job
@@ -65,7 +68,9 @@ def run(name: str) -> str:
             db.session.remove()
     job = get_current_job()
     if job is not None and job.origin:
-        queue = Queue(job.origin, connection=job.connection, serializer=job.serializer)
+        queue = Queue(
+            job.origin, connection=job.connection, serializer=job.serializer, job_class=RegisteredJob
+        )
         queue.connection.delete(_lock_key(name))
         _schedule(queue, name, PERIODIC[name][0])
     log.info("periodic %s: %s", name, result)

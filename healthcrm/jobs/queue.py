@@ -7,13 +7,14 @@ with the waits in `JOB_RETRY_INTERVALS` between tries; after the third failure t
 Without REDIS_URL, a fake in-process Redis runs jobs inline, at once, in the same process (the embedded
 default); RQ ignores retries there, so an inline job runs once.
 
-Jobs are stored with RQ's JSON serializer: a pickle read back from Redis would be code execution.
+Jobs are stored with RQ's JSON serializer: a pickle read back from Redis would be code execution. And a
+job may only name a function the app registered (`registry.py`): the JSON serializer alone would still let
+a job planted in Redis name `os.system`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 import fakeredis
 import redis
@@ -24,6 +25,10 @@ from rq.serializers import JSONSerializer
 from ..clock import utcnow
 from ..extensions import db
 from .models import FAILED, Job
+from .registry import TASKS, RegisteredJob, task
+from .runner import record_lost_run, run_job
+
+__all__ = ["TASKS", "enqueue", "get_queue", "redis_connection", "task"]
 
 JOB_TIMEOUT_SECONDS = 15 * 60
 RESULT_TTL_SECONDS = 24 * 3600
@@ -31,18 +36,7 @@ FAILURE_TTL_SECONDS = 7 * 24 * 3600
 # Retries after the first run: 3 tries in all.
 JOB_MAX_RETRIES = 2
 
-TASKS: dict[str, Callable] = {}
 _fake_server = fakeredis.FakeServer()
-
-
-def task(kind: str) -> Callable[[Callable], Callable]:
-    """Register a job function under a stable kind name (what the Job row stores)."""
-
-    def decorator(fn: Callable) -> Callable:
-        TASKS[kind] = fn
-        return fn
-
-    return decorator
 
 
 def redis_connection() -> redis.Redis:
@@ -64,13 +58,14 @@ def get_queue(
         connection=connection if connection is not None else redis_connection(),
         is_async=is_async,
         serializer=JSONSerializer,
+        job_class=RegisteredJob,
     )
 
 
 def enqueue(
     kind: str,
     *args: int | str,
-    tenant_id: int,
+    tenant_id: int | None,
     user_id: int | None = None,
     label: str = "",
     queue: Queue | None = None,
@@ -91,11 +86,11 @@ def enqueue(
         queue = get_queue()
     try:
         queue.enqueue(
-            "healthcrm.jobs.runner.run_job",
+            run_job,
             job_id,
             job_id=job_id,
             retry=Retry(max=JOB_MAX_RETRIES, interval=current_app.config["JOB_RETRY_INTERVALS"]),
-            on_failure=Callback("healthcrm.jobs.runner.record_lost_run"),
+            on_failure=Callback(record_lost_run),
             job_timeout=JOB_TIMEOUT_SECONDS,
             result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=FAILURE_TTL_SECONDS,

@@ -11,7 +11,7 @@ from rq import get_current_job
 from ..clock import utcnow
 from ..extensions import db
 from .models import FAILED, FINISHED, QUEUED, STARTED, Job
-from .queue import TASKS
+from .registry import TASKS, worker_function
 
 log = logging.getLogger(__name__)
 _worker_app: Flask | None = None
@@ -49,6 +49,7 @@ class Progress:
             rq_job.save_meta()
 
 
+@worker_function
 def run_job(job_id: str) -> dict | None:
     """Run the Job row's task once; return its result. A finished job is not run again.
 
@@ -105,6 +106,7 @@ def record_interrupted_run(job_id: str, error: str, *, retrying: bool) -> None:
             _record_failure(job, error, retrying=retrying)
 
 
+@worker_function
 def record_lost_run(rq_job, _connection, exc_type, _exc_value, _traceback) -> None:
     """RQ failure callback. It also runs when a worker cleans up a job another, dead worker had started."""
     try:

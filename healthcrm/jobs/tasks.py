@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from ..accounts import services as accounts
+from ..audit.services import Actor
 from ..mail.services import compose, deliver
 from .queue import task
 
 
 @task("accounts.email_password_reset")
-def email_password_reset(user_id: int, *, progress) -> dict:
-    link = accounts.prepare_password_reset_link(user_id)
+def email_password_reset(email: str, ip: str, user_agent: str, request_id: str, *, progress) -> dict:
+    """The reset email for whatever address was typed on /forgot: only here is it known whether the
+    address has an account (the request answered the same either way)."""
+    requester = Actor(
+        tenant_id=None, ip=ip or None, user_agent=user_agent or None, request_id=request_id or None
+    )
+    link = accounts.prepare_requested_reset(email, requester)
     if link is None:
         return {"sent": False}
     progress(50)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -10,8 +11,10 @@ import pyotp
 import time_machine
 from sqlalchemy import select
 
+from healthcrm.accounts import mfa
 from healthcrm.accounts.models import RecoveryCode, User
 from healthcrm.accounts.services import PENDING_MFA_MINUTES
+from healthcrm.audit.services import Actor
 from healthcrm.extensions import db
 from tests.accounts.pages import field_error, session_cookie, signed_in
 from tests.accounts.stored import audit_events, database_contains
@@ -283,3 +286,50 @@ def test_a_code_works_only_once(app, client):
     replay = client.post("/login/mfa", data={"code": code})
     assert replay.status_code == 422
     assert session_cookie(client) is None
+
+
+def _at_once(app, count: int, load, work) -> list:
+    """Run `work(load())` in `count` threads, each in its own app context (its own database session);
+    every thread has loaded its row before any of them works, as two requests arriving together would."""
+    barrier, results, lock = threading.Barrier(count), [], threading.Lock()
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                loaded = load()
+                barrier.wait()
+                outcome = work(loaded)
+            except Exception as error:  # a database that refuses is an outcome too
+                outcome = error
+            finally:
+                db.session.remove()
+            with lock:
+                results.append(outcome)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_the_same_code_verified_twice_at_once_passes_once(app, time_machine):
+    doctor, secret, _ = _user_with_mfa(app)
+    doctor_id, start = doctor.id, time.time()
+    for round_ in range(1, 4):
+        # A fresh, unused 30-second step each round.
+        time_machine.move_to(datetime.fromtimestamp(start + 60 * round_, UTC), tick=False)
+        code = pyotp.TOTP(secret).now()
+        actor = Actor(tenant_id=doctor.tenant_id, user_id=doctor_id, role="doctor", request_id=f"r{round_}")
+
+        outcomes = _at_once(
+            app,
+            2,
+            load=lambda: db.session.get(User, doctor_id),
+            work=lambda user, code=code, actor=actor: mfa.check_second_factor(user, code, actor),
+        )
+
+        assert sorted(outcomes, key=str) == [False, True], outcomes
+    assert len(audit_events("auth.mfa_verified")) == 3
+    assert len(audit_events("auth.mfa_failed")) == 3

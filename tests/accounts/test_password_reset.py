@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from healthcrm.accounts.models import AccountToken
 from healthcrm.extensions import db
+from healthcrm.jobs.models import FINISHED, Job
 from tests.accounts.pages import field_error, flashes, signed_in
-from tests.accounts.stored import database_contains
+from tests.accounts.stored import audit_events, database_contains
 from tests.factories import PASSWORD, login, make_tenant, make_user
 
 NEW_PASSWORD = "new and much better passphrase"
@@ -133,3 +134,27 @@ def test_no_link_is_sent_to_deactivated_accounts(client, outbox):
     response = _ask_for_reset(client, doctor.email)
     assert response.request.path == "/login"
     assert outbox.messages() == []
+
+
+def test_known_and_unknown_emails_queue_the_same_job_and_only_the_known_one_gets_mail(client, outbox):
+    doctor = make_user(make_tenant(), "doctor")
+
+    known = client.post("/forgot", data={"email": doctor.email})
+    unknown = client.post("/forgot", data={"email": "nobody@nowhere.example"})
+
+    assert known.status_code == unknown.status_code == 303
+    assert known.headers["Location"] == unknown.headers["Location"]
+    assert [m["To"] for m in outbox.messages()] == [doctor.email]
+    jobs = db.session.scalars(select(Job).order_by(Job.created_at)).all()
+    assert [(job.kind, job.tenant_id, job.status) for job in jobs] == [
+        ("accounts.email_password_reset", None, FINISHED),
+        ("accounts.email_password_reset", None, FINISHED),
+    ]
+    assert [job.result for job in jobs] == [{"sent": True}, {"sent": False}]
+    # The job audits the request: on the clinic's chain when the address is known, the system's if not.
+    requested = audit_events("auth.password_reset_requested")
+    assert [(event.tenant_id, event.outcome) for event in requested] == [
+        (doctor.tenant_id, "success"),
+        (None, "failure"),
+    ]
+    assert requested[0].request_id == known.headers["X-Request-ID"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from rq import SimpleWorker, get_current_job
+from rq import get_current_job
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
@@ -22,10 +22,11 @@ from sqlalchemy import select, update
 from healthcrm.extensions import db
 from healthcrm.jobs.models import DONE_STATUSES, FAILED, FINISHED, QUEUED, STARTED, Job
 from healthcrm.jobs.queue import JOB_MAX_RETRIES, enqueue, get_queue, redis_connection, task
+from healthcrm.jobs.registry import RegisteredSimpleWorker
 from healthcrm.jobs.runner import run_job
 from tests.factories import login, make_tenant, make_user
 
-# Test-only tasks: they exist in this process only, so they run inline or on a SimpleWorker started here,
+# Test-only tasks: they exist in this process only, so they run inline or on a worker started here,
 # on queues whose names the session's `python worker.py` (CI) does not listen to.
 CALLS: Counter[str] = Counter()
 
@@ -170,7 +171,7 @@ def test_inline_failure_is_recorded_once_and_not_raised(clinic):
 
 
 def _work(queue) -> None:
-    SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(burst=True)
+    RegisteredSimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(burst=True)
 
 
 def test_a_failing_job_is_retried_until_it_succeeds(clinic):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import fakeredis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.serializers import JSONSerializer
 
 from healthcrm.jobs import periodic
+from healthcrm.jobs.registry import RegisteredJob, RegisteredSimpleWorker
 
 
 def test_the_chain_starts_once_and_each_run_schedules_the_next(app):
     connection = fakeredis.FakeRedis()
-    queue = Queue("periodic-test", connection=connection, serializer=JSONSerializer)
+    queue = Queue("periodic-test", connection=connection, serializer=JSONSerializer, job_class=RegisteredJob)
     periodic.ensure_scheduled(queue)
     periodic.ensure_scheduled(queue)  # a second worker starting: nothing more
     assert len(queue.scheduled_job_registry.get_job_ids()) == len(periodic.PERIODIC)
@@ -24,7 +25,7 @@ def test_the_chain_starts_once_and_each_run_schedules_the_next(app):
     )
     queue.scheduled_job_registry.remove(job)
     queue._enqueue_job(job)
-    SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=True)
+    RegisteredSimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=True)
     assert job.get_status(refresh=True) == "finished"
     assert job.return_value() == "0"  # no expired links to sweep
     assert len(queue.scheduled_job_registry.get_job_ids()) == len(periodic.PERIODIC)  # the next run waits
