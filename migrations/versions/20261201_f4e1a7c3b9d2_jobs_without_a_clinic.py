@@ -1,7 +1,7 @@
 """jobs without a clinic: a password reset request is queued before anyone knows whose address it is
 
 Revision ID: f4e1a7c3b9d2
-Revises: 9a946e33a3d8
+Revises: d3a8f1c6b2e7
 Create Date: 2026-12-01 10:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f4e1a7c3b9d2'
-down_revision = '9a946e33a3d8'
+down_revision = 'd3a8f1c6b2e7'
 branch_labels = None
 depends_on = None
 
