@@ -16,7 +16,9 @@ from jinja2_fragments.flask import render_block, render_blocks
 from werkzeug.exceptions import HTTPException
 
 from .access import enforce_access, public
+from .errors import DomainError, NotAllowed, NotFound
 from .extensions import htmx, login_manager
+from .permissions import AnonymousVisitor
 
 bp = Blueprint("web", __name__)
 
@@ -26,7 +28,9 @@ ERROR_TEXT = {
     403: ("Not allowed", "Your account cannot open this page."),
     404: ("Not found", "There is nothing here, or it is not yours to see."),
     405: ("Not allowed", "This address does not accept that kind of request."),
+    409: ("Changed meanwhile", "Someone changed this at the same time. Reload the page and try again."),
     413: ("Too large", "What you sent is larger than the clinic accepts."),
+    422: ("Please check what you sent", "Something in the request cannot be accepted. Nothing was changed."),
     429: ("Too many attempts", "Too many attempts in a short time. Wait a few minutes and try again."),
     500: ("Something went wrong", "We could not finish this. Nothing was changed; try again in a moment."),
 }
@@ -179,6 +183,17 @@ def _error_page(error: HTTPException):
     return render_template("error.html", code=code, title=title, text=text), code
 
 
+def _domain_error_page(error: DomainError | NotAllowed | NotFound):
+    """The answer to a domain error no view caught: its status (errors.py), and for input the person can
+    fix (a DomainError) its message, since that is written for them. Nothing was committed: services
+    raise before they commit."""
+    code = error.status
+    title, text = ERROR_TEXT.get(code, ERROR_TEXT[422])
+    if isinstance(error, DomainError) and error.message:
+        text = error.message
+    return render_template("error.html", code=code, title=title, text=text), code
+
+
 def _server_error(error: Exception):
     current_app.logger.exception("unhandled error (request %s)", g.get("request_id"))
     title, text = ERROR_TEXT[500]
@@ -202,10 +217,14 @@ def format_date(value: date | None, fmt: str = "%d %b %Y") -> str:
 def install(app: Flask) -> None:
     login_manager.session_protection = None
     login_manager.request_loader(_load_user_from_cookie)
+    login_manager.anonymous_user = AnonymousVisitor
     app.before_request(enforce_access)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _error_page)
     app.register_error_handler(Exception, _server_error)
+    # Domain errors (healthcrm/errors.py) are answered the same in every area: 422 / 409, 403, 404.
+    for domain_error in (DomainError, NotAllowed, NotFound):
+        app.register_error_handler(domain_error, _domain_error_page)
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["day"] = format_date
 
