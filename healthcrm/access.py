@@ -1,8 +1,8 @@
 """Who may open which page, declared on each view and enforced in one place before the view runs.
 
-Every endpoint must carry a policy: `@public`, `@staff_only`, `@roles(...)` or `@patient_only`. A request
-for an endpoint without one is refused (fail closed), and a test walks `app.url_map` to prove none is
-missing.
+Every endpoint must carry a policy: `@public`, `@requires("record.finalize")` (the roles holding a named
+permission of healthcrm/permissions.py), `@staff_only`, `@patient_only` or `@roles(...)`. A request for an
+endpoint without one is refused (fail closed), and a test walks `app.url_map` to prove none is missing.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from flask import abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
+from . import permissions
 from .accounts.models import ADMIN, ALL_ROLES, PATIENT, STAFF_ROLES
 from .audit.services import Actor
 
@@ -26,6 +27,8 @@ class Policy:
     roles: frozenset[str] = frozenset()
     # Pages that a user must reach before MFA enrolment is complete (enrolment itself, logout).
     allow_mfa_pending: bool = False
+    # The named permissions the roles come from, when the policy was declared with `requires`.
+    permissions: tuple[str, ...] = ()
 
     def allows(self, role: str | None) -> bool:
         return self.public or (role is not None and role in self.roles)
@@ -48,6 +51,14 @@ def roles(*names: str, allow_mfa_pending: bool = False) -> Callable:
     if unknown:
         raise ValueError(f"unknown roles {unknown}")
     return _declare(Policy(roles=frozenset(names), allow_mfa_pending=allow_mfa_pending))
+
+
+def requires(*names: str, allow_mfa_pending: bool = False) -> Callable:
+    """Open the view to the roles holding any of the named permissions (healthcrm/permissions.py)."""
+    if not names:
+        raise ValueError("name at least one permission")
+    allowed = frozenset().union(*(permissions.roles_for(name) for name in names))
+    return _declare(Policy(roles=allowed, allow_mfa_pending=allow_mfa_pending, permissions=names))
 
 
 staff_only = roles(*STAFF_ROLES)

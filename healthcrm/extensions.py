@@ -26,7 +26,9 @@ class Base(DeclarativeBase):
     )
 
 
-db = SQLAlchemy(model_class=Base)
+# Rows stay loaded after a commit: services audit and commit once, then the page renders what they
+# returned; expiring on commit would reload every row, one query each (N+1).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:

@@ -22,7 +22,9 @@ from werkzeug.exceptions import Forbidden, HTTPException
 from .access import current_actor, enforce_access, public
 from .audit.services import DENIED, record_event
 from .clock import DISPLAY_FORMAT, clinic_today, format_clinic_time
+from .errors import DomainError, NotAllowed, NotFound
 from .extensions import db, htmx, login_manager
+from .permissions import AnonymousVisitor
 
 bp = Blueprint("web", __name__)
 
@@ -32,7 +34,9 @@ ERROR_TEXT = {
     403: ("Not allowed", "Your account cannot open this page."),
     404: ("Not found", "There is nothing here, or it is not yours to see."),
     405: ("Not allowed", "This address does not accept that kind of request."),
+    409: ("Changed meanwhile", "Someone changed this at the same time. Reload the page and try again."),
     413: ("Too large", "What you sent is larger than the clinic accepts."),
+    422: ("Please check what you sent", "Something in the request cannot be accepted. Nothing was changed."),
     429: ("Too many attempts", "Too many attempts in a short time. Wait a few minutes and try again."),
     500: ("Something went wrong", "We could not finish this. Nothing was changed; try again in a moment."),
     503: (
@@ -261,13 +265,23 @@ def _service_unavailable(error: Exception):
     """The rate-limit store (Redis) or the job queue is down: a 503 page. Never a 500, and never running
     without limits (the limiter does not swallow storage errors)."""
     log.error("a backing service is down (request %s): %r", g.get("request_id"), error)
-    db.session.rollback()
     title, text = ERROR_TEXT[503]
     response = current_app.make_response(
         (render_template("error.html", code=503, title=title, text=text), 503)
     )
     response.headers["Retry-After"] = "60"
     return response
+
+
+def _domain_error_page(error: DomainError | NotAllowed | NotFound):
+    """The answer to a domain error no view caught: its status (errors.py), and for input the person can
+    fix (a DomainError) its message, since that is written for them. Nothing was committed: services
+    raise before they commit."""
+    code = error.status
+    title, text = ERROR_TEXT.get(code, ERROR_TEXT[422])
+    if isinstance(error, DomainError) and error.message:
+        text = error.message
+    return render_template("error.html", code=code, title=title, text=text), code
 
 
 def _server_error(error: Exception):
@@ -336,6 +350,7 @@ def install(app: Flask) -> None:
     login_manager.session_protection = None
     login_manager.request_loader(_load_user_from_cookie)
     app.before_request(refuse_cross_site_requests)
+    login_manager.anonymous_user = AnonymousVisitor
     app.before_request(enforce_access)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _error_page)
@@ -343,6 +358,9 @@ def install(app: Flask) -> None:
     app.register_error_handler(redis.RedisError, _service_unavailable)
     app.register_error_handler(Exception, _server_error)
     install_log_redaction()
+    # Domain errors (healthcrm/errors.py) are answered the same in every area: 422 / 409, 403, 404.
+    for domain_error in (DomainError, NotAllowed, NotFound):
+        app.register_error_handler(domain_error, _domain_error_page)
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["day"] = format_date
 

@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 
 from healthcrm.access import Policy, policy_for
-from healthcrm.accounts.models import ALL_ROLES
+from healthcrm.accounts.models import ADMIN, ALL_ROLES, PATIENT, STAFF_ROLES
 from tests.factories import login, make_patient, make_portal_user, make_tenant, make_user
 
 ANONYMOUS = "anonymous"
@@ -110,3 +110,22 @@ def test_other_clinics_patient_answers_404(app, client):
     assert response.status_code == 404
     response = client.post(f"/patients/{other_patient.id}/invite", data={"email": "a@b.example"})
     assert response.status_code == 404
+
+
+def test_every_role_set_on_a_route_comes_from_the_permission_table_or_a_kind_of_person(app):
+    """No view copies a role set: a policy names permissions (`@requires`), or opens to a whole kind of
+    person (public, any signed-in person, staff, patients, admins)."""
+    kinds = {
+        frozenset(ALL_ROLES),
+        frozenset(STAFF_ROLES),
+        frozenset({PATIENT}),
+        frozenset({ADMIN}),
+    }
+    copied = []
+    for rule, _ in _routes(app):
+        policy = policy_for(rule.endpoint)
+        if policy.public or policy.permissions:
+            continue
+        if policy.roles not in kinds:
+            copied.append(rule.endpoint)
+    assert copied == [], f"routes with a role set of their own: {copied}"

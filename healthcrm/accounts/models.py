@@ -8,26 +8,23 @@ from flask_login import UserMixin
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .. import permissions
 from ..clock import utcnow
 from ..extensions import db
 from ..tenancy import TenantScoped
 
-ADMIN = "admin"
-DOCTOR = "doctor"
-NURSE = "nurse"
-COACH = "coach"
-FRONT_DESK = "front_desk"
-PATIENT = "patient"
-STAFF_ROLES = (ADMIN, DOCTOR, NURSE, COACH, FRONT_DESK)
-ALL_ROLES = (*STAFF_ROLES, PATIENT)
-ROLE_LABELS = {
-    ADMIN: "Administrator",
-    DOCTOR: "Doctor",
-    NURSE: "Nurse",
-    COACH: "Health coach",
-    FRONT_DESK: "Front desk",
-    PATIENT: "Patient",
-}
+# The role names live in roles.py (so `permissions` can use them); they are imported from here too.
+from .roles import (  # noqa: F401
+    ADMIN,
+    ALL_ROLES,
+    COACH,
+    DOCTOR,
+    FRONT_DESK,
+    NURSE,
+    PATIENT,
+    ROLE_LABELS,
+    STAFF_ROLES,
+)
 
 
 class Tenant(db.Model):
@@ -77,6 +74,10 @@ class User(UserMixin, TenantScoped, db.Model):
     @property
     def is_patient(self) -> bool:
         return self.role == PATIENT
+
+    def can(self, permission: str) -> bool:
+        """Whether this person's role holds `permission` (see healthcrm/permissions.py)."""
+        return permissions.can(self.role, permission)
 
     @property
     def mfa_enabled(self) -> bool:

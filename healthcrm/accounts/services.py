@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from ..audit.services import FAILURE, Actor, record_event
 from ..clock import utcnow
 from ..config import INVITATION_DAYS, PASSWORD_RESET_MINUTES
+from ..errors import DomainError
 from ..extensions import db
 from ..tenancy import get_scoped
 from .models import ADMIN, PATIENT, STAFF_ROLES, AccountToken, User, UserSession
@@ -31,13 +32,8 @@ PENDING_MFA_LIFETIME = timedelta(minutes=PENDING_MFA_MINUTES)
 LOGIN_REFUSED = "That email and password do not match an active account."
 
 
-class AccountError(Exception):
+class AccountError(DomainError):
     """A problem the person can fix; `field` names the form field it belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 def normalise_email(email: str) -> str:

@@ -3,7 +3,7 @@
 from flask import Blueprint, request
 from flask_login import current_user
 
-from ..access import admin_only
+from ..access import requires
 from ..web import render_page
 from .services import find_events, verify_chain
 
@@ -17,7 +17,7 @@ def _number(name: str) -> int | None:
 
 
 @bp.get("")
-@admin_only
+@requires("audit.read")
 def index():
     action = request.args.get("action", "").strip()[:60]
     patient = request.args.get("patient", "").strip()[:12]

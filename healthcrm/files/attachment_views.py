@@ -27,25 +27,27 @@ from flask import (
 )
 from flask_login import current_user
 
-from ..access import current_actor, roles
-from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
+from ..access import current_actor, requires
+from ..errors import NotAllowed
 from ..extensions import htmx
 from ..jobs.models import FINISHED, Job
 from ..jobs.queue import enqueue
 from ..jobs.services import visible_job
 from ..jobs.views import STOP_POLLING
+from ..permissions import can
 from ..records import services as records
 from ..records.models import MedicalRecord
 from ..web import ERROR_TEXT, render_page
 from . import checks, services, uploads
-from .models import Attachment, UploadSession
+from .listing import record_files
+from .models import Attachment
 from .previews import thumbnail_content_type
 from .storage import LocalStorage, attachment_disposition, get_storage
 
 bp = Blueprint("attachments", __name__)
 
-can_read = roles(ADMIN, DOCTOR, NURSE, COACH)
-can_write = roles(ADMIN, DOCTOR, NURSE)
+can_read = requires("attachment.read")
+can_write = requires("attachment.write")
 
 INVALID = 422
 TEXT_PREVIEW_BYTES = 64 * 1024
@@ -89,7 +91,7 @@ def _error_page(status: int, title: str, text: str) -> Response:
     )
 
 
-@bp.errorhandler(records.NotAllowed)
+@bp.errorhandler(NotAllowed)
 def _not_allowed(_error):
     if request.endpoint in API_ENDPOINTS:
         return _api_error(403, "Your account cannot upload files.")
@@ -134,28 +136,6 @@ def _checksum_mismatch(_error):
 # --- the record's files -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RecordFiles:
-    """What the files section of a record page shows."""
-
-    attachments: list[Attachment]
-    open_uploads: list[UploadSession]
-    move_targets: list[MedicalRecord]
-    can_write: bool
-
-
-def record_files(record: MedicalRecord) -> RecordFiles:
-    """The files section's content for the signed-in user (records.show may pass it as `files`)."""
-    actor = current_actor()
-    can_write = actor.role in records.WRITERS
-    return RecordFiles(
-        attachments=services.record_attachments(actor, record.id),
-        open_uploads=services.open_uploads(actor, record.id) if can_write else [],
-        move_targets=services.move_targets(actor, record.id) if can_write and record.is_draft else [],
-        can_write=can_write,
-    )
-
-
 def _record(record_id: int) -> MedicalRecord:
     record = records.get_record(current_actor(), record_id, audit=False)
     if record is None:
@@ -165,7 +145,12 @@ def _record(record_id: int) -> MedicalRecord:
 
 def _files_block(record: MedicalRecord, *, status: int = 200, **extra) -> Response:
     return render_page(
-        "records/show.html", block="files", record=record, files=record_files(record), status=status, **extra
+        "records/show.html",
+        block="files",
+        record=record,
+        files=record_files(current_actor(), record),
+        status=status,
+        **extra,
     )
 
 
@@ -175,7 +160,9 @@ def record_files_fragment(record_id: int):
     """The files block of the record page for htmx; without JavaScript, the same list on a page of its own."""
     record = _record(record_id)
     if not htmx or htmx.boosted:
-        return render_page("files/record_files.html", record=record, files=record_files(record))
+        return render_page(
+            "files/record_files.html", record=record, files=record_files(current_actor(), record)
+        )
     return _files_block(record)
 
 
@@ -332,7 +319,7 @@ def show(attachment_id: int):
         attachment=attachment,
         record=attachment.record,
         preview=_preview(attachment),
-        can_write=actor.role in records.WRITERS,
+        can_write=can(actor, "attachment.write"),
         inline_kinds=services.INLINE_TYPES,
     )
 

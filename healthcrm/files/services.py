@@ -22,6 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from ..audit.services import Actor
 from ..clock import utcnow
+from ..errors import DomainError
 from ..extensions import db
 from ..records.models import DRAFT, MedicalRecord
 from ..records.services import READERS, WRITERS, NotAllowed
@@ -64,12 +65,8 @@ class ChecksumMismatch(Exception):
     """The stored bytes are not the bytes that were uploaded: nothing is sent."""
 
 
-class FileActionError(Exception):
+class FileActionError(DomainError):
     """A bulk action that cannot be done; `message` is for the user."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app
 from flask_login import current_user
 from markupsafe import Markup, escape
 
-from ..access import admin_only
+from ..access import requires
 from ..web import render_page
 from .services import outbox_entries, outbox_message
 
@@ -18,7 +18,7 @@ _LINK_HTML = Markup('<a href="{0}">{0}</a>')
 
 
 @bp.get("")
-@admin_only
+@requires("outbox.read")
 def outbox():
     using_outbox = current_app.config["MAIL_BACKEND"] == "outbox"
     entries = outbox_entries(current_user.tenant_id) if using_outbox else []
@@ -26,7 +26,7 @@ def outbox():
 
 
 @bp.get("/<name>")
-@admin_only
+@requires("outbox.read")
 def show(name: str):
     found = outbox_message(current_user.tenant_id, name)
     if found is None:

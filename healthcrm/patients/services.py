@@ -1,4 +1,8 @@
-"""The patient list and profile. Every read and change is audited in the same transaction."""
+"""The patient list and profile. Every read and change is audited in the same transaction.
+
+Staff read every patient of their clinic; a patient (the portal) reads only their own profile; changes
+need "patient.edit" (healthcrm/permissions.py).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ from ..accounts.models import COACH, Tenant, User
 from ..audit.services import Actor, record_event
 from ..clock import clinic_today
 from ..counters import MRN, take_next
+from ..errors import DomainError, NotAllowed
 from ..extensions import db
 from ..paging import PageWindow
+from ..permissions import can, require
 from ..tenancy import get_scoped, scoped
 from .models import CARE_STAGES, SEXES, EmergencyContact, Patient
 
@@ -41,11 +47,8 @@ EDITABLE_FIELDS = (
 )
 
 
-class PatientError(Exception):
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class PatientError(DomainError):
+    """Input the person can fix; `field` names the form field."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ def search_patients(
     actor: Actor, query: str = "", *, care_stage: str = "", page: int = 1, per_page: int = PAGE_SIZE
 ) -> PatientPage:
     """One page of the clinic's patients matching name, MRN, email or phone (audited as a list read)."""
+    require(actor, "patient.read")
     query = query.strip()[:MAX_QUERY_LENGTH]
     statement = scoped(Patient, actor.tenant_id)
     for term in query.replace(",", " ").split():
@@ -91,9 +95,6 @@ def search_patients(
     total = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     pages = max(1, math.ceil(total / per_page))
     page = min(max(1, page), pages)
-    # Audit and commit before loading the page, so the rows are not expired by the commit (N+1).
-    record_event(actor, "patient.list", resource_type="patient", changed_fields=None)
-    db.session.commit()
     patients = list(
         db.session.scalars(
             statement.options(selectinload(Patient.assigned_coach))
@@ -102,13 +103,21 @@ def search_patients(
             .limit(per_page)
         )
     )
+    record_event(actor, "patient.list", resource_type="patient", changed_fields=None)
+    db.session.commit()
     return PatientPage(
         patients, total, page, per_page, query, care_stage if care_stage in CARE_STAGES else ""
     )
 
 
 def get_patient(actor: Actor, patient_id: int) -> Patient | None:
-    """The clinic's patient (None for another clinic's id), audited as a read."""
+    """The clinic's patient (None for another clinic's id, or for a patient another patient's), audited as
+    a read."""
+    if not can(actor, "patient.read"):
+        if not can(actor, "portal.use"):
+            raise NotAllowed("patient.read", actor.role)
+        if _own_patient_id(actor) != patient_id:
+            return None
     patient = get_scoped(Patient, patient_id, actor.tenant_id)
     if patient is None:
         return None
@@ -117,6 +126,12 @@ def get_patient(actor: Actor, patient_id: int) -> Patient | None:
     )
     db.session.commit()
     return patient
+
+
+def _own_patient_id(actor: Actor) -> int | None:
+    """The patient a portal user is (their own profile is the only one they read)."""
+    user = db.session.get(User, actor.user_id) if actor.user_id else None
+    return user.patient_id if user is not None and user.tenant_id == actor.tenant_id else None
 
 
 def clinic_coaches(tenant_id: int) -> list[User]:
@@ -195,6 +210,7 @@ def _patient_count(tenant_id: int) -> int:
 
 
 def create_patient(actor: Actor, values: dict[str, Any], contacts: list[ContactInput]) -> Patient:
+    require(actor, "patient.edit")
     cleaned = _clean(values)
     _validate(actor.tenant_id, cleaned)
     patient = Patient(tenant_id=actor.tenant_id, mrn=next_mrn(actor.tenant_id), **cleaned)
@@ -217,6 +233,7 @@ def update_patient(
     actor: Actor, patient_id: int, values: dict[str, Any], contacts: list[ContactInput]
 ) -> Patient:
     """Apply the edited profile; audit the names of the fields that changed (never their values)."""
+    require(actor, "patient.edit")
     patient = get_scoped(Patient, patient_id, actor.tenant_id)
     if patient is None:
         raise LookupError(patient_id)

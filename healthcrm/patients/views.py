@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
-from ..access import current_actor, roles, staff_only
+from ..access import current_actor, requires
 from ..accounts import services as accounts
-from ..accounts.models import ADMIN, DOCTOR, FRONT_DESK, NURSE
-from ..records.views import clinical_summary
+from ..records.clinical import clinical_summary
+from ..records.forms import AllergyForm, ImmunizationForm
 from ..web import render_page
 from . import services as patients
 from .forms import InvitePatientForm, PatientForm
@@ -17,9 +17,9 @@ from .models import CARE_STAGES
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 
 INVALID = 422
+can_read = requires("patient.read")
 # Who may change demographics and invite to the portal. Coaches read profiles but do not edit them.
-can_edit = roles(ADMIN, DOCTOR, NURSE, FRONT_DESK)
-EDITOR_ROLES = {ADMIN, DOCTOR, NURSE, FRONT_DESK}
+can_edit = requires("patient.edit")
 
 
 def _page_number() -> int:
@@ -28,7 +28,7 @@ def _page_number() -> int:
 
 
 @bp.get("")
-@staff_only
+@can_read
 def index():
     page = patients.search_patients(
         current_actor(),
@@ -41,7 +41,7 @@ def index():
         block="results",
         page=page,
         stages=CARE_STAGES,
-        can_edit=current_user.role in EDITOR_ROLES,
+        can_edit=current_user.can("patient.edit"),
     )
 
 
@@ -83,17 +83,25 @@ def create():
 
 
 @bp.get("/<int:patient_id>")
-@staff_only
+@can_read
 def show(patient_id: int):
-    patient = patients.get_patient(current_actor(), patient_id)
+    actor = current_actor()
+    patient = patients.get_patient(actor, patient_id)
     if patient is None:
         abort(404)
+    return _profile_page(actor, patient, InvitePatientForm(email=patient.email))
+
+
+def _profile_page(actor, patient, invite_form: InvitePatientForm, status: int = 200):
     return render_page(
         "patients/show.html",
         patient=patient,
-        invite_form=InvitePatientForm(email=patient.email),
-        can_edit=current_user.role in EDITOR_ROLES,
-        clinical=clinical_summary(patient),
+        invite_form=invite_form,
+        can_edit=current_user.can("patient.edit"),
+        clinical=clinical_summary(actor, patient),
+        allergy_form=AllergyForm(),
+        immunization_form=ImmunizationForm(),
+        status=status,
     )
 
 
@@ -137,14 +145,8 @@ def invite(patient_id: int):
         else:
             flash(f"Portal invitation sent to {user.email}.", "success")
             return redirect(url_for("patients.show", patient_id=patient_id), code=303)
-    patient = patients.get_patient(current_actor(), patient_id)
+    actor = current_actor()
+    patient = patients.get_patient(actor, patient_id)
     if patient is None:
         abort(404)
-    return render_page(
-        "patients/show.html",
-        patient=patient,
-        invite_form=form,
-        can_edit=True,
-        clinical=clinical_summary(patient),
-        status=INVALID,
-    )
+    return _profile_page(actor, patient, form, status=INVALID)

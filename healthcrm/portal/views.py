@@ -3,7 +3,7 @@
 from flask import Blueprint, abort
 from flask_login import current_user
 
-from ..access import current_actor, patient_only
+from ..access import current_actor, requires
 from ..patients import services as patients
 from ..web import render_page
 
@@ -11,7 +11,7 @@ bp = Blueprint("portal", __name__, url_prefix="/portal")
 
 
 @bp.get("")
-@patient_only
+@requires("portal.use")
 def home():
     patient = patients.get_patient(current_actor(), current_user.patient_id)
     if patient is None:

@@ -10,11 +10,13 @@ from sqlalchemy import select
 from ..accounts.models import Tenant
 from ..audit.services import Actor, record_event
 from ..clock import clinic_today
+from ..errors import NotFound
 from ..extensions import db
 from ..patients.models import Patient
+from ..permissions import require
 from ..tenancy import get_scoped
 from .models import ALLERGY_SEVERITIES, ALLERGY_STATUSES, Allergy, Immunization
-from .services import READERS, WRITERS, RecordError, _require
+from .services import RecordError
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,12 @@ class ImmunizationInput:
 def _patient(actor: Actor, patient_id: int) -> Patient:
     patient = get_scoped(Patient, patient_id, actor.tenant_id)
     if patient is None:
-        raise LookupError(patient_id)
+        raise NotFound(patient_id)
     return patient
 
 
 def patient_allergies(actor: Actor, patient: Patient) -> list[Allergy]:
-    _require(actor, READERS)
+    require(actor, "clinical.read")
     return list(
         db.session.scalars(
             select(Allergy)
@@ -54,7 +56,7 @@ def patient_allergies(actor: Actor, patient: Patient) -> list[Allergy]:
 
 
 def patient_immunizations(actor: Actor, patient: Patient) -> list[Immunization]:
-    _require(actor, READERS)
+    require(actor, "clinical.read")
     return list(
         db.session.scalars(
             select(Immunization)
@@ -65,7 +67,7 @@ def patient_immunizations(actor: Actor, patient: Patient) -> list[Immunization]:
 
 
 def add_allergy(actor: Actor, patient_id: int, data: AllergyInput) -> Allergy:
-    _require(actor, WRITERS)
+    require(actor, "record.write")
     patient = _patient(actor, patient_id)
     if not data.substance.strip():
         raise RecordError("Enter the substance.", "substance")
@@ -97,7 +99,7 @@ def add_allergy(actor: Actor, patient_id: int, data: AllergyInput) -> Allergy:
 
 
 def add_immunization(actor: Actor, patient_id: int, data: ImmunizationInput) -> Immunization:
-    _require(actor, WRITERS)
+    require(actor, "record.write")
     patient = _patient(actor, patient_id)
     if not data.vaccine.strip():
         raise RecordError("Enter the vaccine.", "vaccine")

@@ -7,8 +7,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, url_f
 from flask_htmx.responses import HTMXResponseClientRedirect
 from flask_login import current_user
 
-from ..access import current_actor, roles
-from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
+from ..access import current_actor, requires
 from ..extensions import htmx
 from ..patients import services as patients
 from ..web import render_page
@@ -19,8 +18,8 @@ bp = Blueprint("labs", __name__, url_prefix="/patients/<int:patient_id>/labs")
 INVALID = 422
 TOO_LARGE = 413
 ADD_ROWS = 5
-can_read = roles(ADMIN, DOCTOR, NURSE, COACH)
-can_write = roles(ADMIN, DOCTOR, NURSE)
+can_read = requires("lab.read")
+can_write = requires("lab.write")
 
 
 @bp.url_value_preprocessor
@@ -74,7 +73,7 @@ def _lab_page(patient_id: int, *, rows=None, shared_time="", errors=None, messag
         patient=overview.patient,
         series=overview.chart_series(),
         timezone=_zone(),
-        can_write=current_user.role in labs.LAB_WRITERS,
+        can_write=current_user.can("lab.write"),
         known_tests=labs.KNOWN_TESTS,
         flag_labels=labs.FLAG_LABELS,
         rows=rows or _empty_rows(),

@@ -21,18 +21,16 @@ from zoneinfo import ZoneInfo
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
 from ..audit.models import AuditEvent
 from ..audit.services import Actor, record_event
 from ..clock import utcnow, zone_info
 from ..counters import insert_unless_exists
+from ..errors import DomainError, NotFound
 from ..extensions import db
 from ..patients.models import Patient
+from ..permissions import require
 from ..tenancy import get_scoped, scoped
 from .models import LabImport, LabResult, MedicalRecord
-
-LAB_READERS = frozenset({ADMIN, DOCTOR, NURSE, COACH})
-LAB_WRITERS = frozenset({ADMIN, DOCTOR, NURSE})
 
 CSV_COLUMNS = ("code", "name", "value", "unit", "ref_low", "ref_high", "observed_at")
 CSV_MAX_BYTES = 2 * 1024 * 1024
@@ -93,17 +91,18 @@ KNOWN_TESTS: dict[str, KnownTest] = {
 }
 
 
-class LabError(Exception):
+class LabError(DomainError):
     """Input the user can fix: a message, and the rows that need fixing."""
 
     def __init__(self, message: str, row_errors: list[RowError] | None = None):
         super().__init__(message)
-        self.message = message
         self.row_errors = row_errors or []
 
 
 class LabFileTooLarge(LabError):
     """The uploaded file is over `CSV_MAX_BYTES` (the view answers 413)."""
+
+    status = 413
 
 
 class LabAlreadyImported(LabError):
@@ -186,6 +185,16 @@ class LabTest:
     @property
     def not_charted(self) -> int:
         return sum(1 for r in self.results if r.value_numeric is not None) - len(self.charted)
+
+
+def group_by_test(results: Iterable[LabResult]) -> list[LabTest]:
+    """Lab results grouped by test (by code; by name when a result has no code), tests by name. Each
+    test's results keep the order given, so pass them oldest first."""
+    groups: dict[str, list[LabResult]] = {}
+    for result in results:
+        groups.setdefault(result.code or f"name:{result.name.casefold()}", []).append(result)
+    tests = [LabTest(code=rows[-1].code, name=rows[-1].name, results=rows) for rows in groups.values()]
+    return sorted(tests, key=lambda test: (test.name.casefold(), test.code or ""))
 
 
 @dataclass(frozen=True)
@@ -276,7 +285,7 @@ def _parse_time(text: str, zone: ZoneInfo) -> datetime | None:
     """A local date or date-and-time as naive UTC (a date alone means its midnight)."""
     for fmt in TIME_FORMATS:
         try:
-            local = datetime.strptime(text, fmt)  # noqa: DTZ007 - naive: the clinic zone is attached next
+            local = datetime.strptime(text, fmt)
         except ValueError:
             continue
         try:
@@ -494,22 +503,17 @@ def _header_problems(names: list[str]) -> list[str]:
 # --- saving --------------------------------------------------------------------------------------------
 
 
-def _require(actor: Actor, allowed: frozenset[str]) -> None:
-    if actor.role not in allowed:
-        raise PermissionError(actor.role)
-
-
 def _patient_and_record(
     actor: Actor, patient_id: int, record_id: int | None
 ) -> tuple[Patient, MedicalRecord | None]:
     patient = get_scoped(Patient, patient_id, actor.tenant_id)
     if patient is None:
-        raise LookupError(patient_id)
+        raise NotFound(patient_id)
     if record_id is None:
         return patient, None
     record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
     if record is None:
-        raise LookupError(record_id)
+        raise NotFound(record_id)
     if record.patient_id != patient.id:
         raise LabError("That record belongs to another patient.")
     if not record.is_draft:
@@ -574,7 +578,7 @@ def stage_lab_results(
 ) -> list[LabResult]:
     """`add_lab_results` without the commit, for a caller that saves labs with its own change (the record
     form): the labs and their `lab.create` events are committed or rolled back with it."""
-    _require(actor, LAB_WRITERS)
+    require(actor, "lab.write")
     patient, record = _patient_and_record(actor, patient_id, record_id)
     results = _stage(actor, patient, record, rows)
     for result in results:
@@ -595,7 +599,7 @@ def add_lab_results(
     """Save several lab results of the clinic's patient, optionally on one of the patient's draft records.
 
     Raises LookupError for a patient or record of another clinic, LabError for rows that break the rules
-    (nothing is saved), PermissionError for a role that may not add labs.
+    (nothing is saved), NotAllowed for a role that may not add labs.
     """
     results = stage_lab_results(actor, patient_id, rows, record_id)
     db.session.commit()
@@ -663,7 +667,7 @@ def import_lab_csv(
     `import_id` of the preview's token when there is one. An import id is used once: a second import with it
     (the confirm sent twice) raises LabAlreadyImported and saves nothing.
     """
-    _require(actor, LAB_WRITERS)
+    require(actor, "lab.write")
     patient, _ = _patient_and_record(actor, patient_id, None)
     preview = parse_lab_csv(text, zone=zone)
     if preview.errors:
@@ -694,21 +698,16 @@ def lab_overview(actor: Actor, patient_id: int) -> LabOverview:
 
     Raises LookupError for another clinic's patient.
     """
-    _require(actor, LAB_READERS)
+    require(actor, "lab.read")
     patient = get_scoped(Patient, patient_id, actor.tenant_id)
     if patient is None:
-        raise LookupError(patient_id)
+        raise NotFound(patient_id)
     results = db.session.scalars(
         scoped(LabResult, actor.tenant_id)
         .where(LabResult.patient_id == patient.id)
         .order_by(LabResult.code, LabResult.observed_at, LabResult.id)
     )
-    groups: dict[str, list[LabResult]] = {}
-    for result in results:
-        key = result.code or f"name:{result.name.casefold()}"
-        groups.setdefault(key, []).append(result)
-    tests = [LabTest(code=rows[-1].code, name=rows[-1].name, results=rows) for rows in groups.values()]
-    tests.sort(key=lambda test: (test.name.casefold(), test.code))
+    tests = group_by_test(results)
     record_event(actor, "lab.view", resource_type="lab_result", patient_id=patient.id)
     db.session.commit()
     return LabOverview(patient=patient, tests=tests)

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from ..accounts.models import ADMIN
 from ..audit.services import Actor, record_event
+from ..errors import NotFound
 from ..extensions import db
+from ..permissions import require
 from ..tenancy import get_scoped, scoped
 from .icd10 import find_code
 from .models import RecordTemplate, TemplateVersion
-from .services import NotAllowed, RecordError
+from .services import RecordError
 
 SECTIONS = {
     "vitals": "Vital signs",
@@ -40,11 +41,6 @@ class TemplateInput:
     notes: str = ""
     follow_up_days: int | None = None
     default_diagnosis_codes: list[str] = field(default_factory=list)
-
-
-def _require_admin(actor: Actor) -> None:
-    if actor.role != ADMIN:
-        raise NotAllowed(actor.role)
 
 
 def clinic_templates(tenant_id: int, *, include_archived: bool = False) -> list[RecordTemplate]:
@@ -104,7 +100,7 @@ def _check_name(actor: Actor, data: TemplateInput, template_id: int | None = Non
 
 def create_template(actor: Actor, data: TemplateInput) -> RecordTemplate:
     """A new template with its version 1."""
-    _require_admin(actor)
+    require(actor, "record_template.manage")
     _check_name(actor, data)
     prefill, sections, diagnoses = _content(data)
     template = RecordTemplate(
@@ -138,10 +134,10 @@ def create_template(actor: Actor, data: TemplateInput) -> RecordTemplate:
 
 def update_template(actor: Actor, template_id: int, data: TemplateInput) -> RecordTemplate:
     """Rename or describe a template; a change of its content makes a new version (records keep theirs)."""
-    _require_admin(actor)
+    require(actor, "record_template.manage")
     template = get_scoped(RecordTemplate, template_id, actor.tenant_id)
     if template is None:
-        raise LookupError(template_id)
+        raise NotFound(template_id)
     _check_name(actor, data, template.id)
     prefill, sections, diagnoses = _content(data)
     changed = []
@@ -183,10 +179,10 @@ def update_template(actor: Actor, template_id: int, data: TemplateInput) -> Reco
 
 
 def set_template_active(actor: Actor, template_id: int, active: bool) -> RecordTemplate:
-    _require_admin(actor)
+    require(actor, "record_template.manage")
     template = get_scoped(RecordTemplate, template_id, actor.tenant_id)
     if template is None:
-        raise LookupError(template_id)
+        raise NotFound(template_id)
     if template.active != active:
         template.active = active
         record_event(

@@ -15,13 +15,16 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import selectinload
 
-from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, Tenant, User
+from ..accounts.models import ADMIN, DOCTOR, Tenant, User
 from ..audit.models import AuditEvent
 from ..audit.services import Actor, record_event
 from ..clock import clinic_day_end, clinic_day_start, clinic_today, utcnow
+from ..errors import DomainError
+from ..errors import NotAllowed as NotAllowed  # the one NotAllowed; older code imports it from here
 from ..extensions import db
 from ..paging import PageWindow
 from ..patients.models import Patient
+from ..permissions import require, roles_for
 from ..tenancy import get_scoped, scoped
 from .models import (
     ASCITES,
@@ -37,9 +40,9 @@ from .models import (
 )
 from .search import text_matches
 
-READERS = frozenset({ADMIN, DOCTOR, NURSE, COACH})
-WRITERS = frozenset({ADMIN, DOCTOR, NURSE})
-FINALIZERS = frozenset({ADMIN, DOCTOR})
+# Still read by healthcrm/files (services, uploads) until it asks `permissions` by name itself.
+READERS = roles_for("record.read")
+WRITERS = roles_for("record.write")
 PAGE_SIZE = 20
 # The list counts matches up to this many and shows "1,000+" beyond: an exact count of a broad search
 # reads every matching record.
@@ -66,17 +69,8 @@ SCALAR_FIELDS = (
 )  # fmt: skip
 
 
-class RecordError(Exception):
+class RecordError(DomainError):
     """Input the user can fix; `field` names the form field."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class NotAllowed(Exception):
-    """The actor's role may not do this (the view answers 403)."""
 
 
 @dataclass(frozen=True)
@@ -156,11 +150,6 @@ class RecordPage(PageWindow):
     total_is_capped: bool = False  # more than `total` records match; show "1,000+"
 
 
-def _require(actor: Actor, roles: frozenset[str]) -> None:
-    if actor.role not in roles:
-        raise NotAllowed(actor.role)
-
-
 # --- reading -------------------------------------------------------------------------------------------
 
 
@@ -178,7 +167,7 @@ def search_records(
     """One page of the clinic's records, newest visit first, with patient, doctor and diagnoses loaded in
     a fixed number of queries (count, page, diagnoses), audited as one list read. The total is counted up
     to RECORD_COUNT_CAP; beyond it `total_is_capped` is set and the total is the cap."""
-    _require(actor, READERS)
+    require(actor, "record.read")
     # No joins: patient and doctor are required foreign keys, so joining them filters nothing and only
     # makes the count read two more tables.
     statement = scoped(MedicalRecord, actor.tenant_id)
@@ -206,10 +195,6 @@ def search_records(
     total, capped = min(counted, RECORD_COUNT_CAP), counted > RECORD_COUNT_CAP
     pages = max(1, math.ceil(total / per_page))
     page = min(max(1, page), pages)
-    # Audit first and commit, then load the page: a commit after loading would expire every row and the
-    # template would reload each one (N+1).
-    record_event(actor, "record.list", resource_type="record", patient_id=filters.patient_id)
-    db.session.commit()
     records = list(
         db.session.scalars(
             statement.options(
@@ -222,12 +207,14 @@ def search_records(
             .limit(per_page)
         ).unique()
     )
+    record_event(actor, "record.list", resource_type="record", patient_id=filters.patient_id)
+    db.session.commit()
     return RecordPage(records, total, page, per_page, filters, total_is_capped=capped)
 
 
 def get_record(actor: Actor, record_id: int, *, audit: bool = True) -> MedicalRecord | None:
     """The clinic's record (None for another clinic's id), audited as a read."""
-    _require(actor, READERS)
+    require(actor, "record.read")
     record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
     if record is None:
         return None
@@ -424,7 +411,7 @@ def create_record(
     actor: Actor, patient_id: int, data: RecordInput, template_version_id: int | None = None
 ) -> MedicalRecord:
     """A new draft record for the clinic's patient."""
-    _require(actor, WRITERS)
+    require(actor, "record.write")
     patient = get_scoped(Patient, patient_id, actor.tenant_id)
     if patient is None:
         raise LookupError(patient_id)
@@ -494,7 +481,7 @@ def _draft_for_change(actor: Actor, record_id: int) -> MedicalRecord:
 
 def update_record(actor: Actor, record_id: int, data: RecordInput) -> MedicalRecord:
     """Change a draft; the audit event names the fields that changed."""
-    _require(actor, WRITERS)
+    require(actor, "record.write")
     record = _draft_for_change(actor, record_id)
     _validate(actor, data)
     return _save(actor, record, data, "record.update")
@@ -503,7 +490,7 @@ def update_record(actor: Actor, record_id: int, data: RecordInput) -> MedicalRec
 def delete_record(actor: Actor, record_id: int) -> int:
     """Delete a draft (finalized records are never deleted). Its labs stay on the patient. Returns the
     patient id."""
-    _require(actor, WRITERS)
+    require(actor, "record.write")
     record = _draft_for_change(actor, record_id)
     patient_id = record.patient_id
     for lab in record.labs:
@@ -516,7 +503,7 @@ def delete_record(actor: Actor, record_id: int) -> int:
 
 def finalize_record(actor: Actor, record_id: int) -> MedicalRecord:
     """Make a draft a permanent document. Only doctors and admins may."""
-    _require(actor, FINALIZERS)
+    require(actor, "record.finalize")
     record = _draft_for_change(actor, record_id)
     if not record.diagnoses:
         raise RecordError("Add at least one diagnosis before finalizing.")
@@ -537,7 +524,7 @@ def finalize_record(actor: Actor, record_id: int) -> MedicalRecord:
 
 def add_addendum(actor: Actor, record_id: int, text: str) -> Addendum:
     """A correction under a finalized record (doctors and admins)."""
-    _require(actor, FINALIZERS)
+    require(actor, "record.addendum")
     record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
     if record is None:
         raise LookupError(record_id)

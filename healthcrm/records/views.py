@@ -8,9 +8,9 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
-from ..access import current_actor, roles
-from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE
-from ..files.attachment_views import record_files
+from ..access import current_actor, requires
+from ..accounts.models import DOCTOR
+from ..files.listing import record_files
 from ..patients import services as patients
 from ..tenancy import get_scoped
 from ..web import render_fragment, render_page
@@ -18,16 +18,16 @@ from . import allergies, record_templates
 from . import services as records
 from .forms import ROW_SECTIONS, AddendumForm, AllergyForm, ImmunizationForm, RecordForm, TemplateForm
 from .icd10 import SEARCH_QUERY_MIN_CHARS, search_codes
-from .labs import KNOWN_TESTS
-from .liver import liver_scores
+from .labs import FLAG_LABELS, KNOWN_TESTS
 from .models import RecordTemplate
 
 bp = Blueprint("records", __name__)
 
 INVALID = 422
-can_read = roles(ADMIN, DOCTOR, NURSE, COACH)
-can_write = roles(ADMIN, DOCTOR, NURSE)
-can_finalize = roles(ADMIN, DOCTOR)
+can_read = requires("record.read")
+can_write = requires("record.write")
+can_finalize = requires("record.finalize")
+can_add_addendum = requires("record.addendum")
 # The blocks of records/edit.html that render one row of each repeated section.
 ROW_BLOCKS = dict(zip(ROW_SECTIONS, ("diagnosis_row", "prescription_row", "lab_row"), strict=True))
 
@@ -65,7 +65,7 @@ def index():
         block="results",
         page=page,
         doctors=records.clinic_doctors(current_user.tenant_id),
-        can_write=current_user.role in records.WRITERS,
+        can_write=current_user.can("record.write"),
     )
 
 
@@ -142,16 +142,22 @@ def create(patient_id: int):
 @bp.get("/records/<int:record_id>")
 @can_read
 def show(record_id: int):
-    record = records.get_record(current_actor(), record_id)
+    actor = current_actor()
+    record = records.get_record(actor, record_id)
     if record is None:
         abort(404)
+    return _record_page(actor, record, AddendumForm())
+
+
+def _record_page(actor, record, addendum_form: AddendumForm, status: int = 200):
     return render_page(
         "records/show.html",
         record=record,
         history=records.record_history(record),
-        addendum_form=AddendumForm(),
-        role=current_user.role,
-        files=record_files(record),
+        addendum_form=addendum_form,
+        files=record_files(actor, record),
+        flag_labels=FLAG_LABELS,
+        status=status,
     )
 
 
@@ -212,7 +218,7 @@ def finalize(record_id: int):
 
 
 @bp.post("/records/<int:record_id>/addenda")
-@can_finalize
+@can_add_addendum
 def add_addendum(record_id: int):
     form = AddendumForm()
     actor = current_actor()
@@ -229,15 +235,7 @@ def add_addendum(record_id: int):
     record = records.get_record(actor, record_id, audit=False)
     if record is None:
         abort(404)
-    return render_page(
-        "records/show.html",
-        record=record,
-        history=records.record_history(record),
-        addendum_form=form,
-        role=current_user.role,
-        files=record_files(record),
-        status=INVALID,
-    )
+    return _record_page(actor, record, form, status=INVALID)
 
 
 @bp.get("/records/form-rows/<section>/<int:index>")
@@ -327,25 +325,9 @@ def add_immunization(patient_id: int):
     )
 
 
-def clinical_summary(patient) -> dict | None:
-    """What the patient page shows of the clinical side, or None for roles that see no clinical content."""
-    if current_user.role not in records.READERS:
-        return None
-    actor = current_actor()
-    return {
-        "records": records.search_records(actor, records.RecordFilters(patient_id=patient.id), per_page=10),
-        "scores": liver_scores(patient),
-        "allergies": allergies.patient_allergies(actor, patient),
-        "immunizations": allergies.patient_immunizations(actor, patient),
-        "allergy_form": AllergyForm(),
-        "immunization_form": ImmunizationForm(),
-        "can_write": current_user.role in records.WRITERS,
-    }
-
-
 # --- record templates (admins) ---------------------------------------------------------------------------
 
-can_manage_templates = roles(ADMIN)
+can_manage_templates = requires("record_template.manage")
 
 
 def _show_template_error(form: TemplateForm, error: records.RecordError) -> None:

@@ -9,20 +9,17 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from ..accounts.models import ADMIN, Tenant
+from ..accounts.models import Tenant
 from ..audit.services import Actor, record_event
 from ..clock import utc_to_local, utcnow
 from ..extensions import db
+from ..permissions import require
 from ..tenancy import scoped
 from .models import ShareLink, ShareVisit
 
 OVERVIEW_WEEKS = 12
 # A share counts as open now while a provider's admitted visit lasts, or for this long after its last use.
 OPEN_NOW_WINDOW = timedelta(minutes=15)
-
-
-class NotAllowed(Exception):
-    """Only a clinic's admins see its sharing overview."""
 
 
 @dataclass
@@ -53,10 +50,8 @@ def sharing_overview(
     actor: Actor, *, now: datetime | None = None, weeks: int = OVERVIEW_WEEKS
 ) -> SharingOverview:
     """The last `weeks` ISO weeks (this one included) of the actor's clinic, and its shares open now."""
-    if actor.role != ADMIN:
-        raise NotAllowed(actor.role)
+    require(actor, "share.overview")
     now = now or utcnow()
-    # Audit first and commit, then load: a commit after loading would expire every row (N+1 in the page).
     record_event(actor, "share.overview", resource_type="share")
     db.session.commit()
     zone = db.session.get(Tenant, actor.tenant_id).timezone

@@ -31,7 +31,7 @@ from ..files.storage import attachment_disposition, get_storage
 from ..jobs.models import FINISHED, Job
 from ..jobs.queue import enqueue
 from ..jobs.views import STOP_POLLING
-from ..records.labs import FLAG_LABELS, LabOverview, LabTest
+from ..records.labs import FLAG_LABELS, LabOverview, LabTest, group_by_test
 from ..web import render_page
 from . import file_previews, services
 from .content import SharedContent, covered_types, shared_attachment, shared_content
@@ -319,11 +319,7 @@ def _tabs(share: ShareLink) -> dict[str, str]:
 
 def _lab_tests(content: SharedContent) -> list[LabTest]:
     """The shared labs grouped by test (by name when a result has no code), each oldest first."""
-    groups: dict[str, list] = {}
-    for lab in content.labs:  # already in time order
-        groups.setdefault(lab.code or f"name:{lab.name.casefold()}", []).append(lab)
-    tests = [LabTest(code=rows[-1].code, name=rows[-1].name, results=rows) for rows in groups.values()]
-    return sorted(tests, key=lambda test: (test.name.casefold(), test.code))
+    return group_by_test(content.labs)  # already in time order
 
 
 def _page_context(share: ShareLink, visit: ShareVisit) -> dict:
@@ -343,7 +339,7 @@ def _shared_view(token: str, tab: str) -> Response:
     tabs = _tabs(share)
     if tab != PRINT and tab not in tabs:
         abort(404)
-    # Logged first: the commit would otherwise expire everything read for the page.
+    # Logged before the content is read: nothing is shown that the patient's access log does not list.
     services.log_view(share, "print view" if tab == PRINT else tabs[tab], **_client())
     content = shared_content(share)
     lab_tests = _lab_tests(content)

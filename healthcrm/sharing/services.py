@@ -24,12 +24,14 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, PATIENT, Tenant, User
+from ..accounts.models import PATIENT, Tenant, User
 from ..accounts.secrets import hash_password, verify_password
 from ..audit.services import Actor, record_event
 from ..clock import local_to_utc, utcnow
+from ..errors import DomainError, NotAllowed
 from ..extensions import db
 from ..patients.models import Patient
+from ..permissions import can
 from ..records.models import FINALIZED, MedicalRecord
 from ..tenancy import get_scoped, scoped
 from .models import (
@@ -67,20 +69,10 @@ CODE_LIFETIME = timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 5
 CODES_PER_HOUR = 5
 VISIT_LIFETIME = timedelta(hours=4)
-SHARERS = frozenset({PATIENT, ADMIN, DOCTOR, NURSE, COACH})
 
 
-class ShareError(Exception):
+class ShareError(DomainError):
     """Input the person can fix; `field` names the form field."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class NotAllowed(Exception):
-    """This person may not manage this patient's shares."""
 
 
 @dataclass
@@ -128,12 +120,13 @@ def share_url(token: str) -> str:
 
 def _patient_for(actor: Actor, patient_id: int) -> Patient:
     """The patient whose shares the actor manages: patients their own, staff any of the clinic's."""
-    if actor.role not in SHARERS:
-        raise NotAllowed(actor.role)
+    for_anyone = can(actor, "share.manage_for_patient")
+    if not (for_anyone or can(actor, "share.manage_own")):
+        raise NotAllowed("share.manage_own", actor.role)
     patient = get_scoped(Patient, patient_id, actor.tenant_id)
     if patient is None:
         raise LookupError(patient_id)
-    if actor.role == PATIENT:
+    if not for_anyone:
         user = db.session.get(User, actor.user_id)
         if user is None or user.patient_id != patient.id:
             raise LookupError(patient_id)

@@ -15,9 +15,8 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 from redis import RedisError
 
-from ..access import admin_only, current_actor, patient_only, roles
+from ..access import current_actor, patient_only, requires
 from ..accounts.mfa import qr_svg_data_uri
-from ..accounts.models import ADMIN, COACH, DOCTOR, NURSE, PATIENT
 from ..clock import utcnow
 from ..extensions import htmx
 from ..jobs.queue import enqueue
@@ -33,8 +32,8 @@ bp = Blueprint("sharing", __name__)
 
 INVALID = 422
 SHARES_CHANGED = "shares-changed"  # an htmx event: the list of shares reloads itself
-staff_sharers = roles(ADMIN, DOCTOR, NURSE, COACH)
-sharers = roles(PATIENT, ADMIN, DOCTOR, NURSE, COACH)
+staff_sharers = requires("share.manage_for_patient")
+sharers = requires("share.manage_own", "share.manage_for_patient")
 
 
 # --- the list --------------------------------------------------------------------------------------------
@@ -316,7 +315,7 @@ def log(share_id: int):
 
 
 @bp.get("/admin/sharing")
-@admin_only
+@requires("share.overview")
 def overview():
     return render_page("sharing/overview.html", overview=sharing_overview(current_actor()))
 
