@@ -251,18 +251,32 @@ def passcode(token: str):
     if visit.passcode_ok or share.passcode_hash is None:
         return _go(url_for(".steps", token=token))
     if services.is_paused(share):
-        return _steps_page(token, share, visit, status=429)
-    if services.check_passcode(share, visit, request.form.get("passcode", ""), **_client()):
+        return _paused_page(token, share, visit)
+    checked = services.check_passcode(share, visit, request.form.get("passcode", ""), **_client())
+    if checked:
         return _go(url_for(".steps", token=token))
-    if services.is_paused(share):  # that was the last wrong one in a row
-        return _steps_page(token, share, visit, status=429)
+    if checked.paused_until:  # paused now (this was the last wrong one in a row, or another request's was)
+        db.session.refresh(share)
+        return _paused_page(token, share, visit)
+    tries = "1 more try" if checked.tries_left == 1 else f"{checked.tries_left} more tries"
+    # 401, with the tries left before the pause, as SMART Health Links answer a wrong passcode.
     return _steps_page(
         token,
         share,
         visit,
-        status=INVALID,
-        passcode_error="That passcode is not right. Check it and try again.",
+        status=401,
+        passcode_error=f"That passcode is not right. {tries} before this link pauses for "
+        f"{int(services.PAUSE_FOR.total_seconds() // 60)} minutes.",
     )
+
+
+def _paused_page(token: str, share: ShareLink, visit: ShareVisit) -> Response:
+    """429 while the link is paused, saying when it can be tried again (Retry-After in seconds)."""
+    response = _steps_page(token, share, visit, status=429)
+    if share.paused_until:
+        wait = max(1, int((share.paused_until - utcnow()).total_seconds()))
+        response.headers["Retry-After"] = str(wait)
+    return response
 
 
 @bp.post("/<token>/code/send")

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import PATIENT, Tenant, User
@@ -474,42 +474,77 @@ def is_paused(share: ShareLink) -> bool:
     return bool(share.paused_until and share.paused_until > utcnow())
 
 
-def check_passcode(share: ShareLink, visit: ShareVisit, passcode: str, *, ip, user_agent) -> bool:
-    """True when right. A wrong one is counted exactly (one UPDATE); the tenth in a row pauses the link."""
-    if is_paused(share):
-        return False
+@dataclass(frozen=True)
+class PasscodeCheck:
+    """The answer to one passcode try: right or not, the tries left before the link pauses, and until when
+    it is paused (naive UTC) when it is. Truthy when the passcode was right."""
+
+    ok: bool
+    tries_left: int
+    paused_until: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _claim_passcode_try(share_id: int, now: datetime) -> int | None:
+    """Take one passcode try before the (slow) hash is checked: the number of this try in the current run
+    of wrong ones, or None when the link is paused.
+
+    One guarded UPDATE, so parallel requests can never take more than PAUSE_AFTER_FAILURES tries per pause:
+    the try that reaches the limit pauses the link in the same statement (before its own hash is checked),
+    and the first try after a pause has ended starts the count again.
+    """
+    after_pause = ShareLink.paused_until.is_not(None)
+    number = case((after_pause, 1), else_=ShareLink.failed_passcodes + 1)
+    return db.session.execute(
+        update(ShareLink)
+        .where(
+            ShareLink.id == share_id,
+            or_(ShareLink.paused_until.is_(None), ShareLink.paused_until <= now),
+            or_(after_pause, ShareLink.failed_passcodes < PAUSE_AFTER_FAILURES),
+        )
+        .values(
+            failed_passcodes=number,
+            paused_until=case((number >= PAUSE_AFTER_FAILURES, now + PAUSE_FOR), else_=None),
+        )
+        .returning(ShareLink.failed_passcodes)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+
+
+def check_passcode(share: ShareLink, visit: ShareVisit, passcode: str, *, ip, user_agent) -> PasscodeCheck:
+    """Check one passcode try; at most PAUSE_AFTER_FAILURES tries are checked per pause, however many
+    arrive at once. The tenth wrong one in a row pauses the link for PAUSE_FOR and tells the patient."""
+    now = utcnow()
+    number = _claim_passcode_try(share.id, now)
+    db.session.commit()  # the try is taken before the hash is checked, whatever happens next
+    if number is None:
+        db.session.refresh(share)
+        return PasscodeCheck(False, 0, share.paused_until)
     if share.passcode_hash and verify_password(share.passcode_hash, passcode or ""):
-        db.session.execute(update(ShareLink).where(ShareLink.id == share.id).values(failed_passcodes=0))
+        db.session.execute(
+            update(ShareLink).where(ShareLink.id == share.id).values(failed_passcodes=0, paused_until=None)
+        )
         visit.passcode_ok = True
         log(share, EVENT_PASSCODE_OK, ip=ip, user_agent=user_agent)
         db.session.commit()
-        return True
-    failures = db.session.execute(
-        update(ShareLink)
-        .where(ShareLink.id == share.id)
-        .values(failed_passcodes=ShareLink.failed_passcodes + 1)
-        .returning(ShareLink.failed_passcodes)
-    ).scalar_one()
-    log(share, EVENT_PASSCODE_FAILED, ip=ip, user_agent=user_agent, detail=f"{failures} in a row")
-    if failures == PAUSE_AFTER_FAILURES:
-        db.session.execute(
-            update(ShareLink)
-            .where(ShareLink.id == share.id)
-            .values(failed_passcodes=0, paused_until=utcnow() + PAUSE_FOR)
-        )
-        log(share, EVENT_PAUSED, ip=ip, user_agent=user_agent)
-        notify = _notify_patient(
-            share,
-            f"The link you shared with {share.recipient_name} was paused for 15 minutes after "
-            f"{PAUSE_AFTER_FAILURES} wrong passcodes in a row. "
-            "Change its passcode if you did not expect this.",
-        )
+        return PasscodeCheck(True, PAUSE_AFTER_FAILURES)
+    log(share, EVENT_PASSCODE_FAILED, ip=ip, user_agent=user_agent, detail=f"{number} in a row")
+    if number < PAUSE_AFTER_FAILURES:
         db.session.commit()
-        if notify:
-            _email_patient(share, "paused")
-        return False
+        return PasscodeCheck(False, PAUSE_AFTER_FAILURES - number)
+    log(share, EVENT_PAUSED, ip=ip, user_agent=user_agent)
+    notify = _notify_patient(
+        share,
+        f"The link you shared with {share.recipient_name} was paused for 15 minutes after "
+        f"{PAUSE_AFTER_FAILURES} wrong passcodes in a row. "
+        "Change its passcode if you did not expect this.",
+    )
     db.session.commit()
-    return False
+    if notify:
+        _email_patient(share, "paused")
+    return PasscodeCheck(False, 0, now + PAUSE_FOR)
 
 
 def _code_digest(share: ShareLink, code: str) -> str:

@@ -317,8 +317,8 @@ def test_a_wrong_passcode_is_refused_and_the_right_one_opens_the_share(clinic, p
     assert steps.status_code == 200 and 'name="passcode"' in steps.get_data(as_text=True)
     assert browser.get("/summary").status_code == 303  # not yet: back to the landing page
     wrong = browser.passcode("not-the-passcode")
-    assert wrong.status_code == 422
-    assert "That passcode is not right" in wrong.get_data(as_text=True)
+    assert wrong.status_code == 401
+    assert "That passcode is not right. 9 more tries before this link pauses" in wrong.get_data(as_text=True)
     assert not browser.admitted()
     right = browser.passcode(PASSCODE)
     assert right.status_code == 303 and right.headers["Location"].endswith("/check")
@@ -337,8 +337,10 @@ def test_ten_wrong_passcodes_pause_the_link_and_tell_the_patient_and_a_right_one
     browser.start()
     start = datetime.now(UTC)
     with time_machine.travel(start, tick=False):
-        answers = [browser.passcode(f"guess-{n}").status_code for n in range(10)]
-    assert answers == [422] * 9 + [429]
+        pages = [browser.passcode(f"guess-{n}") for n in range(10)]
+    assert [page.status_code for page in pages] == [401] * 9 + [429]
+    assert "1 more try before this link pauses" in pages[8].get_data(as_text=True)
+    assert int(pages[9].headers["Retry-After"]) == 15 * 60
     notices = list(
         db.session.scalars(select(Notification).where(Notification.user_id == clinic["portal"].id))
     )

@@ -114,13 +114,44 @@ def test_parallel_wrong_passcodes_are_counted_exactly(app, clinic):
         return services.check_passcode(current, visit, "wrong-guess", ip="5.6.7.8", user_agent="t")
 
     outcomes = _parallel(8, app, guess)
-    assert outcomes == [False] * 8
+    assert [bool(outcome) for outcome in outcomes] == [False] * 8
+    assert sorted(outcome.tries_left for outcome in outcomes) == list(range(2, 10))
     db.session.expire_all()
     assert db.session.get(ShareLink, share_id).failed_passcodes == 8
     failures = db.session.scalars(
         select(ShareEvent).where(ShareEvent.share_id == share_id, ShareEvent.kind == "passcode_failed")
     ).all()
     assert len(failures) == 8
+
+
+def test_fifty_parallel_wrong_passcodes_check_the_hash_ten_times_and_pause_once(app, clinic, monkeypatch):
+    share = _share(clinic, passcode=PASSCODE).share
+    share_id = share.id
+    db.session.commit()
+    hashes, lock = [], threading.Lock()
+    checked = services.verify_password
+
+    def counting_verify(stored: str, given: str) -> bool:
+        with lock:
+            hashes.append(given)
+        return checked(stored, given)
+
+    monkeypatch.setattr(services, "verify_password", counting_verify)
+
+    def guess():
+        current = db.session.get(ShareLink, share_id)
+        visit, _cookie = services.start_visit(current)
+        return services.check_passcode(current, visit, "wrong-guess", ip="5.6.7.8", user_agent="t")
+
+    outcomes = _parallel(50, app, guess)
+    assert not any(outcomes)
+    assert len(hashes) == services.PAUSE_AFTER_FAILURES
+    assert sorted(outcome.tries_left for outcome in outcomes)[-1] == services.PAUSE_AFTER_FAILURES - 1
+    db.session.expire_all()
+    events = db.session.scalars(select(ShareEvent.kind).where(ShareEvent.share_id == share_id)).all()
+    assert events.count("passcode_failed") == services.PAUSE_AFTER_FAILURES
+    assert events.count("paused") == 1
+    assert services.is_paused(db.session.get(ShareLink, share_id))
 
 
 def test_ten_wrong_passcodes_in_a_row_pause_the_link_and_tell_the_patient(clinic, time_machine):
