@@ -410,7 +410,7 @@ def _first_number(ds: Dataset, keyword: str) -> float | None:
 def _date(ds: Dataset, keyword: str) -> date | None:
     value = _text(ds, keyword)
     try:
-        return datetime.strptime(value[:8], "%Y%m%d").date()
+        return datetime.strptime(value[:8], "%Y%m%d").date()  # noqa: DTZ007 - a calendar date
     except ValueError:
         return None
 

@@ -285,7 +285,7 @@ def _parse_time(text: str, zone: ZoneInfo) -> datetime | None:
     """A local date or date-and-time as naive UTC (a date alone means its midnight)."""
     for fmt in TIME_FORMATS:
         try:
-            local = datetime.strptime(text, fmt)
+            local = datetime.strptime(text, fmt)  # noqa: DTZ007 - naive: the clinic zone is attached next
         except ValueError:
             continue
         try:

@@ -6,11 +6,13 @@ are marked as such). Every page, fragment, export and file of the provider's sid
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from ..accounts.models import Tenant
+from ..clock import clinic_today
 from ..extensions import db
 from ..files.models import Attachment, AttachmentVersion
 from ..patients.models import Patient
@@ -64,7 +66,7 @@ class SharedContent:
         born = self.patient.date_of_birth
         if born is None:
             return None
-        today = date.today()
+        today = clinic_today(db.session.get(Tenant, self.share.tenant_id).timezone)
         return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
     def shows(self, kind: str) -> bool:

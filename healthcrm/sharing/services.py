@@ -27,7 +27,7 @@ from sqlalchemy.orm import selectinload
 from ..accounts.models import PATIENT, Tenant, User
 from ..accounts.secrets import hash_password, verify_password
 from ..audit.services import Actor, record_event
-from ..clock import local_to_utc, utcnow
+from ..clock import clinic_day_end, clinic_today, to_clinic_time, utcnow
 from ..errors import DomainError, NotAllowed
 from ..extensions import db
 from ..patients.models import Patient
@@ -99,8 +99,16 @@ class CreatedShare:
 
 def end_of_clinic_day(tenant_id: int, day: date) -> datetime:
     """The last second of `day` in the clinic's time, as naive UTC (how times are stored)."""
-    zone = db.session.get(Tenant, tenant_id).timezone
-    return local_to_utc(datetime.combine(day, datetime.max.time()).replace(microsecond=0), zone)
+    return clinic_day_end(day, _zone(tenant_id)) - timedelta(seconds=1)
+
+
+def _zone(tenant_id: int) -> str:
+    return db.session.get(Tenant, tenant_id).timezone
+
+
+def share_today(tenant_id: int) -> date:
+    """Today in the clinic's zone: the day a share's end date is counted from (not the UTC date)."""
+    return clinic_today(_zone(tenant_id))
 
 
 def token_hash(token: str) -> str:
@@ -195,9 +203,10 @@ def _validate(actor: Actor, patient: Patient, request: ShareRequest, now: dateti
             raise ShareError("Choose one or more of the patient's finalized records.", "scope_record_ids")
     if request.until is not None:
         expires = end_of_clinic_day(actor.tenant_id, request.until)
-        if request.until <= now.date():
+        today = share_today(actor.tenant_id)
+        if request.until <= today:
             raise ShareError("Choose a date after today.", "until")
-        if request.until > (now + timedelta(days=MAX_DAYS)).date():
+        if request.until > today + timedelta(days=MAX_DAYS):
             raise ShareError(f"A link can last at most {MAX_DAYS} days.", "until")
     else:
         if request.days not in DURATION_PRESETS:
@@ -293,7 +302,11 @@ def extend(actor: Actor, share_id: int, until: date) -> ShareLink:
     now = utcnow()
     if share.revoked_at:
         raise ShareError("A revoked link cannot be extended; share again instead.", "until")
-    if until <= now.date() or until > (share.created_at + timedelta(days=MAX_DAYS)).date():
+    if share.expires_at <= now:
+        # Its tokens are deleted when it expires (the sweep), so no date would make it open again.
+        raise ShareError("This link has expired and can no longer open; share again instead.", "until")
+    created_day = to_clinic_time(share.created_at, _zone(share.tenant_id)).date()
+    if until <= share_today(share.tenant_id) or until > created_day + timedelta(days=MAX_DAYS):
         raise ShareError(f"Choose a date after today and within {MAX_DAYS} days of sharing.", "until")
     share.expires_at = end_of_clinic_day(share.tenant_id, until)
     share.expired_marked_at = None  # the sweep marks it again when the new date passes

@@ -106,7 +106,7 @@ def _show_error(form: ShareForm, error: services.ShareError) -> None:
 
 
 def _form_page(form: ShareForm, patient_id: int, *, status: int = 200, added_row=None) -> Response:
-    today = utcnow().date()
+    today = services.share_today(current_user.tenant_id)
     return render_page(
         "sharing/new.html",
         block="panel",

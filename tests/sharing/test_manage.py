@@ -5,11 +5,12 @@ actions on a link, who may do what, the admins' overview and the patient's notif
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import default as default_policy
 
 import pytest
+import time_machine
 from sqlalchemy import JSON, String, Text, select
 
 from healthcrm.accounts.models import Tenant
@@ -583,3 +584,35 @@ def test_the_portal_home_lists_unread_notices_until_read(client, clinic):
     plain = client.post("/portal/notifications/read", data={})
     assert plain.status_code == 303 and plain.headers["Location"].endswith("/portal")
     assert "Notifications" not in client.get("/portal").get_data(as_text=True)
+
+
+def test_the_end_date_is_counted_from_the_clinics_day_not_utcs(client, clinic):
+    # 19:00 on 1 December in Chicago is already 2 December in UTC: "tomorrow" is 2 December for the clinic.
+    with time_machine.travel(datetime(2026, 12, 2, 1, 0, tzinfo=UTC), tick=False):
+        login(client, clinic["portal"].email)
+        page = client.get("/portal/shares/new").get_data(as_text=True)
+        assert 'min="2026-12-02"' in page
+        answer = client.post("/portal/shares/new", data=_form(days="date", until="2026-12-02"), headers=HX)
+        assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
+        [share] = _shares()
+        assert _clinic_day(share) == date(2026, 12, 2)
+        # Today (the clinic's) is refused with its reason.
+        today = client.post("/portal/shares/new", data=_form(days="date", until="2026-12-01"), headers=HX)
+        assert today.status_code == 422 and "Choose a date after today." in today.get_data(as_text=True)
+
+
+def test_an_expired_link_is_not_extended_and_nothing_changes(client, shared, app):
+    share = shared["share"]
+    expired_at = share.expires_at
+    with time_machine.travel(share.expires_at.replace(tzinfo=UTC) + timedelta(days=2), tick=False):
+        services.sweep_expired()
+        login(client, shared["portal"].email)
+        later = services.share_today(share.tenant_id) + timedelta(days=10)
+        refused = client.post(f"/shares/{share.id}/extend", data={"until": later.isoformat()}, headers=HX)
+        assert refused.status_code == 422
+        assert "This link has expired and can no longer open; share again instead." in refused.get_data(
+            as_text=True
+        )
+        db.session.refresh(share)
+        assert share.expires_at == expired_at and not _actions("share.extend")
+        assert services.resolve(shared["shown"]) is None
