@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import IO
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, current_app, redirect, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, redirect, request, url_for
 
 from ..access import public
 from ..accounts.models import Tenant
@@ -96,7 +96,12 @@ def _provider_headers(response: Response) -> Response:
 
 
 def _client() -> dict[str, str | None]:
-    return {"ip": request.remote_addr, "user_agent": request.headers.get("User-Agent")}
+    """Who is asking, for the share's access log and the audit event (with this request's id)."""
+    return {
+        "ip": request.remote_addr,
+        "user_agent": request.headers.get("User-Agent"),
+        "request_id": g.get("request_id"),
+    }
 
 
 def _open(token: str) -> tuple[ShareLink, ShareVisit | None]:

@@ -431,7 +431,15 @@ def resolve(token: str, *, allow_used_up: bool = False) -> ShareLink | None:
     return share
 
 
-def log(share: ShareLink, kind: str, *, ip: str | None, user_agent: str | None, detail: str | None = None):
+def log(
+    share: ShareLink,
+    kind: str,
+    *,
+    ip: str | None,
+    user_agent: str | None,
+    detail: str | None = None,
+    request_id: str | None = None,
+):
     """Add to the share's access log and the audit log (in the caller's transaction)."""
     db.session.add(
         ShareEvent(
@@ -441,7 +449,12 @@ def log(share: ShareLink, kind: str, *, ip: str | None, user_agent: str | None, 
     )  # fmt: skip
     record_event(
         Actor(
-            tenant_id=share.tenant_id, role="provider", share_link_id=share.id, ip=ip, user_agent=user_agent
+            tenant_id=share.tenant_id,
+            role="provider",
+            share_link_id=share.id,
+            ip=ip,
+            user_agent=user_agent,
+            request_id=request_id,
         ),
         f"share.{kind}",
         resource_type="share",
@@ -451,10 +464,12 @@ def log(share: ShareLink, kind: str, *, ip: str | None, user_agent: str | None, 
     )
 
 
-def log_view(share: ShareLink, what: str, *, ip: str | None, user_agent: str | None) -> None:
+def log_view(
+    share: ShareLink, what: str, *, ip: str | None, user_agent: str | None, request_id: str | None = None
+) -> None:
     """An admitted provider looked at part of the share (a tab, a file, the print view)."""
     db.session.execute(update(ShareLink).where(ShareLink.id == share.id).values(last_access_at=utcnow()))
-    log(share, EVENT_VIEW, ip=ip, user_agent=user_agent, detail=what)
+    log(share, EVENT_VIEW, ip=ip, user_agent=user_agent, request_id=request_id, detail=what)
     db.session.commit()
 
 
@@ -526,7 +541,9 @@ def _claim_passcode_try(share_id: int, now: datetime) -> int | None:
     ).scalar()
 
 
-def check_passcode(share: ShareLink, visit: ShareVisit, passcode: str, *, ip, user_agent) -> PasscodeCheck:
+def check_passcode(
+    share: ShareLink, visit: ShareVisit, passcode: str, *, ip, user_agent, request_id: str | None = None
+) -> PasscodeCheck:
     """Check one passcode try; at most PAUSE_AFTER_FAILURES tries are checked per pause, however many
     arrive at once. The tenth wrong one in a row pauses the link for PAUSE_FOR and tells the patient."""
     now = utcnow()
@@ -540,14 +557,21 @@ def check_passcode(share: ShareLink, visit: ShareVisit, passcode: str, *, ip, us
             update(ShareLink).where(ShareLink.id == share.id).values(failed_passcodes=0, paused_until=None)
         )
         visit.passcode_ok = True
-        log(share, EVENT_PASSCODE_OK, ip=ip, user_agent=user_agent)
+        log(share, EVENT_PASSCODE_OK, ip=ip, user_agent=user_agent, request_id=request_id)
         db.session.commit()
         return PasscodeCheck(True, PAUSE_AFTER_FAILURES)
-    log(share, EVENT_PASSCODE_FAILED, ip=ip, user_agent=user_agent, detail=f"{number} in a row")
+    log(
+        share,
+        EVENT_PASSCODE_FAILED,
+        ip=ip,
+        user_agent=user_agent,
+        request_id=request_id,
+        detail=f"{number} in a row",
+    )
     if number < PAUSE_AFTER_FAILURES:
         db.session.commit()
         return PasscodeCheck(False, PAUSE_AFTER_FAILURES - number)
-    log(share, EVENT_PAUSED, ip=ip, user_agent=user_agent)
+    log(share, EVENT_PAUSED, ip=ip, user_agent=user_agent, request_id=request_id)
     notify = _notify_patient(
         share,
         f"The link you shared with {share.recipient_name} was paused for 15 minutes after "
@@ -565,7 +589,7 @@ def _code_digest(share: ShareLink, code: str) -> str:
     return hmac.new(key, f"{share.id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def issue_code(share: ShareLink, *, ip, user_agent) -> str | None:
+def issue_code(share: ShareLink, *, ip, user_agent, request_id: str | None = None) -> str | None:
     """A new one-time code for the recipient's email (the job sends it), or None when too many were asked
     for in the last hour."""
     now = utcnow()
@@ -583,7 +607,14 @@ def issue_code(share: ShareLink, *, ip, user_agent) -> str | None:
             expires_at=now + CODE_LIFETIME,
         )
     )  # fmt: skip
-    log(share, EVENT_CODE_SENT, ip=ip, user_agent=user_agent, detail=_masked(share.recipient_email))
+    log(
+        share,
+        EVENT_CODE_SENT,
+        ip=ip,
+        user_agent=user_agent,
+        request_id=request_id,
+        detail=_masked(share.recipient_email),
+    )
     db.session.commit()
     return code
 
@@ -593,7 +624,9 @@ def _masked(email: str) -> str:
     return f"{local[:1]}…@{domain}"
 
 
-def verify_code(share: ShareLink, visit: ShareVisit, code: str, *, ip, user_agent) -> bool:
+def verify_code(
+    share: ShareLink, visit: ShareVisit, code: str, *, ip, user_agent, request_id: str | None = None
+) -> bool:
     """The latest unused, unexpired code; each code allows CODE_MAX_ATTEMPTS tries and works once."""
     now = utcnow()
     latest = db.session.scalar(
@@ -604,7 +637,14 @@ def verify_code(share: ShareLink, visit: ShareVisit, code: str, *, ip, user_agen
     )
     code = (code or "").strip().replace(" ", "")
     if latest is None or latest.attempts >= CODE_MAX_ATTEMPTS:
-        log(share, EVENT_CODE_FAILED, ip=ip, user_agent=user_agent, detail="no valid code")
+        log(
+            share,
+            EVENT_CODE_FAILED,
+            ip=ip,
+            user_agent=user_agent,
+            request_id=request_id,
+            detail="no valid code",
+        )
         db.session.commit()
         return False
     # The attempt is counted first, in one statement, so parallel guesses cannot share one attempt.
@@ -619,7 +659,7 @@ def verify_code(share: ShareLink, visit: ShareVisit, code: str, *, ip, user_agen
         or attempts > CODE_MAX_ATTEMPTS
         or not hmac.compare_digest(_code_digest(share, code), latest.code_hash)
     ):
-        log(share, EVENT_CODE_FAILED, ip=ip, user_agent=user_agent)
+        log(share, EVENT_CODE_FAILED, ip=ip, user_agent=user_agent, request_id=request_id)
         db.session.commit()
         return False
     used = db.session.execute(
@@ -629,12 +669,12 @@ def verify_code(share: ShareLink, visit: ShareVisit, code: str, *, ip, user_agen
         db.session.commit()
         return False
     visit.email_ok = True
-    log(share, EVENT_CODE_VERIFIED, ip=ip, user_agent=user_agent)
+    log(share, EVENT_CODE_VERIFIED, ip=ip, user_agent=user_agent, request_id=request_id)
     db.session.commit()
     return True
 
 
-def admit(share: ShareLink, visit: ShareVisit, *, ip, user_agent) -> bool:
+def admit(share: ShareLink, visit: ShareVisit, *, ip, user_agent, request_id: str | None = None) -> bool:
     """Once a visit has passed every check, count it as one open (at most `max_opens` in all, however many
     arrive at once). True when the visit may see the share."""
     if not (visit.passcode_ok and visit.email_ok):
@@ -657,7 +697,7 @@ def admit(share: ShareLink, visit: ShareVisit, *, ip, user_agent) -> bool:
         .values(first_opened_at=now)
     ).rowcount
     visit.opened = True
-    log(share, EVENT_OPEN, ip=ip, user_agent=user_agent)
+    log(share, EVENT_OPEN, ip=ip, user_agent=user_agent, request_id=request_id)
     notify = first and _notify_patient(share, f"{share.recipient_name} opened the records you shared.")
     db.session.commit()
     if notify:
@@ -665,7 +705,9 @@ def admit(share: ShareLink, visit: ShareVisit, *, ip, user_agent) -> bool:
     return True
 
 
-def count_download(share: ShareLink, kind: str, *, ip, user_agent, detail: str | None = None) -> bool:
+def count_download(
+    share: ShareLink, kind: str, *, ip, user_agent, detail: str | None = None, request_id: str | None = None
+) -> bool:
     """Count one download or export against `max_downloads` (one guarded UPDATE). False when not allowed."""
     if not share.allow_download:
         return False
@@ -680,7 +722,7 @@ def count_download(share: ShareLink, kind: str, *, ip, user_agent, detail: str |
     if not counted:
         db.session.rollback()
         return False
-    log(share, kind, ip=ip, user_agent=user_agent, detail=detail)
+    log(share, kind, ip=ip, user_agent=user_agent, request_id=request_id, detail=detail)
     db.session.commit()
     return True
 

@@ -22,6 +22,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from healthcrm.accounts.secrets import hash_password
+from healthcrm.audit.models import AuditEvent
 from healthcrm.audit.services import Actor
 from healthcrm.clock import utc_to_local, utcnow
 from healthcrm.extensions import db, limiter
@@ -751,3 +752,18 @@ def test_a_share_of_one_clinic_never_shows_another_clinics_data(clinic, provider
     )
     db.session.commit()
     assert browser.get(f"/export/pdf/{'b' * 36}/download").status_code == 404
+
+
+def test_every_share_event_carries_its_requests_id(clinic, provider):
+    share = make_share(clinic["patient"], passcode_hash=hash_password(PASSCODE))
+    browser = provider(share)
+    browser.start()
+    wrong = browser.passcode("not-the-passcode")
+    right = browser.passcode(PASSCODE)
+    events = {
+        event.action: event.request_id
+        for event in db.session.scalars(select(AuditEvent).where(AuditEvent.actor_share_link_id == share.id))
+    }
+    assert events["share.passcode_failed"] == wrong.headers["X-Request-ID"]
+    assert events["share.passcode_ok"] == right.headers["X-Request-ID"]
+    assert all(events.values()), events
