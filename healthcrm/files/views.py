@@ -111,6 +111,10 @@ def local_download(token: str) -> Response:
     return response
 
 
+# What a form upload carries besides the file (key, Content-Type and policy fields, multipart boundaries).
+FORM_FIELDS_MAX_BYTES = 64 * 1024
+
+
 @bp.post("/local-upload/<token>")
 @public
 @csrf.exempt
@@ -123,6 +127,16 @@ def local_upload(token: str) -> Response:
         abort(403)
     except SignedURLInvalidError:
         abort(404)
+    # Compare the signed limit before reading anything: reading the form would first take in up to the
+    # app-wide MAX_CONTENT_LENGTH (50 MB) for a file the grant refuses anyway.
+    limit = grant.max_bytes + FORM_FIELDS_MAX_BYTES
+    if request.content_length is None:
+        return _refuse(411, "Send the upload with its Content-Length.")
+    if request.content_length > limit:
+        return _refuse(
+            413, f"The upload is {request.content_length} bytes; it may have at most {grant.max_bytes} bytes."
+        )
+    request.max_content_length = limit
     upload = request.files.get("file")
     if upload is None or upload.stream is None:
         return _refuse(400, "The form has no file field named 'file'.")

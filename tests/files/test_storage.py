@@ -534,6 +534,14 @@ def test_local_presigned_post(files_app: Flask) -> None:
     assert post(b"%PDF", key=new_key()).status_code == 400
     assert storage.head(key) is None
 
+    # A body far over the signed limit is refused from its Content-Length, before the form is read (the
+    # answer names the body's size, which only the header gives).
+    refused = post(b"x" * (2 * MiB))
+    assert refused.status_code == 413
+    assert refused.get_json()["error"].startswith("The upload is ")
+    assert "it may have at most 1000 bytes" in refused.get_json()["error"]
+    assert storage.head(key) is None
+
     done = post(b"%PDF referral")
 
     assert done.status_code == 204
