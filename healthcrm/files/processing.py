@@ -27,7 +27,7 @@ from .models import (
 )
 from .services import read_version
 from .storage import LocalStorage, Storage, get_storage, validate_key
-from .uploads import audit_file
+from .uploads import audit_file, queue_previews
 
 THUMBNAIL_KINDS = frozenset({"jpeg", "png", "tiff", "heic"})
 PREVIEW_KINDS = THUMBNAIL_KINDS | {"dicom"}
@@ -82,6 +82,7 @@ def scan_version(version_id: int) -> str:
         version.scan_status = SCAN_CLEAN
         audit_file(actor, "attachment.scan_clean", version.attachment_id, version.attachment.patient_id)
         db.session.commit()
+        queue_previews(version)
         return SCAN_CLEAN
     _quarantine(version)
     version.scan_status, version.scan_signature = SCAN_INFECTED, (result.signature or "unknown")[:200]
@@ -137,6 +138,9 @@ def _tell_uploader(version: AttachmentVersion) -> None:
     )
 
 
+WAITING_FOR_SCAN = "waiting for scan"
+
+
 def make_previews(version_id: int) -> str:
     """Thumbnails for images; for DICOM the main metadata, the first frame as PNG and its thumbnail."""
     version = db.session.get(AttachmentVersion, version_id)
@@ -146,6 +150,9 @@ def make_previews(version_id: int) -> str:
         version.preview_status = PREVIEW_NONE
         db.session.commit()
         return PREVIEW_NONE
+    if not version.openable:
+        # Pillow and pydicom never parse a file clamd has not passed: the clean scan queues this again.
+        return WAITING_FOR_SCAN
     if version.kind not in PREVIEW_KINDS:
         # PDFs open in the browser; text shows as text: nothing to render.
         version.preview_status = PREVIEW_NONE

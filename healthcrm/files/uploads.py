@@ -423,13 +423,22 @@ def _check_and_keep(actor: Actor, session: UploadSession, storage: Storage) -> A
     return version
 
 
+def queue_previews(version: AttachmentVersion) -> None:
+    """Queue the preview job of a version that may be opened (scanned clean, or no scanner)."""
+    from ..jobs.queue import enqueue
+
+    if version.openable and version.preview_status == PREVIEW_PENDING:
+        enqueue("files.preview", version.id, tenant_id=version.tenant_id, label="Preview")
+
+
 def _after_upload(version: AttachmentVersion) -> None:
     """Queue the scan (when clamd is configured) and the preview."""
     from ..jobs.queue import enqueue
 
     if version.scan_status == SCAN_PENDING:
         enqueue("files.scan", version.id, tenant_id=version.tenant_id, label="Virus scan")
-    enqueue("files.preview", version.id, tenant_id=version.tenant_id, label="Preview")
+    # Previews wait for a clean scan: the scan job queues them (processing.scan_version).
+    queue_previews(version)
 
 
 def _recount(record: MedicalRecord) -> None:

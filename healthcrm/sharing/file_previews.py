@@ -31,6 +31,10 @@ IMAGE_KINDS = frozenset({"jpeg", "png", "tiff"})
 
 
 def previewable(version: AttachmentVersion) -> bool:
+    """Whether the provider gets a watermarked preview: never before a clean scan (no decoder runs on a
+    file clamd has not passed)."""
+    if not version.openable:
+        return False
     if version.kind == "pdf" or version.kind in IMAGE_KINDS:
         return True
     return bool(version.image_key or version.preview_key)

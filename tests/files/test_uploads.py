@@ -17,8 +17,10 @@ from sqlalchemy import func, select
 from healthcrm.audit.models import AuditEvent
 from healthcrm.audit.services import Actor
 from healthcrm.extensions import db
-from healthcrm.files import processing, services, uploads
+from healthcrm.files import previews, processing, services, uploads
 from healthcrm.files.models import (
+    PREVIEW_PENDING,
+    PREVIEW_READY,
     SCAN_CLEAN,
     SCAN_INFECTED,
     SCAN_NOT_SCANNED,
@@ -266,6 +268,25 @@ def test_a_pending_scan_keeps_the_file_closed(app, inline_jobs, clinic):
         services.open_version(clinic["actor"], version.attachment_id, version.id, inline=False)
     assert SCAN_PENDING  # the state a new upload starts in when clamd is configured
     assert processing.quarantine_key(version).startswith(f"{clinic['tenant'].id}/quarantine/")
+
+
+def test_no_decoder_runs_on_a_file_before_its_clean_scan(app, inline_jobs, clinic, monkeypatch):
+    decoded = []
+    monkeypatch.setattr(previews, "thumbnail", lambda *args, **kwargs: decoded.append(args) or None)
+    app.config.update(CLAMD_HOST="127.0.0.1", CLAMD_PORT=1)  # nothing listens: the scan stays pending
+    version = _upload(app, clinic, "scan.png", PNG)
+    assert processing.make_previews(version.id) == processing.WAITING_FOR_SCAN
+    db.session.expire_all()
+    version = db.session.get(AttachmentVersion, version.id)
+    assert decoded == [] and version.preview_status == PREVIEW_PENDING and version.preview_key is None
+
+
+def test_a_clean_scan_queues_the_previews(app, inline_jobs, clinic, clamd_server):
+    app.config.update(CLAMD_HOST=clamd_server.host, CLAMD_PORT=clamd_server.port)
+    version = _upload(app, clinic, "scan.png", PNG)
+    db.session.expire_all()
+    version = db.session.get(AttachmentVersion, version.id)
+    assert version.scan_status == SCAN_CLEAN and version.preview_status == PREVIEW_READY
 
 
 def test_ensure_bucket_command_sets_cors_for_the_public_url(app, moto_url):
