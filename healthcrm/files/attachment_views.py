@@ -113,6 +113,11 @@ def _malformed(error):
     return _api_error(400, str(error))
 
 
+@bp.errorhandler(uploads.UploadBusy)
+def _busy(error):
+    return _api_error(409, error.reason, state="completing")
+
+
 @bp.errorhandler(uploads.UploadRejected)
 def _rejected(error):
     return _api_error(INVALID, error.reason, state="rejected")

@@ -34,6 +34,7 @@ OPENABLE_SCAN_STATES = frozenset({SCAN_CLEAN, SCAN_NOT_SCANNED})
 
 # Upload states.
 UPLOADING = "uploading"
+UPLOAD_COMPLETING = "completing"  # claimed by one "complete" request while it checks the file
 UPLOAD_DONE = "done"
 UPLOAD_REJECTED = "rejected"
 UPLOAD_ABORTED = "aborted"

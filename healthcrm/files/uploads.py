@@ -20,13 +20,15 @@ import os
 import secrets
 import tempfile
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import IO
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 
 from ..accounts.models import Tenant
 from ..audit.services import Actor, record_event
+from ..clock import utcnow
 from ..extensions import db
 from ..files.storage import (
     MULTIPART_MIN_PART_BYTES,
@@ -45,6 +47,7 @@ from .models import (
     SCAN_NOT_SCANNED,
     SCAN_PENDING,
     UPLOAD_ABORTED,
+    UPLOAD_COMPLETING,
     UPLOAD_DONE,
     UPLOAD_REJECTED,
     UPLOADING,
@@ -56,10 +59,20 @@ from .models import (
 MULTIPART_ABOVE_BYTES = 5 * 1024 * 1024
 PART_BYTES = 8 * 1024 * 1024  # >= S3's 5 MiB minimum; 1 GB is 128 parts
 MAX_PARTS = 10_000
+# A claim to complete an upload older than this belongs to a request that died (checking a 2 GB file takes
+# well under a minute): another "complete" may take it over.
+COMPLETION_STALE_AFTER = timedelta(minutes=15)
 PART_URLS_PER_CALL = 100
 UPLOAD_URL_SECONDS = 3600
 S3_STORAGE_CLASS = "INTELLIGENT_TIERING"
 MAX_NAME_CHARS = 255
+
+
+class UploadBusy(Exception):
+    """Another request is completing this upload right now (a double click, a retry): answered 409, and
+    nothing is deleted or changed by this one."""
+
+    reason = "This upload is being completed already; wait a moment and reload the page."
 
 
 class UploadRejected(Exception):
@@ -326,7 +339,12 @@ def complete_upload(
     session = get_upload(actor, public_id)
     if session.status == UPLOAD_DONE and session.version is not None:
         return session.version  # a retried "complete" after a lost answer
-    if session.status != UPLOADING:
+    if not _claim_for_completion(session):
+        db.session.refresh(session)
+        if session.status == UPLOAD_DONE and session.version is not None:
+            return session.version  # the other request finished meanwhile
+        if session.status == UPLOAD_COMPLETING:
+            raise UploadBusy()
         raise UploadRejected(session.error or "This upload is no longer open.")
     storage = _storage()
     try:
@@ -353,6 +371,29 @@ def complete_upload(
         _reject(actor, session, storage, rejected.reason)
         raise
     return version
+
+
+def _claim_for_completion(session: UploadSession) -> bool:
+    """Take the upload for this request with one guarded UPDATE, committed at once: of two "complete"
+    requests for one upload only one checks the file, keeps it or deletes it (the other gets 409). A claim
+    older than COMPLETION_STALE_AFTER (its process died) may be taken again."""
+    stale = utcnow() - COMPLETION_STALE_AFTER
+    claimed = db.session.execute(
+        update(UploadSession)
+        .where(
+            UploadSession.id == session.id,
+            or_(
+                UploadSession.status == UPLOADING,
+                (UploadSession.status == UPLOAD_COMPLETING) & (UploadSession.updated_at < stale),
+            ),
+        )
+        .values(status=UPLOAD_COMPLETING, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if claimed:
+        db.session.refresh(session)
+    return bool(claimed)
 
 
 def _reject(actor: Actor, session: UploadSession, storage: Storage, reason: str) -> None:
@@ -384,9 +425,23 @@ def _check_and_keep(actor: Actor, session: UploadSession, storage: Storage) -> A
         storage, session, sniffed, head
     )
     stored = storage.head(key)
+    # From here on, one upload at a time per record: the guarded UPDATE takes the record's row (the write
+    # lock on SQLite), so two files of one name become one attachment with two versions, numbered from
+    # what is stored now (never a stale max() + 1).
+    db.session.execute(
+        update(MedicalRecord)
+        .where(MedicalRecord.id == session.record_id)
+        .values(attachment_count=MedicalRecord.attachment_count)
+        .execution_options(synchronize_session=False)
+    )
     record = db.session.get(MedicalRecord, session.record_id)
     attachment = _attachment_for(actor, session, record)
-    number = (max((v.number for v in attachment.versions), default=0)) + 1
+    number = (
+        db.session.scalar(
+            select(func.max(AttachmentVersion.number)).where(AttachmentVersion.attachment_id == attachment.id)
+        )
+        or 0
+    ) + 1
     version = AttachmentVersion(
         tenant_id=actor.tenant_id,
         attachment=attachment,
