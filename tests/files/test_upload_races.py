@@ -10,7 +10,8 @@ from healthcrm.files import uploads
 from healthcrm.files.models import Attachment, AttachmentVersion
 from healthcrm.files.storage import get_storage
 from tests.concurrency import parallel
-from tests.files.test_uploads import _send, clinic  # noqa: F401 - the fixture
+from tests.files.test_uploads import _send
+from tests.files.test_uploads import clinic as _clinic_fixture  # noqa: F401 - the `clinic` fixture
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
