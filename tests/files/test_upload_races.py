@@ -3,6 +3,7 @@ and two files of one name completed at the same moment. Nothing is lost, nothing
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from healthcrm.extensions import db
@@ -10,8 +11,13 @@ from healthcrm.files import uploads
 from healthcrm.files.models import Attachment, AttachmentVersion
 from healthcrm.files.storage import get_storage
 from tests.concurrency import parallel
-from tests.files.test_uploads import _send
-from tests.files.test_uploads import clinic as _clinic_fixture  # noqa: F401 - the `clinic` fixture
+from tests.files.test_uploads import _send, make_upload_clinic
+
+
+@pytest.fixture
+def clinic(app):
+    return make_upload_clinic()
+
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 

@@ -68,6 +68,11 @@ def moto_url_or_none(request):
 
 @pytest.fixture
 def clinic(app):
+    return make_upload_clinic()
+
+
+def make_upload_clinic() -> dict:
+    """A clinic with a doctor, a patient and a record to attach files to."""
     tenant = make_tenant()
     doctor = make_user(tenant, "doctor")
     patient = make_patient(tenant)
