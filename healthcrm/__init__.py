@@ -11,8 +11,59 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import counters as counters_module
+from . import web
+from .accounts import models as accounts_module
+from .accounts.views import bp as accounts_bp
+from .audit import models as audit_module
+from .audit.cli import audit_cli
+from .audit.views import bp as audit_bp
 from .config import load_config
+from .demo.cli import demo_command
 from .extensions import csrf, db, htmx, limiter, login_manager, migrate
+from .files import models as files_module
+from .files import tasks as file_tasks_module
+from .files.attachment_views import bp as attachments_bp
+from .files.cli import files_cli
+from .files.views import bp as files_bp
+from .jobs import models as jobs_module
+from .jobs import tasks as tasks_module
+from .jobs.periodic import periodic_cli
+from .jobs.views import bp as jobs_bp
+from .mail.views import bp as mail_bp
+from .patients import models as patients_module
+from .patients.views import bp as patients_bp
+from .portal.views import bp as portal_bp
+from .records import models as records_module
+from .records import search as search_module
+from .records.icd10 import icd10_cli
+from .records.lab_views import bp as labs_bp
+from .records.views import bp as records_bp
+from .sharing import export_tasks as sharing_export_tasks_module
+from .sharing import models as sharing_module
+from .sharing import tasks as sharing_tasks_module
+from .sharing.provider_views import bp as provider_bp
+from .sharing.views import bp as sharing_bp
+from .web import bp as web_bp
+from .web import start_request
+
+# Imported for what they register: every model (so metadata, create_all and Alembic see them all), the
+# registered job functions, and the search index's DDL and session hook.
+MODULES_THAT_REGISTER = (
+    counters_module,
+    accounts_module,
+    audit_module,
+    files_module,
+    file_tasks_module,
+    jobs_module,
+    tasks_module,
+    patients_module,
+    records_module,
+    search_module,
+    sharing_export_tasks_module,
+    sharing_module,
+    sharing_tasks_module,
+)
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -28,8 +79,6 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     # Request ids first, so that even a request refused by CSRF or size checks has one in its logs.
-    from .web import start_request
-
     app.before_request(start_request)
     register_extensions(app)
     register_blueprints(app)
@@ -45,20 +94,6 @@ def register_extensions(app: Flask) -> None:
     htmx.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
-    # Import every model so metadata (create_all, Alembic) sees them all.
-    from . import counters as _counters  # noqa: F401
-    from .accounts import models as _accounts  # noqa: F401
-    from .audit import models as _audit  # noqa: F401
-    from .files import models as _files  # noqa: F401
-    from .files import tasks as _file_tasks  # noqa: F401
-    from .jobs import models as _jobs  # noqa: F401
-    from .jobs import tasks as _tasks  # noqa: F401
-    from .patients import models as _patients  # noqa: F401
-    from .records import models as _records  # noqa: F401
-    from .records import search as _search  # noqa: F401  (search index DDL and its session hook)
-    from .sharing import export_tasks as _sharing_export_tasks  # noqa: F401
-    from .sharing import models as _sharing  # noqa: F401
-    from .sharing import tasks as _sharing_tasks  # noqa: F401
 
 
 @event.listens_for(Engine, "connect")
@@ -75,19 +110,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .accounts.views import bp as accounts_bp
-    from .audit.views import bp as audit_bp
-    from .files.attachment_views import bp as attachments_bp
-    from .files.views import bp as files_bp
-    from .jobs.views import bp as jobs_bp
-    from .mail.views import bp as mail_bp
-    from .patients.views import bp as patients_bp
-    from .portal.views import bp as portal_bp
-    from .records.lab_views import bp as labs_bp
-    from .records.views import bp as records_bp
-    from .sharing.provider_views import bp as provider_bp
-    from .sharing.views import bp as sharing_bp
-    from .web import bp as web_bp
 
     for blueprint in (
         web_bp,
@@ -108,17 +130,11 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
-    from . import web
 
     web.install(app)
 
 
 def register_commands(app: Flask) -> None:
-    from .audit.cli import audit_cli
-    from .demo.cli import demo_command
-    from .files.cli import files_cli
-    from .jobs.periodic import periodic_cli
-    from .records.icd10 import icd10_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_command)

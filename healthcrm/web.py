@@ -20,6 +20,8 @@ from limits.errors import StorageError
 from werkzeug.exceptions import Forbidden, HTTPException
 
 from .access import current_actor, enforce_access, public
+from .accounts import mfa
+from .accounts.sessions import load_live_session
 from .audit.services import DENIED, record_event
 from .clock import DISPLAY_FORMAT, clinic_today, format_clinic_time
 from .errors import DomainError, NotAllowed, NotFound
@@ -109,8 +111,6 @@ def healthz():
 
 
 def _load_user_from_cookie(_request):
-    from .accounts import mfa
-    from .accounts.sessions import load_live_session
 
     row = load_live_session(request.cookies.get(current_app.config["AUTH_COOKIE_NAME"]))
     if row is None:

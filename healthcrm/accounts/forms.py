@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from .models import ROLE_LABELS, STAFF_ROLES
 
@@ -28,8 +28,6 @@ class NewPasswordForm(FlaskForm):
 
     def validate_confirm(self, field):
         if field.data != self.password.data:
-            from wtforms.validators import ValidationError
-
             raise ValidationError("The two passwords are not the same.")
 
 

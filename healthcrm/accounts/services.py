@@ -17,8 +17,10 @@ from ..clock import utcnow
 from ..config import INVITATION_DAYS, PASSWORD_RESET_MINUTES
 from ..errors import DomainError
 from ..extensions import db
+from ..jobs.queue import enqueue
+from ..patients.models import Patient
 from ..tenancy import get_scoped
-from .models import ADMIN, PATIENT, STAFF_ROLES, AccountToken, User, UserSession
+from .models import ADMIN, PATIENT, STAFF_ROLES, AccountToken, Tenant, User, UserSession
 from .secrets import hash_password, new_token, password_problem, token_digest, verify_password
 from .sessions import open_session, revoke_sessions
 
@@ -179,7 +181,6 @@ def request_password_reset(email: str, actor: Actor) -> None:
     neither its answer nor its timing tells whether the address has an account: the job decides
     (`prepare_requested_reset`) and audits.
     """
-    from ..jobs.queue import enqueue
 
     enqueue(
         "accounts.email_password_reset",
@@ -293,7 +294,6 @@ def invite_staff(actor: Actor, email: str, full_name: str, role: str) -> User:
 
 def invite_patient(actor: Actor, patient_id: int, email: str) -> User:
     """Give a patient a portal account and email them a link to set their password."""
-    from ..patients.models import Patient
 
     patient = get_scoped(Patient, patient_id, actor.tenant_id)
     if patient is None:
@@ -331,7 +331,6 @@ def invite_patient(actor: Actor, patient_id: int, email: str) -> User:
 
 
 def _send_invitation(user: User) -> None:
-    from ..jobs.queue import enqueue
 
     enqueue(
         "accounts.email_invitation", user.id, tenant_id=user.tenant_id, label=f"Invitation for {user.email}"
@@ -435,7 +434,6 @@ def prepare_invitation_link(user_id: int) -> OutgoingLink | None:
 
 def set_mfa_required(actor: Actor, required: bool) -> None:
     """Clinic setting: staff must use two-step sign-in (those without it enrol at their next page)."""
-    from .models import Tenant
 
     tenant = db.session.get(Tenant, actor.tenant_id)
     if tenant.mfa_required_for_staff != required:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import tempfile
 from collections.abc import Iterator
 from typing import IO
@@ -206,6 +207,5 @@ def _seekable_copy(storage: Storage, version: AttachmentVersion) -> Iterator[IO[
 
 
 def _bytes_io(data: bytes):
-    import io
 
     return io.BytesIO(data)

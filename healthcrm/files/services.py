@@ -32,6 +32,7 @@ from .models import (
     ACCESS_DOWNLOAD,
     ACCESS_VIEW,
     SCAN_INFECTED,
+    UPLOADING,
     Attachment,
     AttachmentVersion,
     FileAccess,
@@ -114,7 +115,6 @@ def record_attachments(actor: Actor, record_id: int) -> list[Attachment]:
 
 def open_uploads(actor: Actor, record_id: int) -> list[UploadSession]:
     """The actor's unfinished uploads on the record (resumable after a reload)."""
-    from .models import UPLOADING
 
     return list(
         db.session.scalars(

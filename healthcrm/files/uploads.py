@@ -38,6 +38,7 @@ from ..files.storage import (
     get_storage,
     make_key,
 )
+from ..jobs.queue import enqueue
 from ..records.models import MedicalRecord
 from ..records.services import WRITERS, NotAllowed
 from ..tenancy import get_scoped, scoped
@@ -480,7 +481,6 @@ def _check_and_keep(actor: Actor, session: UploadSession, storage: Storage) -> A
 
 def queue_previews(version: AttachmentVersion) -> None:
     """Queue the preview job of a version that may be opened (scanned clean, or no scanner)."""
-    from ..jobs.queue import enqueue
 
     if version.openable and version.preview_status == PREVIEW_PENDING:
         enqueue("files.preview", version.id, tenant_id=version.tenant_id, label="Preview")
@@ -488,7 +488,6 @@ def queue_previews(version: AttachmentVersion) -> None:
 
 def _after_upload(version: AttachmentVersion) -> None:
     """Queue the scan (when clamd is configured) and the preview."""
-    from ..jobs.queue import enqueue
 
     if version.scan_status == SCAN_PENDING:
         enqueue("files.scan", version.id, tenant_id=version.tenant_id, label="Virus scan")

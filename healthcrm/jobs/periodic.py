@@ -14,9 +14,11 @@ from datetime import timedelta
 
 import click
 from flask.cli import AppGroup
-from rq import Queue
+from rq import Queue, get_current_job
 
+from ..extensions import db
 from .registry import RegisteredJob, worker_function
+from .runner import _app
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,6 @@ def ensure_scheduled(queue: Queue) -> None:
 @worker_function
 def run(name: str) -> str:
     """Run one periodic task in the worker's app, then schedule its next run."""
-    from rq import get_current_job
-
-    from ..extensions import db
-    from .runner import _app
 
     app = _app()
     with app.app_context():

@@ -23,7 +23,7 @@ def _app() -> Flask:
     if has_app_context():
         return current_app._get_current_object()  # type: ignore[attr-defined]
     if _worker_app is None:
-        from .. import create_app
+        from .. import create_app  # noqa: PLC0415 - the package imports this module: no cycle at import time
 
         _worker_app = create_app()
     return _worker_app

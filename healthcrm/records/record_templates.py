@@ -13,7 +13,7 @@ from ..extensions import db
 from ..permissions import require
 from ..tenancy import get_scoped, scoped
 from .icd10 import find_code
-from .models import RecordTemplate, TemplateVersion
+from .models import MedicalRecord, RecordTemplate, TemplateVersion
 from .services import RecordError
 
 SECTIONS = {
@@ -198,7 +198,6 @@ def set_template_active(actor: Actor, template_id: int, active: bool) -> RecordT
 
 def version_counts(tenant_id: int) -> dict[int, int]:
     """How many records came from each template (any version), for the templates page."""
-    from .models import MedicalRecord
 
     rows = db.session.execute(
         select(TemplateVersion.template_id, func.count(MedicalRecord.id))

@@ -26,6 +26,8 @@ from ..paging import PageWindow
 from ..patients.models import Patient
 from ..permissions import require, roles_for
 from ..tenancy import get_scoped, scoped
+from .icd10 import find_code
+from .labs import read_lab_rows, stage_lab_results
 from .models import (
     ASCITES,
     DRAFT,
@@ -298,7 +300,6 @@ def clinic_doctors(tenant_id: int) -> list[User]:
 
 
 def _validate(actor: Actor, data: RecordInput) -> None:
-    from .icd10 import find_code
 
     if not data.chief_complaint.strip():
         raise RecordError("Enter the chief complaint.", "chief_complaint")
@@ -340,7 +341,6 @@ def _validate(actor: Actor, data: RecordInput) -> None:
 
 def _apply(record: MedicalRecord, data: RecordInput) -> list[str]:
     """Copy the input onto the record; return the names of the fields that changed."""
-    from .icd10 import find_code
 
     changed = []
     for name in SCALAR_FIELDS:
@@ -395,8 +395,6 @@ def _apply(record: MedicalRecord, data: RecordInput) -> list[str]:
 
 def _stage_labs(actor: Actor, record: MedicalRecord, data: RecordInput) -> bool:
     """Add the form's new lab rows to the record, in the record's transaction. True when there were any."""
-    from ..accounts.models import Tenant
-    from .labs import read_lab_rows, stage_lab_results
 
     zone = db.session.get(Tenant, actor.tenant_id).timezone
     rows, errors = read_lab_rows(data.lab_rows, zone=zone)

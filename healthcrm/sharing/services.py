@@ -30,6 +30,7 @@ from ..audit.services import Actor, record_event
 from ..clock import clinic_day_end, clinic_today, to_clinic_time, utcnow
 from ..errors import DomainError, NotAllowed
 from ..extensions import db
+from ..jobs.queue import enqueue
 from ..patients.models import Patient
 from ..permissions import can
 from ..records.models import FINALIZED, MedicalRecord
@@ -343,7 +344,6 @@ def send_again(actor: Actor, share_id: int) -> ShareLink:
         actor, "share.resend", resource_type="share", resource_id=share.id, patient_id=share.patient_id
     )
     db.session.commit()
-    from ..jobs.queue import enqueue
 
     enqueue(
         "sharing.email_share",
@@ -760,6 +760,5 @@ def _notify_patient(share: ShareLink, text: str) -> bool:
 
 
 def _email_patient(share: ShareLink, kind: str) -> None:
-    from ..jobs.queue import enqueue
 
     enqueue("sharing.email_patient", share.id, kind, tenant_id=share.tenant_id, label="Share notice")
