@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from healthcrm import create_app
 from healthcrm.config import ConfigError
 from tests.factories import login, make_patient, make_tenant, make_user
@@ -62,6 +64,7 @@ def test_htmx_requests_send_the_token_in_a_header(app, client):
     assert response.status_code == 303
 
 
+@pytest.mark.own_app  # it adds a route
 def test_error_pages_are_generic(app, client):
     @app.get("/boom")
     def boom():
