@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 export FLASK_APP := wsgi
 
-.PHONY: install run test lint worker migrate demo clean
+.PHONY: install run test test-time-travel lint worker migrate demo clean
+# Two test processes (pytest-xdist): each has its own app, database, outbox, queue and ports (tests/conftest.py).
+TEST_PROCESSES ?= 2
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +30,11 @@ run: demo
 worker: install
 	$(BIN)/python worker.py
 
+# The same checks as .pre-commit-config.yaml.
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/codespell healthcrm tests README.md
 
 test: lint
 	@if [ -x /usr/bin/chromium ] || [ -x /usr/lib/chromium/chromium ]; then \
@@ -37,7 +42,11 @@ test: lint
 	else \
 		echo "NOTE: Chromium is not installed, so the browser tests will be SKIPPED (apt-get install -y chromium)."; \
 	fi
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
+
+# The whole suite at dates and times that break date arithmetic (tests/time_travel.sh says which and why).
+test-time-travel: install
+	tests/time_travel.sh $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -51,3 +51,7 @@ def get_scoped_or_404(model: type[M], object_id: int | str | None, tenant_id: in
     if found is None:
         abort(404)
     return found
+
+
+# The test-mode check that every SELECT of clinic data has a tenant criterion (registered on import).
+from . import tenant_scope as _tenant_scope  # noqa: E402, F401

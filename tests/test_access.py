@@ -25,6 +25,7 @@ def test_every_route_declares_an_access_policy(app):
     assert missing == [], f"routes without an access policy: {missing}"
 
 
+@pytest.mark.own_app  # it adds a route
 def test_a_route_without_a_policy_is_refused(app, client):
     app.add_url_rule("/forgotten", "forgotten", lambda: "secret")
     assert policy_for("forgotten") is None

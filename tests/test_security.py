@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+import pytest
+
 from healthcrm import create_app
 from healthcrm.audit.services import verify_chain
 from healthcrm.config import ConfigError
@@ -79,6 +81,7 @@ def test_htmx_requests_send_the_token_in_a_header(app, client):
     assert response.status_code == 303
 
 
+@pytest.mark.own_app  # it adds a route
 def test_error_pages_are_generic(app, client):
     @app.get("/boom")
     def boom():

@@ -19,6 +19,8 @@ from tests.factories import login, make_patient, make_tenant, make_user
 HX = {"HX-Request": "true"}
 
 PACKAGED_CODES = 95_622
+# The other tests get a small part of the list (tests/conftest.py): these need all of it.
+pytestmark = pytest.mark.icd10_full
 
 
 def codes_of(results: list[Icd10Code]) -> list[str]:

@@ -144,7 +144,8 @@ def test_only_admins_manage_templates_and_other_clinics_get_404(client, clinic):
 def test_archived_templates_are_not_offered(client, clinic):
     login(client, clinic["admin"].email)
     template = _template(client)
-    client.post(f"/record-templates/{template.id}/archive", data={})
+    # Followed, as a browser does: the page it leads to shows (and so clears) the "created" message.
+    client.post(f"/record-templates/{template.id}/archive", data={}, follow_redirects=True)
     page = client.get(f"/patients/{clinic['patient'].id}/records/new").get_data(as_text=True)
     assert "Hepatology follow-up" not in page
     page = client.get(f"/patients/{clinic['patient'].id}/records/new?template={template.id}").get_data(
