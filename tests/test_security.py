@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-import pytest
-
 from healthcrm import create_app
 from healthcrm.audit.services import verify_chain
 from healthcrm.config import ConfigError
