@@ -64,7 +64,9 @@ def test_a_patient_shares_two_records_on_a_phone(
     expect(page.get_by_role("heading", name="Shared records", exact=True)).to_be_visible()
     expect(page.get_by_text("Nothing shared yet.")).to_be_visible()
 
-    # The form opens in place (htmx), on the list's page.
+    # The form opens in place (htmx), on the list's page: once htmx has started (on a loaded machine the
+    # link can be clicked first, and then it is a plain link, as it should be without JavaScript).
+    page.wait_for_function("() => window.htmx !== undefined")
     page.get_by_role("link", name="Share my records").click()
     panel = page.locator("#share-form")
     expect(panel.get_by_role("heading", name="Share my records")).to_be_visible()
