@@ -203,7 +203,7 @@ def _base_config(instance: Path, outbox: Path) -> dict:
         "JOB_RETRY_INTERVALS": [0, 0],
         "RQ_QUEUE": RQ_QUEUE,
         # Fail on any SELECT of clinic data without a tenant criterion (healthcrm/tenancy.py).
-        "TENANT_SCOPE_CHECK": False,
+        "TENANT_SCOPE_CHECK": True,
     }
 
 

@@ -8,12 +8,13 @@ from datetime import UTC
 
 import pyotp
 import segno
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, or_, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..audit.services import FAILURE, Actor, record_event
 from ..clock import utcnow
 from ..extensions import db
+from ..tenancy import scoped
 from .models import RecoveryCode, User
 from .secrets import seal, token_digest, unseal, verify_password
 from .services import AccountError
@@ -120,7 +121,9 @@ def _replace_recovery_codes(user: User) -> list[str]:
 def unused_recovery_codes(user: User) -> int:
     return len(
         db.session.scalars(
-            select(RecoveryCode.id).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+            scoped(RecoveryCode, user.tenant_id)
+            .with_only_columns(RecoveryCode.id)
+            .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
         ).all()
     )
 
@@ -132,7 +135,7 @@ def check_second_factor(user: User, code: str, actor: Actor) -> bool:
     method = "totp"
     if not ok:
         recovery = db.session.scalar(
-            select(RecoveryCode).where(
+            scoped(RecoveryCode, user.tenant_id).where(
                 RecoveryCode.user_id == user.id,
                 RecoveryCode.code_hash == token_digest(code.strip().lower()),
                 RecoveryCode.used_at.is_(None),

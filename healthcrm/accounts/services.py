@@ -19,7 +19,8 @@ from ..errors import DomainError
 from ..extensions import db
 from ..jobs.queue import enqueue
 from ..patients.models import Patient
-from ..tenancy import get_scoped
+from ..tenancy import get_scoped, scoped
+from ..tenant_scope import ALL_TENANTS
 from .models import ADMIN, PATIENT, STAFF_ROLES, AccountToken, Tenant, User, UserSession
 from .secrets import hash_password, new_token, password_problem, token_digest, verify_password
 from .sessions import open_session, revoke_sessions
@@ -43,7 +44,9 @@ def normalise_email(email: str) -> str:
 
 
 def find_user_by_email(email: str) -> User | None:
-    return db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    # Across clinics on purpose: signing in, the clinic is not known yet (emails are unique across clinics).
+    found = select(User).where(User.email == normalise_email(email)).execution_options(**ALL_TENANTS)
+    return db.session.scalar(found)
 
 
 def pending_mfa_user(user_id: int | None, password_step_at: datetime | None) -> User | None:
@@ -55,7 +58,8 @@ def pending_mfa_user(user_id: int | None, password_step_at: datetime | None) -> 
     """
     if not user_id or password_step_at is None or utcnow() - password_step_at > PENDING_MFA_LIFETIME:
         return None
-    user = db.session.get(User, user_id)
+    # Halfway through signing in the clinic is not known yet: the id comes from the signed cookie.
+    user = db.session.get(User, user_id, execution_options=ALL_TENANTS)
     if user is None or not user.active or not user.mfa_enabled:
         return None
     if user.password_changed_at is not None and user.password_changed_at > password_step_at:
@@ -126,7 +130,9 @@ def sign_out_everywhere(user: User, actor: Actor) -> int:
 
 def revoke_one_session(user: User, session_id: int, actor: Actor) -> None:
     row = db.session.scalar(
-        select(UserSession).where(UserSession.id == session_id, UserSession.user_id == user.id)
+        scoped(UserSession, user.tenant_id).where(
+            UserSession.id == session_id, UserSession.user_id == user.id
+        )
     )
     if row is None:
         raise LookupError(session_id)
@@ -238,9 +244,9 @@ def find_usable_token(raw: str, purpose: str) -> AccountToken | None:
     if not raw or len(raw) > 100:
         return None
     token = db.session.scalar(
-        select(AccountToken).where(
-            AccountToken.token_hash == token_digest(raw), AccountToken.purpose == purpose
-        )
+        select(AccountToken)
+        .where(AccountToken.token_hash == token_digest(raw), AccountToken.purpose == purpose)
+        .execution_options(**ALL_TENANTS)  # the secret token finds its clinic
     )
     if token is None or token.used_at is not None or token.expires_at < utcnow() or not token.user.active:
         return None

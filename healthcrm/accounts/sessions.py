@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from ..clock import utcnow
 from ..extensions import db
+from ..tenant_scope import ALL_TENANTS
 from .models import User, UserSession
 from .secrets import new_token, token_digest
 
@@ -51,7 +52,13 @@ def load_live_session(raw: str | None) -> UserSession | None:
     """The live session for a cookie value, touching last_seen_at; None when absent, expired or revoked."""
     if not raw or len(raw) > 100:
         return None
-    row = db.session.scalar(select(UserSession).where(UserSession.token_hash == token_digest(raw)))
+    # The secret cookie finds its clinic: across clinics on purpose.
+    live = (
+        select(UserSession)
+        .where(UserSession.token_hash == token_digest(raw))
+        .execution_options(**ALL_TENANTS)
+    )
+    row = db.session.scalar(live)
     now = utcnow()
     if row is None or not is_live(row, now):
         return None
@@ -65,7 +72,8 @@ def live_sessions(user: User) -> list[UserSession]:
     now = utcnow()
     rows = db.session.scalars(
         select(UserSession)
-        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+        .where(UserSession.tenant_id == user.tenant_id, UserSession.user_id == user.id)
+        .where(UserSession.revoked_at.is_(None))
         .order_by(UserSession.last_seen_at.desc())
     )
     return [row for row in rows if is_live(row, now)]

@@ -25,6 +25,7 @@ from ..audit.services import Actor, record_event
 from ..clock import utcnow
 from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
+from ..tenant_scope import all_tenants
 from .records import CodeListMissing, seed_records
 from .templates import seed_templates
 
@@ -158,6 +159,7 @@ class DemoResult:
     logins: list[DemoLogin] = field(default_factory=list)
 
 
+@all_tenants("the demo seeds and checks every demo clinic")
 def seed_demo(password: str | None) -> DemoResult:
     """Create the demo clinics that do not exist yet and set the demo users' password; commit once.
 

@@ -440,7 +440,13 @@ def move_files(actor: Actor, record_id: int, attachment_ids: list[int], target_r
     if not (record.is_draft and target.is_draft):
         raise FileActionError("Files move only between draft records.")
     chosen = _chosen(actor, record, attachment_ids)
-    taken = set(db.session.scalars(select(Attachment.name_key).where(Attachment.record_id == target.id)))
+    taken = set(
+        db.session.scalars(
+            select(Attachment.name_key).where(
+                Attachment.tenant_id == actor.tenant_id, Attachment.record_id == target.id
+            )
+        )
+    )
     clashes = [a.filename for a in chosen if a.name_key in taken]
     if clashes:
         raise FileActionError(f"The other record already has a file named {', '.join(clashes)}.")

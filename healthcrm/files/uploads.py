@@ -402,7 +402,7 @@ def _reject(actor: Actor, session: UploadSession, storage: Storage, reason: str)
         storage.abort_multipart_upload(session.storage_key, session.multipart_id)
     storage.delete(session.storage_key)
     session.status, session.error = UPLOAD_REJECTED, reason[:500]
-    record = db.session.get(MedicalRecord, session.record_id)
+    record = get_scoped(MedicalRecord, session.record_id, session.tenant_id)
     record_event(
         actor,
         "attachment.rejected",
@@ -435,7 +435,7 @@ def _check_and_keep(actor: Actor, session: UploadSession, storage: Storage) -> A
         .values(attachment_count=MedicalRecord.attachment_count)
         .execution_options(synchronize_session=False)
     )
-    record = db.session.get(MedicalRecord, session.record_id)
+    record = get_scoped(MedicalRecord, session.record_id, session.tenant_id)
     attachment = _attachment_for(actor, session, record)
     number = (
         db.session.scalar(
@@ -497,7 +497,9 @@ def _after_upload(version: AttachmentVersion) -> None:
 
 def _recount(record: MedicalRecord) -> None:
     record.attachment_count = db.session.scalar(
-        select(func.count()).select_from(Attachment).where(Attachment.record_id == record.id)
+        select(func.count())
+        .select_from(Attachment)
+        .where(Attachment.tenant_id == record.tenant_id, Attachment.record_id == record.id)
     )
 
 

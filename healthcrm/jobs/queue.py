@@ -24,6 +24,7 @@ from rq.serializers import JSONSerializer
 
 from ..clock import utcnow
 from ..extensions import db
+from ..tenancy import get_scoped
 from .models import FAILED, Job
 from .registry import TASKS, RegisteredJob, task
 from .runner import record_lost_run, run_job
@@ -100,7 +101,7 @@ def enqueue(
     except redis.RedisError:
         # Without this the row would say "waiting" forever and its progress fragment would never stop.
         db.session.rollback()
-        job = db.session.get(Job, job_id)
+        job = get_scoped(Job, job_id, tenant_id)
         if job is not None:
             job.status = FAILED
             job.error = "The job could not be queued; try again in a moment."

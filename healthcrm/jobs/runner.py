@@ -10,6 +10,7 @@ from rq import get_current_job
 
 from ..clock import utcnow
 from ..extensions import db
+from ..tenant_scope import ALL_TENANTS, all_tenants
 from .models import FAILED, FINISHED, QUEUED, STARTED, Job
 from .registry import TASKS, worker_function
 
@@ -58,7 +59,8 @@ def run_job(job_id: str) -> dict | None:
     """
     # A fresh app context gives the job its own database session, also when it runs inline in a request.
     with _app().app_context():
-        job = db.session.get(Job, job_id)
+        # The runner takes any clinic's job by its id (from the queue); the job's tenant is on its row.
+        job = db.session.get(Job, job_id, execution_options=ALL_TENANTS)
         if job is None:
             return None
         if job.status == FINISHED:
@@ -70,7 +72,9 @@ def run_job(job_id: str) -> dict | None:
         job.error = None
         db.session.commit()
         try:
-            result = TASKS[job.kind](*job.args, progress=Progress(job))
+            # A task loads the rows its arguments name, by id: a scoped service chose them when it queued it.
+            with all_tenants("a job's task, given ids by the service that queued it"):
+                result = TASKS[job.kind](*job.args, progress=Progress(job))
         except Exception as exc:
             db.session.rollback()
             job = db.session.get(Job, job_id)
@@ -101,7 +105,7 @@ def record_interrupted_run(job_id: str, error: str, *, retrying: bool) -> None:
     Only a row still "started" is changed; a failure `run_job` recorded itself is left as it is.
     """
     with _app().app_context():
-        job = db.session.get(Job, job_id)
+        job = db.session.get(Job, job_id, execution_options=ALL_TENANTS)  # the runner, any clinic's job
         if job is not None and job.status == STARTED:
             _record_failure(job, error, retrying=retrying)
 

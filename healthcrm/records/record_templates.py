@@ -202,7 +202,7 @@ def version_counts(tenant_id: int) -> dict[int, int]:
     rows = db.session.execute(
         select(TemplateVersion.template_id, func.count(MedicalRecord.id))
         .join(MedicalRecord, MedicalRecord.template_version_id == TemplateVersion.id)
-        .where(TemplateVersion.tenant_id == tenant_id)
+        .where(TemplateVersion.tenant_id == tenant_id, MedicalRecord.tenant_id == tenant_id)
         .group_by(TemplateVersion.template_id)
     )
     return dict(rows.all())

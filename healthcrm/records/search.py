@@ -150,7 +150,8 @@ def _touched_records(session: Session) -> set[MedicalRecord]:
         records.update(
             session.scalars(
                 select(MedicalRecord).where(
-                    MedicalRecord.patient_id.in_([patient.id for patient in changed_patients])
+                    MedicalRecord.tenant_id.in_({patient.tenant_id for patient in changed_patients}),
+                    MedicalRecord.patient_id.in_([patient.id for patient in changed_patients]),
                 )
             )
         )

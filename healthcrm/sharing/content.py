@@ -165,6 +165,7 @@ def shared_content(share: ShareLink) -> SharedContent:
                 .join(MedicalRecord, MedicalRecord.id == Attachment.record_id)
                 .where(
                     Attachment.tenant_id == share.tenant_id,
+                    MedicalRecord.tenant_id == share.tenant_id,
                     Attachment.patient_id == patient.id,
                     MedicalRecord.status == FINALIZED,
                     Attachment.record_id.in_(record_ids or [0]),

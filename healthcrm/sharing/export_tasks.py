@@ -15,6 +15,7 @@ from ..extensions import db
 from ..files.storage import get_storage, validate_key
 from ..jobs.models import FINISHED, Job
 from ..jobs.queue import task
+from ..tenant_scope import ALL_TENANTS
 from .content import shared_content
 from .exports import build_pdf
 from .models import ShareLink, ShareVisit
@@ -61,11 +62,13 @@ def delete_old_exports(keep_for: timedelta = EXPORT_KEPT_FOR) -> int:
     at once; nothing else reads it). Periodic (healthcrm.jobs.periodic)."""
     storage = get_storage(current_app)
     old = db.session.scalars(
-        select(Job).where(
+        select(Job)
+        .where(
             Job.kind == "sharing.export_pdf",
             Job.status == FINISHED,
             Job.finished_at < utcnow() - keep_for,
         )
+        .execution_options(**ALL_TENANTS)  # periodic, for every clinic
     )
     deleted = 0
     for job in old:

@@ -32,6 +32,7 @@ from ..jobs.models import FINISHED, Job
 from ..jobs.queue import enqueue
 from ..jobs.views import STOP_POLLING
 from ..records.labs import FLAG_LABELS, LabOverview, LabTest, group_by_test
+from ..tenancy import get_scoped
 from ..web import render_page
 from . import file_previews, services
 from .content import SharedContent, covered_types, shared_attachment, shared_content
@@ -510,7 +511,7 @@ def download(token: str, attachment_id: int):
 
 def _export_job(share: ShareLink, visit: ShareVisit, job_id: str) -> Job:
     """This visit's own PDF export job of this share; anything else answers 404."""
-    job = db.session.get(Job, job_id) if len(job_id) <= 36 else None
+    job = get_scoped(Job, job_id, share.tenant_id) if len(job_id) <= 36 else None
     if (
         job is None
         or job.tenant_id != share.tenant_id

@@ -35,6 +35,7 @@ from ..patients.models import Patient
 from ..permissions import can
 from ..records.models import FINALIZED, MedicalRecord
 from ..tenancy import get_scoped, scoped
+from ..tenant_scope import ALL_TENANTS
 from .models import (
     EVENT_CODE_FAILED,
     EVENT_CODE_SENT,
@@ -420,6 +421,7 @@ def resolve(token: str, *, allow_used_up: bool = False) -> ShareLink | None:
         select(ShareLink)
         .join(ShareToken, ShareToken.share_id == ShareLink.id)
         .where(ShareToken.token_hash == token_hash(token))
+        .execution_options(**ALL_TENANTS)  # the provider's secret token finds its clinic
     )
     if share is None:
         return None
@@ -492,7 +494,9 @@ def start_visit(share: ShareLink) -> tuple[ShareVisit, str]:
 def find_visit(share: ShareLink, cookie: str | None) -> ShareVisit | None:
     if not cookie:
         return None
-    visit = db.session.scalar(select(ShareVisit).where(ShareVisit.cookie_hash == token_hash(cookie)))
+    visit = db.session.scalar(
+        scoped(ShareVisit, share.tenant_id).where(ShareVisit.cookie_hash == token_hash(cookie))
+    )
     if visit is None or visit.share_id != share.id or visit.expires_at <= utcnow():
         return None
     return visit
@@ -630,7 +634,7 @@ def verify_code(
     """The latest unused, unexpired code; each code allows CODE_MAX_ATTEMPTS tries and works once."""
     now = utcnow()
     latest = db.session.scalar(
-        select(ShareCode)
+        scoped(ShareCode, share.tenant_id)
         .where(ShareCode.share_id == share.id, ShareCode.used_at.is_(None), ShareCode.expires_at > now)
         .order_by(ShareCode.id.desc())
         .limit(1)
@@ -733,7 +737,9 @@ def sweep_expired() -> int:
     now = utcnow()
     expired = list(
         db.session.scalars(
-            select(ShareLink).where(ShareLink.expires_at <= now, ShareLink.expired_marked_at.is_(None))
+            select(ShareLink)
+            .where(ShareLink.expires_at <= now, ShareLink.expired_marked_at.is_(None))
+            .execution_options(**ALL_TENANTS)  # a periodic sweep of every clinic
         )
     )
     for share in expired:
@@ -751,7 +757,7 @@ def sweep_expired() -> int:
 def _notify_patient(share: ShareLink, text: str) -> bool:
     """An in-app notice for the patient's portal account (in the caller's transaction). True when the
     patient has an account (and should get the email too)."""
-    patient = db.session.get(Patient, share.patient_id)
+    patient = get_scoped(Patient, share.patient_id, share.tenant_id)
     user = patient.portal_user if patient else None
     if user is None:
         return False

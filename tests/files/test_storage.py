@@ -198,6 +198,7 @@ def read_all(stream) -> bytes:
 # --- the interface, on both backends ------------------------------------------------------------------------
 
 
+@pytest.mark.real_time("the local files' last-modified time is the file system's clock: --at cannot move it")
 def test_round_trip(storage: Storage) -> None:
     key = new_key("Blood panel (März).pdf")
     data = b"%PDF-1.7 lab results\n" * 100
