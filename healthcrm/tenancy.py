@@ -39,8 +39,12 @@ def get_scoped(model: type[M], object_id: int | str | None, tenant_id: int) -> M
 def _note_other_clinic(model, object_id: int | str, tenant_id: int) -> None:
     """Remember, for the 404 page's audit event (web.py), that the id asked for is another clinic's:
     the answer stays a plain 404, but the attempt is on record as DENIED."""
+    # Across clinics on purpose (tenant_scope's ALL_TENANTS option): only whether the id exists elsewhere.
     elsewhere = db.session.scalar(
-        select(model.id).where(model.id == object_id, model.tenant_id != tenant_id).limit(1)
+        select(model.id)
+        .where(model.id == object_id, model.tenant_id != tenant_id)
+        .limit(1)
+        .execution_options(all_tenants=True)
     )
     if elsewhere is not None:
         g.other_clinic_resource = (model.__tablename__, object_id)

@@ -439,7 +439,10 @@ def _check_and_keep(actor: Actor, session: UploadSession, storage: Storage) -> A
     attachment = _attachment_for(actor, session, record)
     number = (
         db.session.scalar(
-            select(func.max(AttachmentVersion.number)).where(AttachmentVersion.attachment_id == attachment.id)
+            select(func.max(AttachmentVersion.number)).where(
+                AttachmentVersion.tenant_id == actor.tenant_id,
+                AttachmentVersion.attachment_id == attachment.id,
+            )
         )
         or 0
     ) + 1

@@ -130,8 +130,8 @@ def get_patient(actor: Actor, patient_id: int) -> Patient | None:
 
 def _own_patient_id(actor: Actor) -> int | None:
     """The patient a portal user is (their own profile is the only one they read)."""
-    user = db.session.get(User, actor.user_id) if actor.user_id else None
-    return user.patient_id if user is not None and user.tenant_id == actor.tenant_id else None
+    user = get_scoped(User, actor.user_id, actor.tenant_id) if actor.user_id else None
+    return user.patient_id if user is not None else None
 
 
 def clinic_coaches(tenant_id: int) -> list[User]:
