@@ -203,12 +203,12 @@ def test_doctor_writes_finalizes_amends_and_finds_a_record(
     # Finalize (after the confirm dialog), then amend.
     page.on("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Finalize").click()
-    expect(page.get_by_role("status")).to_contain_text("Record finalized.")
+    expect(page.get_by_role("status").filter(has_text="Record finalized.")).to_be_visible()
     expect(page.get_by_role("button", name="Finalize")).to_have_count(0)
     expect(page.get_by_role("link", name="Edit draft")).to_have_count(0)
     page.get_by_label("Addendum").fill(ADDENDUM)
     page.get_by_role("button", name="Add addendum").click()
-    expect(page.get_by_role("status")).to_contain_text("Addendum added.")
+    expect(page.get_by_role("status").filter(has_text="Addendum added.")).to_be_visible()
     expect(page.locator(".record-status")).to_contain_text("Amended")
     expect(page.get_by_role("region", name="Addenda")).to_contain_text(ADDENDUM)
     for viewport in (DESKTOP, PHONE):
