@@ -42,6 +42,7 @@ from . import checks, services, uploads
 from .listing import record_files
 from .models import Attachment
 from .previews import thumbnail_content_type
+from .responses import file_response
 from .storage import LocalStorage, attachment_disposition, get_storage
 
 bp = Blueprint("attachments", __name__)
@@ -53,14 +54,6 @@ INVALID = 422
 TEXT_PREVIEW_BYTES = 64 * 1024
 ZIP_JOB = "files.zip"
 ZIP_URL_SECONDS = 300
-# Whatever a stored file claims to be, these are never served: a browser would run them as part of the app.
-ACTIVE_CONTENT_TYPES = frozenset(
-    {"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"}
-)
-# File bytes run nothing and fetch nothing; only the app's own pages may frame them (the PDF preview).
-FILE_CSP = (
-    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
-)
 API_ENDPOINTS = frozenset(
     {
         "attachments.start_upload",
@@ -354,36 +347,6 @@ def restore(attachment_id: int, version_id: int):
 
 
 # --- file bytes -------------------------------------------------------------------------------------------
-
-
-def file_response(
-    chunks,
-    content_type: str,
-    disposition: str,
-    *,
-    size: int | None = None,
-    csp: str = FILE_CSP,
-    frame_options: str = "SAMEORIGIN",
-) -> Response:
-    """A response carrying file bytes (or a rendering of them): never an active type, sniffing off, its
-    own sandboxed policy, never cached. Shared with the provider's side of share links."""
-    if content_type.split(";")[0].strip().lower() in ACTIVE_CONTENT_TYPES:
-        content_type = "application/octet-stream"
-    # The chunks need no request context: the storage object is already chosen.
-    response = Response(chunks, content_type=content_type)
-    if size is not None:
-        response.content_length = size
-    # web.py keeps a policy a view has set: file bytes get their own, sandboxed one.
-    response.headers.update(
-        {
-            "Content-Disposition": disposition,
-            "Content-Security-Policy": csp,
-            "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": frame_options,
-            "Cache-Control": "no-store",
-        }
-    )
-    return response
 
 
 def _deliver(attachment_id: int, version_id: int, *, inline: bool) -> Response:

@@ -81,7 +81,8 @@ _DICOM_DECODE_ERRORS = (
     EOFError,
     InvalidDicomError,
 )
-_IMAGE_DECODE_ERRORS = (
+# What Pillow raises on bytes it cannot (or may not) decode; the watermark uses the same list.
+IMAGE_DECODE_ERRORS = (
     UnidentifiedImageError,
     Image.DecompressionBombError,
     Image.DecompressionBombWarning,
@@ -137,7 +138,7 @@ def thumbnail(src: IO[bytes], kind: str, max_px: int = THUMBNAIL_MAX_PX) -> byte
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 return _thumbnail(stream, formats, kind in _JPEG_OUTPUT, max_px)
-        except _IMAGE_DECODE_ERRORS:
+        except IMAGE_DECODE_ERRORS:
             return None
 
 

@@ -159,40 +159,53 @@ def shared_content(share: ShareLink) -> SharedContent:
         assessment = in_scope_records[0] if "visits" in covers and in_scope_records else None
         content.scores = scores_from(patient, latest_inputs(content.labs), assessment)
     if "attachments" in covers or "imaging" in covers:
-        attachments = list(
-            db.session.scalars(
-                select(Attachment)
-                .join(MedicalRecord, MedicalRecord.id == Attachment.record_id)
-                .where(
-                    Attachment.tenant_id == share.tenant_id,
-                    MedicalRecord.tenant_id == share.tenant_id,
-                    Attachment.patient_id == patient.id,
-                    MedicalRecord.status == FINALIZED,
-                    Attachment.record_id.in_(record_ids or [0]),
-                )
-                .options(selectinload(Attachment.current_version))
-                .order_by(Attachment.updated_at.desc(), Attachment.id.desc())
-            )
+        attachments = db.session.scalars(
+            _attachments_query(share).order_by(Attachment.updated_at.desc(), Attachment.id.desc())
         )
-        only_imaging = "attachments" not in covers
-        content.attachments = [
-            a
-            for a in attachments
-            if a.current_version is not None
-            and a.current_version.openable
-            and (not only_imaging or a.current_version.kind in IMAGING_KINDS)
-        ]
+        content.attachments = [a for a in attachments if _shows_file(a, covers)]
     content.insights = insights(content)
     return content
 
 
+def _attachments_query(share: ShareLink):
+    """The attachments on the finalized records a share covers, with their current versions."""
+    query = (
+        select(Attachment)
+        .join(MedicalRecord, MedicalRecord.id == Attachment.record_id)
+        .where(
+            Attachment.tenant_id == share.tenant_id,
+            Attachment.patient_id == share.patient_id,
+            MedicalRecord.tenant_id == share.tenant_id,
+            MedicalRecord.patient_id == share.patient_id,
+            MedicalRecord.status == FINALIZED,
+        )
+        .options(selectinload(Attachment.current_version))
+    )
+    if share.scope == SCOPE_RECORDS:
+        query = query.where(MedicalRecord.id.in_(share.scope_record_ids or [0]))
+    return query
+
+
+def _shows_file(attachment: Attachment, covers: frozenset[str]) -> bool:
+    """A file is shown when its current version may be opened and the scope covers its kind."""
+    version = attachment.current_version
+    return (
+        version is not None
+        and version.openable
+        and ("attachments" in covers or version.kind in IMAGING_KINDS)
+    )
+
+
 def shared_attachment(share: ShareLink, attachment_id: int) -> tuple[Attachment, AttachmentVersion] | None:
-    """A file of the share (its current version), or None when the share does not cover it."""
-    content = shared_content(share)
-    for attachment in content.attachments:
-        if attachment.id == attachment_id:
-            return attachment, attachment.current_version
-    return None
+    """A file of the share (its current version), or None when the share does not cover it. One scoped
+    query for the one file: every preview image asks, so the whole shared content is not rebuilt."""
+    covers = covered_types(share)
+    if "attachments" not in covers and "imaging" not in covers:
+        return None
+    attachment = db.session.scalar(_attachments_query(share).where(Attachment.id == attachment_id))
+    if attachment is None or not _shows_file(attachment, covers):
+        return None
+    return attachment, attachment.current_version
 
 
 def _latest_per_test(labs: list[LabResult]) -> list[LabResult]:

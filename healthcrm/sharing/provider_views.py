@@ -26,7 +26,7 @@ from ..accounts.models import Tenant
 from ..clock import utcnow
 from ..extensions import db, htmx, limiter
 from ..files import services as files
-from ..files.attachment_views import file_response
+from ..files.responses import file_response
 from ..files.storage import attachment_disposition, get_storage
 from ..jobs.models import FINISHED, Job
 from ..jobs.queue import enqueue

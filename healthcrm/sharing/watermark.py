@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pypdfium2 as pdfium
 import reportlab
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from ..files.previews import IMAGE_MAX_PIXELS
+from ..files.previews import IMAGE_DECODE_ERRORS, IMAGE_MAX_PIXELS
 from .models import ShareLink
 
 WATERMARK_MAX_PX = 1600
@@ -62,15 +62,6 @@ _FONT_CANDIDATES = (
         os.path.join(os.path.dirname(reportlab.__file__), "fonts", "Vera.ttf"),
         os.path.join(os.path.dirname(reportlab.__file__), "fonts", "VeraBd.ttf"),
     ),
-)
-_IMAGE_DECODE_ERRORS = (
-    UnidentifiedImageError,
-    Image.DecompressionBombError,
-    Image.DecompressionBombWarning,
-    OSError,
-    ValueError,
-    EOFError,
-    SyntaxError,
 )
 
 
@@ -147,7 +138,7 @@ def _decode(image_bytes: bytes, max_px: int) -> Image.Image:
                 opened.draft("RGB", (max_px, max_px))
                 image = ImageOps.exif_transpose(opened)
                 image.load()
-    except _IMAGE_DECODE_ERRORS as error:
+    except IMAGE_DECODE_ERRORS as error:
         raise UnreadableImage(str(error) or type(error).__name__) from None
     if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         values = np.asarray(image.convert("F"), dtype=np.float32)

@@ -767,3 +767,15 @@ def test_every_share_event_carries_its_requests_id(clinic, provider):
     assert events["share.passcode_failed"] == wrong.headers["X-Request-ID"]
     assert events["share.passcode_ok"] == right.headers["X-Request-ID"]
     assert all(events.values()), events
+
+
+def test_the_provider_side_imports_no_other_areas_views():
+    import ast
+
+    from healthcrm.sharing import provider_views
+
+    tree = ast.parse(Path(provider_views.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert "files.responses" in imported and not {
+        m for m in imported if m.endswith("views") and "jobs" not in m
+    }

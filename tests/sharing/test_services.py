@@ -288,3 +288,24 @@ def test_the_sweep_marks_expired_links_and_removes_what_could_open_them(clinic):
     assert services.sweep_expired() == 0
     db.session.refresh(created.share)
     assert created.share.expired_marked_at is not None and created.share.status(datetime.now()) == "expired"
+
+
+def test_finding_one_shared_file_is_one_scoped_query_not_the_whole_content(clinic, monkeypatch):
+    from sqlalchemy import event
+
+    from healthcrm.sharing import content
+
+    share = _share(clinic).share
+    db.session.refresh(share)  # loaded before counting: only the file's own query is counted
+    monkeypatch.setattr(content, "shared_content", lambda *_: pytest.fail("rebuilt the shared content"))
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert content.shared_attachment(share, 999_999) is None
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(statements) == 1 and "attachments" in statements[0], statements
