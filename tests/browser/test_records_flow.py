@@ -192,7 +192,7 @@ def test_doctor_writes_finalizes_amends_and_finds_a_record(
     page.get_by_role("button", name="Save draft").click()
     expect(page).to_have_url(re.compile(r"/records/\d+$"))
     record_id = int(page.url.rsplit("/", 1)[1])
-    expect(page.get_by_role("status")).to_contain_text("Draft saved.")
+    expect(page.get_by_role("status").filter(has_text="Draft saved.")).to_be_visible()
     diagnoses = page.get_by_role("region", name="Diagnoses")
     expect(diagnoses).to_contain_text("K70.31")
     expect(diagnoses).to_contain_text(PICKED_CODE)
