@@ -322,3 +322,28 @@ def test_an_interrupted_upload_resumes_and_a_cancelled_one_leaves_nothing(
     session = db.session.scalar(select(UploadSession).where(UploadSession.filename == "other-series.txt"))
     assert session.status == "aborted"
     console.assert_clean()
+
+
+def test_a_file_chosen_before_the_uploader_script_runs_is_not_lost(
+    page, live_server, draft, sign_in, console, tmp_path
+):
+    """On a slow connection the page shows before uploader.js runs; a file chosen then must not be lost."""
+    early = tmp_path / "early.txt"
+    early.write_bytes(b"ALT 64 U/L\n")
+    held = []
+    sign_in(page, draft["doctor"].email)
+    page.route(re.compile(r"/static/js/uploader\.js"), lambda route: held.append(route))
+    page.goto(f"{live_server}/records/{draft['record'].id}", wait_until="commit")
+    files = page.get_by_role("region", name="Files")
+    files.get_by_label(re.compile("choose files")).set_input_files(early)
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(25)
+    assert held, "the page asked for uploader.js"
+    assert page.evaluate("() => !document.querySelector('[data-uploader]').uploader")
+    held[0].continue_()
+    files.get_by_role("button", name="Upload", exact=True).click()
+    expect(files.locator("[data-upload-summary]")).to_have_text("1 uploaded.", timeout=UPLOAD_TIMEOUT_MS)
+    expect(files.locator("table.file-table").get_by_role("link", name="early.txt")).to_be_visible()
+    console.assert_clean()

@@ -159,6 +159,11 @@
       // Cleared so that choosing the same file again (to resume it) fires "change" again.
       self.input.value = "";
     });
+    // Files chosen before this script ran (a slow connection, or a quick hand) are taken as if just chosen.
+    if (this.input.files && this.input.files.length) {
+      this.add(this.input.files);
+      this.input.value = "";
+    }
     ["dragenter", "dragover"].forEach(function (name) {
       self.zone.addEventListener(name, function (event) {
         event.preventDefault();
