@@ -34,7 +34,9 @@ UNSET = {"": "Not assessed"}
 
 
 class DiagnosisRow(Form):
-    code = StringField("ICD-10-CM code", validators=[Optional(), Length(max=10)])
+    # No Length here: it would render maxlength=10 and the browser would cut a word search typed in this box
+    # ("alcoholic cirrhosis" → "alcoholic "). The service checks the code; the typeahead bounds its query.
+    code = StringField("ICD-10-CM code", validators=[Optional()])
     name = StringField("Diagnosis", validators=[Optional(), Length(max=300)])
     primary = BooleanField("Primary")
     notes = StringField("Notes", validators=[Optional(), Length(max=1000)])

@@ -12,7 +12,8 @@ from importlib.resources import files
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import and_, func, insert, select, update
+from markupsafe import Markup, escape
+from sqlalchemy import and_, case, func, insert, literal, or_, select, update
 
 from ..extensions import db
 from .models import Icd10Code
@@ -21,7 +22,9 @@ log = logging.getLogger(__name__)
 
 ICD10_PACKAGE = "icd10"
 ICD10_RESOURCE = "icd10.json.gz"
-SEARCH_QUERY_MAX_CHARS = 60
+# A query longer than this is refused with a message, never silently cut (a cut query searches for something
+# else: "alcoholic cirrhosis" cut to ten characters listed neuropathy codes).
+SEARCH_QUERY_MAX_CHARS = 100
 SEARCH_QUERY_MIN_CHARS = 2
 NAME_MAX_CHARS = 300  # Icd10Code.name
 SEARCH_TEXT_MAX_CHARS = 320  # Icd10Code.search_text
@@ -94,7 +97,34 @@ def load_codes(*, batch_size: int = 5000) -> int:
 
 
 def _normalise_query(query: str) -> str:
-    return (query or "").strip().lower()[:SEARCH_QUERY_MAX_CHARS].strip()
+    return " ".join((query or "").lower().split())
+
+
+def query_too_long(query: str) -> bool:
+    """True when the typeahead refuses the query for its length (it says so instead of searching)."""
+    return len(_normalise_query(query)) > SEARCH_QUERY_MAX_CHARS
+
+
+def query_words(query: str) -> list[str]:
+    """The words of a typeahead query, as searched and highlighted (lower case, each once, longest first)."""
+    if query_too_long(query):
+        return []
+    words = dict.fromkeys(_normalise_query(query).split())
+    return sorted(words, key=len, reverse=True)
+
+
+def highlight(text: str, words: list[str]) -> Markup:
+    """`text` escaped, with each occurrence of the query's words (any case) wrapped in <mark>."""
+    if not words:
+        return escape(text)
+    pattern = re.compile("|".join(re.escape(word) for word in words), re.IGNORECASE)
+    pieces, last = [], 0
+    for found in pattern.finditer(text):
+        pieces.append(escape(text[last : found.start()]))
+        pieces.append(Markup("<mark>%s</mark>") % found.group())
+        last = found.end()
+    pieces.append(escape(text[last:]))
+    return Markup("").join(pieces)
 
 
 def _code_range(prefix: str):
@@ -111,45 +141,57 @@ def _code_range(prefix: str):
     return condition
 
 
+def _whole_word(word: str):
+    """The code list row has `word` as a whole word (between spaces or punctuation) in its code or name."""
+    padded = literal(" ") + Icd10Code.search_text + literal(" ")
+    return or_(
+        *(
+            padded.contains(f"{before}{word}{after}", autoescape=True)
+            for before in (" ", "(")
+            for after in (" ", ",", ")", ";")
+        )
+    )
+
+
 def search_codes(query: str, limit: int = 15) -> list[Icd10Code]:
     """Codes for the diagnosis typeahead, best first, at most `limit`.
 
-    A query that looks like a code ("k70.3", "K703") first matches codes by prefix, ignoring the dot;
-    otherwise, or to fill the list, every word of the query must appear in the code or its name. Order:
-    the exact code, codes by prefix, then billable before non-billable, shorter codes, and by code.
+    Every word typed must appear in the code or the name (AND), none is cut. Order: the exact code (typed
+    with or without its dot); codes starting with a typed code (billable, then shorter codes first); then
+    codes where more of the words are whole words (not parts of longer ones), billable before non-billable,
+    then shorter names (the words are more of them) and the code. A query over SEARCH_QUERY_MAX_CHARS
+    finds nothing (the view says why).
     """
     text = _normalise_query(query)
-    if len(text) < SEARCH_QUERY_MIN_CHARS or limit < 1:
+    if len(text) < SEARCH_QUERY_MIN_CHARS or query_too_long(text) or limit < 1:
         return []
-    found: list[Icd10Code] = []
+    words = query_words(text)
+    rank = []
     if CODE_QUERY.fullmatch(text):
         prefix = text.replace(".", "").upper()
-        found = list(
-            db.session.scalars(
-                select(Icd10Code)
-                .where(_code_range(prefix))
-                .order_by(
-                    (Icd10Code.code == prefix).desc(),
-                    Icd10Code.billable.desc(),
-                    func.length(Icd10Code.code),
-                    Icd10Code.code,
-                )
-                .limit(limit)
-            )
+        # A code typed: the exact code, then the codes under it, billable and shorter ones first.
+        rank += [
+            (Icd10Code.code == prefix).desc(),
+            case((_code_range(prefix), 1), else_=0).desc(),
+            Icd10Code.billable.desc(),
+            func.length(Icd10Code.code),
+            Icd10Code.code,
+        ]
+    whole_words = sum((case((_whole_word(word), 1), else_=0) for word in words), start=literal(0))
+    statement = (
+        select(Icd10Code)
+        .where(*(Icd10Code.search_text.contains(word, autoescape=True) for word in words))
+        .order_by(
+            *rank,
+            whole_words.desc(),
+            Icd10Code.billable.desc(),
+            func.length(Icd10Code.name),
+            func.length(Icd10Code.code),
+            Icd10Code.code,
         )
-        # With its dot a query can only be the start of a display code, so the prefix search found them all.
-        if len(found) >= limit or "." in text:
-            return found
-    words = text.split()
-    statement = select(Icd10Code).where(
-        *(Icd10Code.search_text.contains(word, autoescape=True) for word in words)
+        .limit(limit)
     )
-    if found:
-        statement = statement.where(Icd10Code.code.not_in([code.code for code in found]))
-    statement = statement.order_by(
-        Icd10Code.billable.desc(), func.length(Icd10Code.code), Icd10Code.code
-    ).limit(limit - len(found))
-    return found + list(db.session.scalars(statement))
+    return list(db.session.scalars(statement))
 
 
 def find_code(code: str) -> Icd10Code | None:

@@ -17,7 +17,14 @@ from ..web import render_fragment, render_page
 from . import allergies, record_templates
 from . import services as records
 from .forms import ROW_SECTIONS, AddendumForm, AllergyForm, ImmunizationForm, RecordForm, TemplateForm
-from .icd10 import SEARCH_QUERY_MIN_CHARS, search_codes
+from .icd10 import (
+    SEARCH_QUERY_MAX_CHARS,
+    SEARCH_QUERY_MIN_CHARS,
+    highlight,
+    query_too_long,
+    query_words,
+    search_codes,
+)
 from .labs import FLAG_LABELS, KNOWN_TESTS
 from .models import RecordTemplate
 
@@ -271,6 +278,10 @@ def icd10_search(row: int):
         codes=search_codes(query),
         row=row,
         searched=len(query.strip()) >= SEARCH_QUERY_MIN_CHARS,
+        too_long=query_too_long(query),
+        max_chars=SEARCH_QUERY_MAX_CHARS,
+        words=query_words(query),
+        highlight=highlight,
     )
 
 

@@ -11,7 +11,13 @@ from flask import render_template
 from sqlalchemy import event, func, select
 
 from healthcrm.extensions import db
-from healthcrm.records.icd10 import find_code, load_codes, search_codes
+from healthcrm.records.icd10 import (
+    SEARCH_QUERY_MAX_CHARS,
+    find_code,
+    highlight,
+    load_codes,
+    search_codes,
+)
 from healthcrm.records.models import Icd10Code
 from healthcrm.records.services import MAX_DIAGNOSES
 from tests.factories import login, make_patient, make_tenant, make_user
@@ -137,9 +143,38 @@ def test_short_queries_find_nothing(app, query):
     assert search_codes(query) == []
 
 
-def test_overlong_query_is_cut_not_refused(app):
+def test_overlong_query_is_refused_not_cut(app):
     assert search_codes("cirrhosis " + "x" * 200) == []
     assert search_codes("alcoholic cirrhosis of liver with ascites" + " " * 100)
+    # Longer than the old ten characters, and than the old 60: searched whole.
+    long_query = "alcoholic cirrhosis of liver with ascites alcoholic cirrhosis of liver with"
+    assert len(long_query) > 60
+    assert codes_of(search_codes(long_query))[0] == "K70.31"
+
+
+def test_two_words_are_searched_whole_and_both_must_match(app):
+    found = search_codes("alcoholic cirrhosis")
+    assert found, "alcoholic cirrhosis finds nothing"
+    assert all("alcoholic cirrhosis" in c.name.lower() for c in found)
+    assert codes_of(found)[:2] == ["K70.31", "K70.30"]  # billable before the category K70.3
+
+
+def test_cirrhosis_ranks_whole_word_billable_short_names_first(app):
+    found = codes_of(search_codes("cirrhosis", limit=5))
+    assert "K74.60" in found  # Unspecified cirrhosis of liver
+    assert found[0] != "K71.7"
+    assert "K71.7" not in found
+
+
+def test_whole_word_matches_come_before_parts_of_words(app):
+    # "liver" is a whole word in many names; "deliver" only contains it.
+    found = search_codes("liver", limit=15)
+    assert found and all(re.search(r"\bliver\b", c.name.lower()) for c in found)
+
+
+def test_exact_code_comes_first_even_among_name_matches(app):
+    assert codes_of(search_codes("K74.60"))[0] == "K74.60"
+    assert codes_of(search_codes("k7460"))[0] == "K74.60"
 
 
 @pytest.mark.parametrize("spelling", ["K70.31", "k7031", "K7031", " k70.31 "])
@@ -158,8 +193,33 @@ def test_load_command_reports_the_count(app):
     assert "95,622 ICD-10-CM codes loaded in" in result.output
 
 
-def _options(codes, row: int = 0, searched: bool = True) -> str:
-    return render_template("records/_icd10_options.html", codes=codes, row=row, searched=searched)
+def _options(codes, row: int = 0, searched: bool = True, words=(), too_long: bool = False) -> str:
+    return render_template(
+        "records/_icd10_options.html",
+        codes=codes,
+        row=row,
+        searched=searched,
+        words=list(words),
+        highlight=highlight,
+        too_long=too_long,
+        max_chars=SEARCH_QUERY_MAX_CHARS,
+    )
+
+
+def test_highlight_marks_every_typed_word_and_escapes_the_rest(app):
+    assert str(highlight("Alcoholic cirrhosis of liver", ["cirrhosis", "alcoholic"])) == (
+        "<mark>Alcoholic</mark> <mark>cirrhosis</mark> of liver"
+    )
+    assert str(highlight("<b>&", ["b"])) == "&lt;<mark>b</mark>&gt;&amp;"
+    assert str(highlight("x<y", [])) == "x&lt;y"
+    # A typed word that is HTML is escaped inside the mark as well.
+    assert str(highlight("a<b>c", ["<b>"])) == "a<mark>&lt;b&gt;</mark>c"
+
+
+def test_options_fragment_says_when_the_query_is_too_long(app):
+    with app.test_request_context():
+        html = _options([], too_long=True)
+    assert f"at most {SEARCH_QUERY_MAX_CHARS} characters" in html
 
 
 def test_options_fragment_lists_options_with_ids_unique_to_their_row(app):
@@ -173,7 +233,7 @@ def test_options_fragment_lists_options_with_ids_unique_to_their_row(app):
         "icd10-listbox-2-option-2",
     ]
     assert 'data-code="K70.31" data-name="Alcoholic cirrhosis of liver with ascites"' in html
-    assert "<strong>K70.31</strong> Alcoholic cirrhosis of liver with ascites" in html
+    assert "<strong>K70.31</strong> Alcoholic cirrhosis of liver with ascites" in html  # no words typed
     assert html.count("not billable") == 1  # K70.3, the category
     # The row's live region hears how many, out of band.
     assert '<p id="icd10-status-2" hx-swap-oob="innerHTML">' in html
@@ -257,9 +317,26 @@ def test_typeahead_reads_its_rows_box_and_answers_with_that_rows_ids(nurse_clien
     assert response.status_code == 200 and "<html" not in body
     assert 'id="icd10-listbox-3-option-0"' in body and 'data-code="K70.31"' in body
     assert 'id="icd10-status-3"' in body
+    assert "<mark>Alcoholic</mark> <mark>cirrhosis</mark> of liver with <mark>ascites</mark>" in body
     # Another row's box is not this row's query.
     response = client.get("/records/icd10/3", query_string={"diagnoses-0-code": "K70.31"}, headers=HX)
     assert 'role="option"' not in response.get_data(as_text=True)
+
+
+def test_typeahead_refuses_an_overlong_query_with_a_message(nurse_client):
+    client, _ = nurse_client
+    query = "cirrhosis " * 20
+    response = client.get("/records/icd10/0", query_string={"diagnoses-0-code": query}, headers=HX)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'role="option"' not in body
+    assert f"Search with at most {SEARCH_QUERY_MAX_CHARS} characters." in body
+
+
+def test_code_box_does_not_cut_what_is_typed(nurse_client):
+    client, patient = nurse_client
+    elements = _elements(client.get(f"/patients/{patient.id}/records/new").get_data(as_text=True))
+    boxes = [element for element in elements if element.get("role") == "combobox"]
+    assert boxes and all("maxlength" not in box for box in boxes)
 
 
 @pytest.mark.parametrize("row", [MAX_DIAGNOSES, 99])
