@@ -40,6 +40,13 @@ class DiagnosisRow(Form):
     name = StringField("Diagnosis", validators=[Optional(), Length(max=300)])
     primary = BooleanField("Primary")
     notes = StringField("Notes", validators=[Optional(), Length(max=1000)])
+    # A row the template filled: it is saved as a diagnosis only once "Confirm" is ticked (unticked at first).
+    suggested = HiddenField()
+    confirmed = BooleanField("Confirm")
+
+    @property
+    def is_suggestion(self) -> bool:
+        return self.suggested.data == "1"
 
 
 class PrescriptionRow(Form):
@@ -133,6 +140,8 @@ class RecordForm(FlaskForm):
                 row.form.name.data or "",
                 row.form.primary.data,
                 row.form.notes.data or "",
+                suggested=row.form.is_suggestion,
+                confirmed=row.form.confirmed.data,
             )
             for row in self.diagnoses
             if (row.form.code.data or "").strip()
@@ -199,11 +208,14 @@ class RecordForm(FlaskForm):
         self.visit_at.data = utc_to_local(record.visit_at, self.zone)
         self.ascites.data = record.ascites or ""
         self.encephalopathy.data = record.encephalopathy or ""
-        _room_for(self.diagnoses, len(record.diagnoses))
+        suggestions = record.unconfirmed_suggestions
+        _room_for(self.diagnoses, len(record.diagnoses) + len(suggestions))
         _room_for(self.prescriptions, len(record.prescriptions))
         for row, diagnosis in zip(self.diagnoses, record.diagnoses, strict=False):
             row.form.code.data, row.form.name.data = diagnosis.code, diagnosis.name
             row.form.primary.data, row.form.notes.data = diagnosis.is_primary, diagnosis.notes
+        for row, suggestion in zip(self.diagnoses[len(record.diagnoses) :], suggestions, strict=False):
+            _fill_suggestion(row.form, suggestion)
         for row, item in zip(self.prescriptions, record.prescriptions, strict=False):
             for name in ("drug", "dose", "route", "frequency", "duration", "refills"):
                 getattr(row.form, name).data = getattr(item, name)
@@ -221,12 +233,27 @@ class RecordForm(FlaskForm):
             )
         _room_for(self.diagnoses, len(version.default_diagnoses))
         for row, diagnosis in zip(self.diagnoses, version.default_diagnoses, strict=False):
-            row.form.code.data = diagnosis["code"]
-            row.form.name.data = diagnosis["name"]
-            row.form.primary.data = bool(diagnosis.get("primary"))
+            _fill_suggestion(row.form, diagnosis)
+
+    def suggested_text(self, version) -> set[str]:
+        """The text fields still holding what `version` (the record's template) suggested, word for word:
+        the page marks them "Suggested by the template" until the clinician changes them."""
+        if version is None:
+            return set()
+        return {
+            name
+            for name in ("chief_complaint", "treatment_plan", "notes")
+            if version.prefill.get(name) and (self[name].data or "").strip() == version.prefill[name].strip()
+        }
 
     def default_visit_time(self) -> None:
         self.visit_at.data = utc_to_local(utcnow(), self.zone).replace(second=0, microsecond=0)
+
+
+def _fill_suggestion(row: DiagnosisRow, diagnosis: dict) -> None:
+    row.code.data, row.name.data = diagnosis["code"], diagnosis["name"]
+    row.primary.data = bool(diagnosis.get("primary"))
+    row.suggested.data, row.confirmed.data = "1", False
 
 
 def _room_for(rows: FieldList, filled: int, *, spare: bool = True) -> None:

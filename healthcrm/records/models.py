@@ -74,6 +74,10 @@ class MedicalRecord(TenantScoped, db.Model):
     on_dialysis: Mapped[bool] = mapped_column(Boolean, default=False)
     follow_up_required: Mapped[bool] = mapped_column(Boolean, default=False)
     follow_up_date: Mapped[date | None] = mapped_column(Date)
+    # Diagnoses a template suggested that the clinician has not confirmed: [{"code", "name", "primary"}].
+    # Not diagnoses (not in `diagnoses`, the search, a share or an export); a draft keeps them to show
+    # again, and finalizing is refused while there are any.
+    suggested_diagnoses: Mapped[list | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default=DRAFT)
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime)
     finalized_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -117,6 +121,10 @@ class MedicalRecord(TenantScoped, db.Model):
             return None
         metres = self.height_cm / 100
         return round(self.weight_kg / (metres * metres), 1)
+
+    @property
+    def unconfirmed_suggestions(self) -> list[dict]:
+        return list(self.suggested_diagnoses or [])
 
     @property
     def primary_diagnosis(self) -> Diagnosis | None:

@@ -77,10 +77,19 @@ class RecordError(DomainError):
 
 @dataclass(frozen=True)
 class DiagnosisInput:
+    """One diagnosis row. `suggested` rows came from the record's template: they become diagnoses only
+    when `confirmed`; until then the draft keeps them as suggestions (`MedicalRecord.suggested_diagnoses`)."""
+
     code: str
     name: str = ""
     is_primary: bool = False
     notes: str = ""
+    suggested: bool = False
+    confirmed: bool = False
+
+    @property
+    def is_unconfirmed_suggestion(self) -> bool:
+        return self.suggested and not self.confirmed
 
 
 @dataclass(frozen=True)
@@ -323,7 +332,7 @@ def _validate(actor: Actor, data: RecordInput) -> None:
         raise RecordError("Enter the follow-up date.", "follow_up_date")
     if len(data.diagnoses) > MAX_DIAGNOSES:
         raise RecordError(f"At most {MAX_DIAGNOSES} diagnoses.", "diagnoses")
-    if sum(d.is_primary for d in data.diagnoses) > 1:
+    if sum(d.is_primary for d in data.diagnoses if not d.is_unconfirmed_suggestion) > 1:
         raise RecordError("Only one diagnosis can be primary.", "diagnoses")
     for position, diagnosis in enumerate(data.diagnoses, start=1):
         if find_code(diagnosis.code) is None:
@@ -352,14 +361,23 @@ def _apply(record: MedicalRecord, data: RecordInput) -> list[str]:
         if getattr(record, name) != value:
             setattr(record, name, value)
             changed.append(name)
+    confirmed = [d for d in data.diagnoses if not d.is_unconfirmed_suggestion]
+    suggestions = []
+    for given in data.diagnoses:
+        if given.is_unconfirmed_suggestion:
+            code = find_code(given.code)
+            suggestions.append({"code": code.display_code, "name": code.name, "primary": given.is_primary})
+    if suggestions != record.unconfirmed_suggestions:
+        record.suggested_diagnoses = suggestions or None
+        changed.append("suggested_diagnoses")
     diagnoses = []
-    for index, given in enumerate(data.diagnoses):
+    for index, given in enumerate(confirmed):
         code = find_code(given.code)
         diagnoses.append(
             (
                 code.display_code,
                 code.name,
-                given.is_primary or (index == 0 and not any(d.is_primary for d in data.diagnoses)),
+                given.is_primary or (index == 0 and not any(d.is_primary for d in confirmed)),
                 given.notes.strip() or None,
             )
         )
@@ -503,6 +521,13 @@ def finalize_record(actor: Actor, record_id: int) -> MedicalRecord:
     """Make a draft a permanent document. Only doctors and admins may."""
     require(actor, "record.finalize")
     record = _draft_for_change(actor, record_id)
+    if record.unconfirmed_suggestions:
+        named = "; ".join(f"{d['code']} {d['name']}" for d in record.unconfirmed_suggestions)
+        raise RecordError(
+            "The template suggested diagnoses nobody has confirmed: "
+            f"{named}. Edit the draft and tick “Confirm” on each that applies, or clear the ones that "
+            "do not; then finalize."
+        )
     if not record.diagnoses:
         raise RecordError("Add at least one diagnosis before finalizing.")
     record.status = FINALIZED

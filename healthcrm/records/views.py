@@ -93,6 +93,7 @@ def _form_page(form: RecordForm, patient, record=None, version=None, status: int
         record=record,
         version=version,
         sections=set(version.sections) if version else set(record_templates.SECTIONS),
+        suggested=form.suggested_text(version),
         templates=[] if record else record_templates.clinic_templates(current_user.tenant_id),
         known_tests=KNOWN_TESTS,
         # The row an "Add …" button just added (its first box takes the focus); `fragment` marks htmx's
