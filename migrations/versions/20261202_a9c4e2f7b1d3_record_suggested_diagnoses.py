@@ -17,10 +17,13 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('medical_records', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('suggested_diagnoses', sa.JSON(), nullable=True))
+    # A plain ADD COLUMN on every database (a nullable column needs no table rebuild).
+    op.add_column('medical_records', sa.Column('suggested_diagnoses', sa.JSON(), nullable=True))
 
 
 def downgrade():
-    with op.batch_alter_table('medical_records', schema=None) as batch_op:
-        batch_op.drop_column('suggested_diagnoses')
+    if op.get_bind().dialect.name == "sqlite":
+        # Native DROP COLUMN (SQLite 3.35+): a batch rebuild would drop a table the diagnoses point at.
+        op.execute("ALTER TABLE medical_records DROP COLUMN suggested_diagnoses")
+    else:
+        op.drop_column('medical_records', 'suggested_diagnoses')
