@@ -1,7 +1,8 @@
 """The record form in a real browser: the ICD-10-CM code box works as an ARIA combobox from the keyboard and
 the mouse, and the "Add …" buttons add rows with htmx, or by posting the form when JavaScript is off.
 
-Screenshots of the open combobox: test-artifacts/screenshots/record-form-combobox-{1280,390}.png.
+Screenshots of the open combobox: test-artifacts/screenshots/record-form-combobox-{1280,390}.png; of the
+form with a template's suggestions: record-form-template-{1280,390}.png.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import expect
 
+from healthcrm.audit.services import Actor
 from healthcrm.extensions import db
+from healthcrm.records import record_templates
 from healthcrm.records.models import MedicalRecord
 from tests.browser.conftest import ARTIFACTS, DESKTOP, PHONE
 from tests.factories import make_patient, make_tenant, make_user
@@ -212,4 +215,80 @@ def test_add_row_without_javascript_posts_the_form_and_keeps_what_was_typed(
     page.get_by_role("button", name="Save draft").click()
     expect(page).to_have_url(re.compile(r"/records/\d+$"))
     expect(page.get_by_role("region", name="Diagnoses")).to_contain_text("K70.31")
+    console.assert_clean()
+
+
+def test_template_suggestions_are_marked_and_must_be_confirmed_before_finalizing(
+    page, live_server, ward, sign_in, console
+):
+    admin = make_user(ward.doctor.tenant, "admin", email=f"admin@clinic{ward.doctor.tenant_id}.example.com")
+    template = record_templates.create_template(
+        Actor(tenant_id=admin.tenant_id, user_id=admin.id, role="admin"),
+        record_templates.TemplateInput(
+            name="Hepatology follow-up",
+            specialty="Hepatology",
+            chief_complaint="Cirrhosis follow-up",
+            treatment_plan="Alcohol abstinence; sodium restriction.",
+            default_diagnosis_codes=["K70.31", "R18.8"],
+        ),
+    )
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, ward.doctor.email)
+    page.goto(f"{live_server}/patients/{ward.patient.id}/records/new?template={template.id}")
+
+    # What the template filled in is marked, and its diagnoses wait for a tick.
+    plan = page.get_by_label("Treatment plan")
+    expect(plan).to_have_value("Alcohol abstinence; sodium restriction.")
+    expect(page.locator("#treatment_plan-hint")).to_have_text(re.compile("^Suggested by the template"))
+    first = _diagnosis(page, 1)
+    expect(page.get_by_role("group", name="Diagnosis 1 (suggested by the template)")).to_be_visible()
+    expect(first.get_by_text("Suggested by the template")).to_be_visible()
+    expect(first.get_by_label("Confirm")).not_to_be_checked()
+    expect(page.locator("#diagnoses-1-row").get_by_label("Confirm")).not_to_be_checked()
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    too_wide = []
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.evaluate(NEXT_FRAMES)
+        page.screenshot(
+            path=str(SCREENSHOTS / f"record-form-template-{viewport['width']}.png"), full_page=True
+        )
+        if page.evaluate(OVERFLOW) > 0:
+            too_wide.append(viewport["width"])
+    page.set_viewport_size(DESKTOP)
+    assert not too_wide, f"the record form with a template scrolls sideways at {too_wide} px"
+
+    # Editing the chief complaint makes it the clinician's: its mark goes as they type.
+    complaint = page.get_by_label("Chief complaint")
+    expect(page.locator("#chief_complaint-hint")).to_be_visible()
+    complaint.press_sequentially(", tense ascites", delay=10)
+    expect(page.locator("#chief_complaint-hint")).to_have_count(0)
+    expect(plan).to_have_attribute("aria-describedby", "treatment_plan-hint")
+
+    page.get_by_role("button", name="Save draft").click()
+    expect(page).to_have_url(re.compile(r"/records/\d+$"))
+    expect(page.get_by_role("region", name="Diagnoses")).not_to_contain_text("K70.31")
+
+    # Finalizing is refused, naming the unconfirmed suggestions; nothing changes.
+    page.get_by_role("button", name="Finalize").click()
+    alert = page.get_by_text("The template suggested diagnoses nobody has confirmed")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("K70.31 Alcoholic cirrhosis of liver with ascites")
+    expect(alert).to_contain_text("R18.8")
+    record = db.session.scalars(db.select(MedicalRecord)).one()
+    assert record.is_draft
+
+    # Confirm the first suggestion, clear the second, save, finalize.
+    page.get_by_role("link", name="Edit draft").click()
+    _diagnosis(page, 1).get_by_label("Confirm").check()
+    page.locator("#diagnoses-1-code").fill("")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("region", name="Diagnoses")).to_contain_text("K70.31")
+    page.get_by_role("button", name="Finalize").click()
+    expect(page.get_by_text("Record finalized.")).to_be_visible()
+    db.session.expire_all()
+    record = db.session.get(MedicalRecord, record.id)
+    assert record.is_finalized and [d.code for d in record.diagnoses] == ["K70.31"]
     console.assert_clean()
