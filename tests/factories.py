@@ -50,6 +50,8 @@ class TenantFactory(_Factory):
     name = factory.LazyAttribute(lambda o: f"{o.base_name} {o.n}")
     slug = factory.LazyAttribute(lambda o: f"clinic-{o.n}")
     timezone = "America/Chicago"
+    # Explicit, though Chicago would start with US units: tests read vitals in SI unless they ask.
+    unit_system = "metric"
 
 
 class UserFactory(_Factory):

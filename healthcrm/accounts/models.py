@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .. import permissions
 from ..clock import utcnow
 from ..extensions import db
+from ..records.units import default_unit_system
 from ..tenancy import TenantScoped
 
 # The role names live in roles.py (so `permissions` can use them); they are imported from here too.
@@ -26,6 +27,13 @@ from .roles import (  # noqa: F401
     STAFF_ROLES,
 )
 
+# How old a liver score's input (a lab, an assessment) may be before the score says so; per clinic.
+SCORE_INPUT_MAX_AGE_DAYS = 90
+
+
+def _unit_system_for_new_clinic(context) -> str:
+    return default_unit_system(context.get_current_parameters().get("timezone"))
+
 
 class Tenant(db.Model):
     __tablename__ = "tenants"
@@ -37,6 +45,14 @@ class Tenant(db.Model):
     mfa_required_for_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bytes of attachments the clinic may store; None means the TENANT_STORAGE_QUOTA_BYTES default.
     storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Clinical settings (records/clinic_settings.py): vitals typed and shown in "metric" or "us" units
+    # (stored in SI whatever this says), and the age in days past which a score calls its input old.
+    unit_system: Mapped[str] = mapped_column(
+        String(10), default=_unit_system_for_new_clinic, server_default="metric"
+    )
+    score_input_max_age_days: Mapped[int] = mapped_column(
+        Integer, default=SCORE_INPUT_MAX_AGE_DAYS, server_default=str(SCORE_INPUT_MAX_AGE_DAYS)
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

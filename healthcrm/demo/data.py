@@ -94,6 +94,9 @@ class DemoClinic:
     # Kept False on both clinics so the printed emails and password are enough to sign in. A real
     # hepatology practice would likely require MFA for its staff.
     mfa_required_for_staff: bool = False
+    # Clinical settings: both demo clinics are in the US and read vitals in lb, in and °F.
+    unit_system: str = "us"
+    score_input_max_age_days: int = 90
 
     @property
     def email_domain(self) -> str:
@@ -263,6 +266,8 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
         slug=clinic.slug,
         timezone=clinic.timezone,
         mfa_required_for_staff=clinic.mfa_required_for_staff,
+        unit_system=clinic.unit_system,
+        score_input_max_age_days=clinic.score_input_max_age_days,
     )
     db.session.add(tenant)
     db.session.flush()

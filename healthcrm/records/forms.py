@@ -20,6 +20,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..clock import clinic_today, local_to_utc, utc_to_local, utcnow
+from . import units
 from .models import ALLERGY_SEVERITIES, ALLERGY_STATUSES, ASCITES, ENCEPHALOPATHY, ROUTES
 from .record_templates import SECTIONS, TemplateInput
 from .services import MAX_DIAGNOSES, MAX_PRESCRIPTIONS, DiagnosisInput, PrescriptionInput, RecordInput
@@ -84,11 +85,12 @@ class RecordForm(FlaskForm):
     bp_systolic = IntegerField("Systolic (mmHg)", validators=[Optional()])
     bp_diastolic = IntegerField("Diastolic (mmHg)", validators=[Optional()])
     pulse = IntegerField("Pulse (/min)", validators=[Optional()])
-    temperature_c = DecimalField("Temperature (°C)", places=1, validators=[Optional()])
+    # Typed in the clinic's units (set_units), stored in SI (units.py).
+    temperature = DecimalField("Temperature (°C)", places=1, validators=[Optional()])
     respiratory_rate = IntegerField("Respiratory rate (/min)", validators=[Optional()])
     spo2 = IntegerField("SpO2 (%)", validators=[Optional()])
-    weight_kg = DecimalField("Weight (kg)", places=1, validators=[Optional()])
-    height_cm = DecimalField("Height (cm)", places=1, validators=[Optional()])
+    weight = DecimalField("Weight (kg)", places=1, validators=[Optional()])
+    height = DecimalField("Height (cm)", places=1, validators=[Optional()])
     # The service checks these; a template without the assessment section does not send them at all.
     ascites = SelectField("Ascites", choices=UNSET | ASCITES, validate_choice=False, default="")
     encephalopathy = SelectField(
@@ -130,6 +132,14 @@ class RecordForm(FlaskForm):
     def set_zone(self, zone: str) -> None:
         self.zone = zone
 
+    # The clinic's unit system for weight, height and temperature (units.py).
+    unit_system = units.METRIC
+
+    def set_units(self, system: str) -> None:
+        self.unit_system = system
+        for kind in units.VITALS:
+            self[kind].label.text = f"{units.VITALS[kind].label} ({units.unit(kind, system)})"
+
     def to_input(self) -> RecordInput:
         def number(field):
             return None if field.data is None else float(field.data)
@@ -169,11 +179,12 @@ class RecordForm(FlaskForm):
             bp_systolic=self.bp_systolic.data,
             bp_diastolic=self.bp_diastolic.data,
             pulse=self.pulse.data,
-            temperature_c=number(self.temperature_c),
+            temperature_c=units.to_si("temperature", number(self.temperature), self.unit_system),
             respiratory_rate=self.respiratory_rate.data,
             spo2=self.spo2.data,
-            weight_kg=number(self.weight_kg),
-            height_cm=number(self.height_cm),
+            weight_kg=units.to_si("weight", number(self.weight), self.unit_system),
+            height_cm=units.to_si("height", number(self.height), self.unit_system),
+            unit_system=self.unit_system,
             ascites=self.ascites.data or None,
             encephalopathy=self.encephalopathy.data or None,
             on_dialysis=self.on_dialysis.data,
@@ -193,11 +204,8 @@ class RecordForm(FlaskForm):
             "bp_systolic",
             "bp_diastolic",
             "pulse",
-            "temperature_c",
             "respiratory_rate",
             "spo2",
-            "weight_kg",
-            "height_cm",
             "on_dialysis",
             "treatment_plan",
             "notes",
@@ -206,6 +214,8 @@ class RecordForm(FlaskForm):
         ):
             getattr(self, name).data = getattr(record, name)
         self.visit_at.data = utc_to_local(record.visit_at, self.zone)
+        for kind, quantity in units.VITALS.items():
+            self[kind].data = units.shown(kind, getattr(record, quantity.field), self.unit_system)
         self.ascites.data = record.ascites or ""
         self.encephalopathy.data = record.encephalopathy or ""
         suggestions = record.unconfirmed_suggestions
@@ -326,3 +336,11 @@ class TemplateForm(FlaskForm):
         for name in ("chief_complaint", "treatment_plan", "notes", "follow_up_days"):
             getattr(self, name).data = version.prefill.get(name)
         self.default_diagnoses.data = ", ".join(d["code"] for d in version.default_diagnoses)
+
+
+class ClinicalSettingsForm(FlaskForm):
+    unit_system = SelectField("Units for weight, height and temperature", choices=units.UNIT_SYSTEMS)
+    score_input_max_age_days = IntegerField(
+        "A score's input is old after (days)",
+        validators=[InputRequired(message="Enter a number of days.")],
+    )

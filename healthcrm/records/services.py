@@ -26,6 +26,7 @@ from ..paging import PageWindow
 from ..patients.models import Patient
 from ..permissions import require, roles_for
 from ..tenancy import get_scoped, scoped
+from . import units
 from .icd10 import find_code
 from .labs import read_lab_rows, stage_lab_results
 from .models import (
@@ -65,6 +66,8 @@ VITAL_RANGES = {
     "weight_kg": (0.3, 500.0, "Weight"),
     "height_cm": (20.0, 260.0, "Height"),
 }
+# The SI columns the form types in the clinic's units, by units.VITALS kind.
+SI_FIELD_KINDS = {quantity.field: kind for kind, quantity in units.VITALS.items()}
 SCALAR_FIELDS = (
     "doctor_id", "visit_at", "chief_complaint", "treatment_plan", "notes", *VITAL_RANGES, "ascites",
     "encephalopathy", "on_dialysis", "follow_up_required", "follow_up_date",
@@ -126,6 +129,8 @@ class RecordInput:
     prescriptions: list[PrescriptionInput] = field(default_factory=list)
     # New lab results entered on the form, as typed (code, name, value, unit, ref_low, ref_high, observed_at).
     lab_rows: list[dict] = field(default_factory=list)
+    # The units the clinician typed weight, height and temperature in (the values above are SI): for messages.
+    unit_system: str = units.METRIC
 
 
 @dataclass(frozen=True)
@@ -319,7 +324,16 @@ def _validate(actor: Actor, data: RecordInput) -> None:
     for name, (low, high, label) in VITAL_RANGES.items():
         value = getattr(data, name)
         if value is not None and not low <= value <= high:
-            raise RecordError(f"{label} must be between {low} and {high}.", name)
+            kind = SI_FIELD_KINDS.get(name)
+            if kind is None:
+                raise RecordError(f"{label} must be between {low} and {high}.", name)
+            # The form's field for a converted vital is named by its kind ("weight", not "weight_kg").
+            system = data.unit_system
+            raise RecordError(
+                f"{label} must be between {units.vital_text(kind, low, system)} and "
+                f"{units.vital_text(kind, high, system)}.",
+                kind,
+            )
     if (data.bp_systolic is None) != (data.bp_diastolic is None):
         raise RecordError("Enter both blood pressure numbers, or neither.", "bp_systolic")
     if data.bp_systolic is not None and data.bp_diastolic >= data.bp_systolic:

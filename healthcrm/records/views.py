@@ -14,9 +14,17 @@ from ..files.listing import record_files
 from ..patients import services as patients
 from ..tenancy import get_scoped
 from ..web import render_fragment, render_page
-from . import allergies, record_templates
+from . import allergies, clinic_settings, record_templates, vitals
 from . import services as records
-from .forms import ROW_SECTIONS, AddendumForm, AllergyForm, ImmunizationForm, RecordForm, TemplateForm
+from .forms import (
+    ROW_SECTIONS,
+    AddendumForm,
+    AllergyForm,
+    ClinicalSettingsForm,
+    ImmunizationForm,
+    RecordForm,
+    TemplateForm,
+)
 from .icd10 import (
     SEARCH_QUERY_MAX_CHARS,
     SEARCH_QUERY_MIN_CHARS,
@@ -29,6 +37,8 @@ from .labs import FLAG_LABELS, KNOWN_TESTS
 from .models import RecordTemplate
 
 bp = Blueprint("records", __name__)
+# `vital(record, "weight")` in any template: the value in the record's clinic's units, with the unit.
+bp.add_app_template_global(vitals.record_vital, "vital")
 
 INVALID = 422
 can_read = requires("record.read")
@@ -123,6 +133,7 @@ def create(patient_id: int):
         abort(404)
     form = RecordForm()
     form.set_zone(current_user.tenant.timezone)
+    form.set_units(current_user.tenant.unit_system)
     form.set_doctors(records.clinic_doctors(current_user.tenant_id))
     version = _chosen_version(form)
     if request.method == "GET":
@@ -181,6 +192,7 @@ def edit(record_id: int):
         return redirect(url_for("records.show", record_id=record.id), code=303)
     form = RecordForm()
     form.set_zone(current_user.tenant.timezone)
+    form.set_units(current_user.tenant.unit_system)
     form.set_doctors(records.clinic_doctors(current_user.tenant_id))
     if request.method == "GET":
         form.fill_from(record)
@@ -427,3 +439,25 @@ def _set_template_active(template_id: int, active: bool, done: str):
         abort(404)
     flash(done, "success")
     return redirect(url_for("records.templates"), code=303)
+
+
+@bp.route("/clinic/clinical-settings", methods=["GET", "POST"])
+@can_manage_templates
+def clinical_settings():
+    tenant = current_user.tenant
+    form = ClinicalSettingsForm(
+        unit_system=tenant.unit_system, score_input_max_age_days=tenant.score_input_max_age_days
+    )
+    if form.validate_on_submit():
+        try:
+            clinic_settings.set_clinical_settings(
+                current_actor(), form.unit_system.data, form.score_input_max_age_days.data
+            )
+        except records.RecordError as error:
+            _show_template_error(form, error)
+        else:
+            flash("Clinical settings saved.", "success")
+            return redirect(url_for("records.clinical_settings"), code=303)
+    return render_page(
+        "records/clinic_settings.html", form=form, status=INVALID if request.method == "POST" else 200
+    )

@@ -57,6 +57,7 @@ from ..records.models import (
     MedicalRecord,
 )
 from ..records.scores import LabValue, ScoreResult
+from ..records.vitals import record_vital
 from .content import SharedContent
 from .models import RECORD_TYPES
 from .watermark import font_files
@@ -556,15 +557,15 @@ class _Writer:
         if record.pulse:
             parts.append(f"pulse {record.pulse}/min")
         if record.temperature_c is not None:
-            parts.append(f"temperature {record.temperature_c:g} °C")
+            parts.append(f"temperature {record_vital(record, 'temperature')}")
         if record.respiratory_rate:
             parts.append(f"respiratory rate {record.respiratory_rate}/min")
         if record.spo2:
             parts.append(f"SpO₂ {record.spo2}%")
         if record.weight_kg:
-            parts.append(f"weight {record.weight_kg:g} kg")
+            parts.append(f"weight {record_vital(record, 'weight')}")
         if record.height_cm:
-            parts.append(f"height {record.height_cm:g} cm")
+            parts.append(f"height {record_vital(record, 'height')}")
         if record.bmi:
             parts.append(f"BMI {record.bmi:g}")
         return " · ".join(parts)
