@@ -1,13 +1,17 @@
-"""Liver scores for a patient from their latest labs and latest recorded assessment."""
+"""Liver scores for a patient from the latest value of each input: each lab's latest result, and the latest
+visit that assessed ascites, and encephalopathy, each with its date (a visit marked "Not assessed" does not
+wipe what an earlier one recorded). Inputs older than the clinic's limit are used and named as old."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from ..accounts.models import SCORE_INPUT_MAX_AGE_DAYS, Tenant
+from ..clock import utcnow
 from ..extensions import db
 from ..patients.models import Patient
 from .models import LabResult, MedicalRecord
-from .scores import LabValue, LiverInputs, ScoreResult, all_scores
+from .scores import Assessment, LabValue, LiverInputs, ScoreResult, all_scores
 
 # LOINC codes of the inputs.
 BILIRUBIN = "1975-2"
@@ -51,13 +55,14 @@ def liver_scores(patient: Patient) -> list[ScoreResult]:
 
     The caller has already read (and audited) the patient."""
     labs = _latest_labs(patient.tenant_id, patient.id)
-    latest_record = db.session.scalar(
-        select(MedicalRecord)
-        .where(MedicalRecord.tenant_id == patient.tenant_id, MedicalRecord.patient_id == patient.id)
-        .order_by(MedicalRecord.visit_at.desc(), MedicalRecord.id.desc())
-        .limit(1)
-    )
-    return scores_from(patient, labs, latest_record)
+    newest = (MedicalRecord.visit_at.desc(), MedicalRecord.id.desc())
+    mine = (MedicalRecord.tenant_id == patient.tenant_id, MedicalRecord.patient_id == patient.id)
+    # The latest record (dialysis is "in the past week" of that visit), and the latest that assessed each.
+    latest = [
+        db.session.scalar(select(MedicalRecord).where(*mine, *extra).order_by(*newest).limit(1))
+        for extra in ((), (MedicalRecord.ascites.is_not(None),), (MedicalRecord.encephalopathy.is_not(None),))
+    ]
+    return scores_from(patient, labs, [record for record in latest if record is not None])
 
 
 def latest_inputs(labs: list[LabResult]) -> dict[str, LabResult]:
@@ -72,18 +77,30 @@ def latest_inputs(labs: list[LabResult]) -> dict[str, LabResult]:
 
 
 def scores_from(
-    patient: Patient, labs: dict[str, LabResult], latest_record: MedicalRecord | None
+    patient: Patient, labs: dict[str, LabResult], records: list[MedicalRecord]
 ) -> list[ScoreResult]:
-    """The scores from these input labs (by LOINC code) and this record's assessment."""
+    """The scores from these input labs (by LOINC code) and these records (any order): dialysis from the
+    newest record, ascites and encephalopathy each from the newest record that assessed it."""
+    by_time = sorted(records, key=lambda record: (record.visit_at, record.id), reverse=True)
+    newest = by_time[0] if by_time else None
+    tenant = db.session.get(Tenant, patient.tenant_id)
     inputs = LiverInputs(
         bilirubin_mg_dl=_value(labs.get(BILIRUBIN)),
         inr=_value(labs.get(INR)),
         creatinine_mg_dl=_value(labs.get(CREATININE)),
         sodium_mmol_l=_value(labs.get(SODIUM)),
         albumin_g_dl=_value(labs.get(ALBUMIN)),
-        dialysis_twice_in_week=bool(latest_record and latest_record.on_dialysis),
+        dialysis_twice_in_week=bool(newest and newest.on_dialysis),
         female=patient.sex == "female",
-        ascites=latest_record.ascites if latest_record else None,
-        encephalopathy=latest_record.encephalopathy if latest_record else None,
+        ascites=_assessed(by_time, "ascites"),
+        encephalopathy=_assessed(by_time, "encephalopathy"),
+        as_of=utcnow(),
+        max_age_days=tenant.score_input_max_age_days if tenant else SCORE_INPUT_MAX_AGE_DAYS,
     )
     return all_scores(inputs)
+
+
+def _assessed(records: list[MedicalRecord], name: str) -> Assessment | None:
+    """The newest of `records` (newest first) that assessed `name`, as an Assessment with its visit time."""
+    found = next((record for record in records if getattr(record, name)), None)
+    return Assessment(getattr(found, name), found.visit_at) if found else None

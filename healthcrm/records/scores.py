@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 # Lab bounds, in the units the formulas use (mg/dL, g/dL, mmol/L; INR has none).
@@ -67,14 +67,25 @@ class LabValue:
     observed_at: datetime
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """A clinical finding as recorded at a visit (ascites "slight", say) and when that visit was."""
+
+    value: str
+    observed_at: datetime
+
+
 @dataclass(frozen=True, kw_only=True)
 class LiverInputs:
     """The latest value of each input the liver scores use; None where there is none.
 
     Lab fields are named for the unit the formulas use; a `LabValue` in another accepted unit (see
     `LAB_UNITS`) is converted. `ascites` is "none", "slight" or "moderate"; `encephalopathy` is "none",
-    "grade_1_2" or "grade_3_4"; both come from the latest record's assessment and are None when it does not
-    say.
+    "grade_1_2" or "grade_3_4"; each is the latest visit that assessed it (an `Assessment`, with its date;
+    a plain string is accepted undated), None when no visit did.
+
+    With `as_of` and `max_age_days`, an input observed more than `max_age_days` before `as_of` is still used
+    but named in the score's `stale` and in a note: the clinic decides how old is old.
     """
 
     bilirubin_mg_dl: LabValue | None = None
@@ -84,8 +95,10 @@ class LiverInputs:
     albumin_g_dl: LabValue | None = None
     dialysis_twice_in_week: bool
     female: bool
-    ascites: str | None = None
-    encephalopathy: str | None = None
+    ascites: Assessment | str | None = None
+    encephalopathy: Assessment | str | None = None
+    as_of: datetime | None = None
+    max_age_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,15 +108,17 @@ class ScoreResult:
     `value` is None when an input is missing or unusable; `missing` names those inputs and `notes` says why
     when the reason is not plain absence. `inputs` lists what the score used, labs as reported (with their
     dates). `notes` also records each bound or conversion that changed a value. `category` is the Child-Pugh
-    class ("A", "B" or "C") and None for the MELD scores.
+    class ("A", "B" or "C") and None for the MELD scores. `stale` names the inputs older than the clinic's
+    limit (`LiverInputs.max_age_days`).
     """
 
     name: str
     value: int | None
     category: str | None = None
-    inputs: list[tuple[str, LabValue | str | bool]] = field(default_factory=list)
+    inputs: list[tuple[str, LabValue | Assessment | str | bool]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
 
 
 def meld(inputs: LiverInputs) -> ScoreResult:
@@ -117,7 +132,7 @@ def meld(inputs: LiverInputs) -> ScoreResult:
     multiplied by 10, which is rounding the score to the nearest whole number (halves up). The score is
     capped at 40, as UNOS does, so it runs from 6 to 40.
     """
-    work = _Working("MELD")
+    work = _Working("MELD", inputs)
     bilirubin = work.lab("bilirubin", inputs.bilirubin_mg_dl)
     inr = work.lab("INR", inputs.inr)
     creatinine = work.creatinine(inputs, MELD_CREATININE_MAX_MG_DL)
@@ -137,7 +152,7 @@ def meld_na(inputs: LiverInputs) -> ScoreResult:
     whole number (halves up), since the score is reported as one, and capped at 40. Sodium is required even
     when MELD(i) ≤ 11, as the policy requires it of every candidate.
     """
-    work = _Working("MELD-Na")
+    work = _Working("MELD-Na", inputs)
     bilirubin = work.lab("bilirubin", inputs.bilirubin_mg_dl)
     inr = work.lab("INR", inputs.inr)
     creatinine = work.creatinine(inputs, MELD_CREATININE_MAX_MG_DL)
@@ -168,7 +183,7 @@ def meld_3(inputs: LiverInputs) -> ScoreResult:
     capped at 40: Kim et al. did not presume a cap, OPTN policy keeps 40. This is the adult form; OPTN gives
     candidates aged 12–17 the 1.33 whatever their sex, and age is not an input here.
     """
-    work = _Working("MELD 3.0")
+    work = _Working("MELD 3.0", inputs)
     bilirubin = work.lab("bilirubin", inputs.bilirubin_mg_dl)
     inr = work.lab("INR", inputs.inr)
     creatinine = work.creatinine(inputs, MELD_3_CREATININE_MAX_MG_DL)
@@ -214,7 +229,7 @@ def child_pugh(inputs: LiverInputs) -> ScoreResult:
     clotting by prothrombin time prolonged 1–4 / 4–6 / > 6 seconds; the INR bands are the usual modern
     substitute, not Pugh's own.
     """
-    work = _Working("Child-Pugh")
+    work = _Working("Child-Pugh", inputs)
     bilirubin = work.lab("bilirubin", inputs.bilirubin_mg_dl)
     albumin = work.lab("albumin", inputs.albumin_g_dl)
     inr = work.lab("INR", inputs.inr)
@@ -282,14 +297,28 @@ def _number(value: float, min_decimals: int = 1) -> str:
 class _Working:
     """What one score has used, lacked and adjusted so far; becomes its `ScoreResult`."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, given: LiverInputs | None = None) -> None:
         self.name = name
-        self.inputs: list[tuple[str, LabValue | str | bool]] = []
+        self.inputs: list[tuple[str, LabValue | Assessment | str | bool]] = []
         self.missing: list[str] = []
         self.notes: list[str] = []
+        self.stale: list[str] = []
+        self.as_of = given.as_of if given else None
+        self.max_age_days = given.max_age_days if given else None
 
     def result(self, value: int | None, category: str | None = None) -> ScoreResult:
-        return ScoreResult(self.name, value, category, self.inputs, self.missing, self.notes)
+        return ScoreResult(self.name, value, category, self.inputs, self.missing, self.notes, self.stale)
+
+    def used(self, name: str, given: LabValue | Assessment | str | bool) -> None:
+        """Count `given` as the input `name`, noting when it is older than the clinic's limit."""
+        self.inputs.append((name, given))
+        observed = getattr(given, "observed_at", None)
+        if observed is None or self.as_of is None or self.max_age_days is None:
+            return
+        age = self.as_of - observed
+        if age > timedelta(days=self.max_age_days):
+            self.stale.append(name)
+            self.notes.append(f"{name} is {age.days} days old (older than {self.max_age_days} days)")
 
     def lab(self, name: str, lab: LabValue | None) -> float | None:
         """The lab's value in the formula's unit, or None (and counted missing) if absent or unusable."""
@@ -313,7 +342,7 @@ class _Working:
             accepted = ", ".join(unit for unit in units if unit)
             self.notes.append(f"{name} unit {lab.unit!r} not recognised (expected {accepted})")
             return None
-        self.inputs.append((name, lab))
+        self.used(name, lab)
         if per_formula_unit == 1.0:
             return value
         converted = round(value / per_formula_unit, CONVERTED_VALUE_DECIMALS)
@@ -332,7 +361,7 @@ class _Working:
         if on_dialysis:
             # The measured value is shown but not used: dialysis holds it down artificially.
             if inputs.creatinine_mg_dl is not None:
-                self.inputs.append(("creatinine", inputs.creatinine_mg_dl))
+                self.used("creatinine", inputs.creatinine_mg_dl)
             self.notes.append(f"creatinine set to {dialysis_value:.1f} (dialysis)")
             return dialysis_value
         creatinine = self.lab("creatinine", inputs.creatinine_mg_dl)
@@ -352,8 +381,9 @@ class _Working:
         self.inputs.append((name, value))
         return value
 
-    def assessment(self, name: str, value: str | None, points: dict[str, int]) -> int | None:
+    def assessment(self, name: str, given: Assessment | str | None, points: dict[str, int]) -> int | None:
         """Child-Pugh points for a clinical assessment, or None (and counted missing) if absent or unknown."""
+        value = given.value if isinstance(given, Assessment) else given
         if not value:
             self.missing.append(name)
             return None
@@ -361,7 +391,7 @@ class _Working:
             self.missing.append(name)
             self.notes.append(f"{name} {value!r} is not one of {', '.join(points)}")
             return None
-        self.inputs.append((name, value))
+        self.used(name, given)
         return points[value]
 
     def floor(self, name: str, value: float) -> float:

@@ -156,8 +156,8 @@ def shared_content(share: ShareLink) -> SharedContent:
             labs_query = labs_query.where(LabResult.record_id.in_(record_ids or [0]))
         content.labs = list(db.session.scalars(labs_query.order_by(LabResult.observed_at, LabResult.id)))
         content.latest_labs = _latest_per_test(content.labs)[:KEY_LAB_LIMIT]
-        assessment = in_scope_records[0] if "visits" in covers and in_scope_records else None
-        content.scores = scores_from(patient, latest_inputs(content.labs), assessment)
+        assessed = in_scope_records if "visits" in covers else []
+        content.scores = scores_from(patient, latest_inputs(content.labs), assessed)
     if "attachments" in covers or "imaging" in covers:
         attachments = db.session.scalars(
             _attachments_query(share).order_by(Attachment.updated_at.desc(), Attachment.id.desc())

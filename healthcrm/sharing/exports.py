@@ -56,7 +56,7 @@ from ..records.models import (
     LabResult,
     MedicalRecord,
 )
-from ..records.scores import LabValue, ScoreResult
+from ..records.scores import Assessment, LabValue, ScoreResult
 from ..records.vitals import record_vital
 from .content import SharedContent
 from .models import RECORD_TYPES
@@ -586,12 +586,14 @@ class _Writer:
             story.append(self.para(_text("; ".join(score.notes)), s.note))
         return story
 
-    def score_input(self, name: str, given: LabValue | str | bool) -> str:
+    def score_input(self, name: str, given: LabValue | Assessment | str | bool) -> str:
         if isinstance(given, LabValue):
             return f"{name} {given.value:g} {given.unit}".rstrip() + f" ({self.day(given.observed_at)})"
         if isinstance(given, bool):
             return f"{name}: {'yes' if given else 'no'}"
         labels = {"ascites": ASCITES, "encephalopathy": ENCEPHALOPATHY}.get(name, {})
+        if isinstance(given, Assessment):
+            return f"{name}: {labels.get(given.value, given.value).lower()} ({self.day(given.observed_at)})"
         return f"{name}: {labels.get(given, given).lower()}"
 
     # --- labs ---

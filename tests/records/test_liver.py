@@ -1,13 +1,19 @@
-"""Liver scores on the patient page come from the latest labs and the latest record's assessment."""
+"""Liver scores on the patient page come from the latest value of each input: labs, and the latest visit
+that assessed ascites and encephalopathy, each with its date; inputs past the clinic's age limit are
+marked."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from healthcrm.clock import utc_to_local, utcnow
 from healthcrm.extensions import db
 from healthcrm.records.liver import liver_scores
-from healthcrm.records.models import LabResult
+from healthcrm.records.models import FINALIZED, LabResult, MedicalRecord
+from healthcrm.records.scores import Assessment
+from healthcrm.sharing.content import shared_content
 from tests.factories import login, make_patient, make_tenant, make_user
+from tests.sharing.factories import SECOND_VISIT, make_share, make_shared_patient
 
 
 def _lab(patient, code: str, value: float, unit: str, when: datetime) -> None:
@@ -66,3 +72,85 @@ def test_another_clinics_labs_are_never_used(app):
     db.session.commit()
     scores = {score.name: score for score in liver_scores(patient)}
     assert "bilirubin" in scores["MELD"].missing
+
+
+# --- each input's latest assessed value, with its date, and the clinic's age limit -------------------------
+
+
+def _visit(patient, doctor, when: datetime, **assessment) -> MedicalRecord:
+    record = MedicalRecord(
+        tenant_id=patient.tenant_id,
+        patient_id=patient.id,
+        doctor_id=doctor.id,
+        author_id=doctor.id,
+        visit_at=when,
+        chief_complaint="Liver review",
+        **assessment,
+    )
+    db.session.add(record)
+    return record
+
+
+def _child_pugh_patient(days_ago_labs: int = 5, days_ago_assessed: int = 30, **tenant_fields):
+    tenant = make_tenant(**tenant_fields)
+    doctor = make_user(tenant, "doctor")
+    patient = make_patient(tenant, sex="female")
+    now = utcnow().replace(microsecond=0)
+    for code, value, unit in (("1975-2", 2.5, "mg/dL"), ("1751-7", 3.0, "g/dL"), ("6301-6", 1.5, "")):
+        _lab(patient, code, value, unit, now - timedelta(days=days_ago_labs))
+    assessed = _visit(
+        patient, doctor, now - timedelta(days=days_ago_assessed), ascites="slight", encephalopathy="grade_1_2"
+    )
+    # The newest visit did not assess either ("Not assessed" on the form).
+    _visit(patient, doctor, now - timedelta(days=2))
+    db.session.commit()
+    return tenant, doctor, patient, assessed
+
+
+def test_a_not_assessed_visit_keeps_the_previous_assessment_with_its_date(app):
+    _, _, patient, assessed = _child_pugh_patient()
+    child_pugh = {score.name: score for score in liver_scores(patient)}["Child-Pugh"]
+    # bilirubin 2.5 → 2, albumin 3.0 → 2, INR 1.5 → 1, slight ascites → 2, grade 1–2 → 2: 9, class B.
+    assert (child_pugh.value, child_pugh.category) == (9, "B")
+    used = dict(child_pugh.inputs)
+    assert used["ascites"] == Assessment("slight", assessed.visit_at)
+    assert used["encephalopathy"] == Assessment("grade_1_2", assessed.visit_at)
+    assert child_pugh.stale == [] and not child_pugh.missing
+
+
+def test_inputs_older_than_the_clinics_limit_are_used_and_named_as_old(app):
+    _, _, patient, _ = _child_pugh_patient(days_ago_labs=100, days_ago_assessed=120)
+    scores = {score.name: score for score in liver_scores(patient)}
+    child_pugh = scores["Child-Pugh"]
+    assert child_pugh.value == 9
+    assert child_pugh.stale == ["bilirubin", "albumin", "INR", "ascites", "encephalopathy"]
+    assert "ascites is 120 days old (older than 90 days)" in child_pugh.notes
+    assert "bilirubin" in scores["MELD"].stale
+
+    # A clinic that allows older inputs does not call them old.
+    _, _, patient, _ = _child_pugh_patient(
+        days_ago_labs=100, days_ago_assessed=120, score_input_max_age_days=180
+    )
+    assert {score.name: score for score in liver_scores(patient)}["Child-Pugh"].stale == []
+
+
+def test_the_patient_page_shows_the_assessment_date_and_marks_old_inputs(client):
+    tenant, doctor, patient, assessed = _child_pugh_patient(days_ago_labs=5, days_ago_assessed=120)
+    login(client, doctor.email)
+    page = client.get(f"/patients/{patient.id}").get_data(as_text=True)
+    assert "Not enough data" not in page.split("Child-Pugh", 1)[1].split("</div>", 1)[0]
+    day = utc_to_local(assessed.visit_at, tenant.timezone).strftime("%d %b %Y")
+    assert f'Ascites: slight <span class="muted">({day})</span>' in page
+    assert '<li class="stale">Ascites' in page and "ascites is 120 days old (older than 90 days)" in page
+
+
+def test_the_provider_share_uses_the_latest_shared_assessment_of_each_input(app):
+    tenant = make_tenant()
+    doctor = make_user(tenant, "doctor")
+    patient = make_shared_patient(tenant, doctor)  # the second visit assessed slight ascites
+    latest = _visit(patient, doctor, SECOND_VISIT + timedelta(days=20))
+    latest.status, latest.finalized_at, latest.finalized_by_id = FINALIZED, latest.visit_at, doctor.id
+    db.session.commit()
+    content = shared_content(make_share(patient))
+    child_pugh = {score.name: score for score in content.scores}["Child-Pugh"]
+    assert dict(child_pugh.inputs)["ascites"] == Assessment("slight", SECOND_VISIT)
