@@ -134,6 +134,8 @@ def test_doctor_writes_finalizes_amends_and_finds_a_record(
     expect(page.get_by_text(f"From template “{TEMPLATE}”, version 1.")).to_be_visible()
     expect(page.get_by_label("Chief complaint")).to_have_value("Follow-up of alcoholic cirrhosis")
     expect(page.locator("#diagnoses-0-code")).to_have_value("K70.31")
+    # The template's diagnosis is a suggestion: it is saved as a diagnosis once the doctor confirms it.
+    page.get_by_role("group", name="Diagnosis 1").get_by_label("Confirm").check()
 
     # Vitals.
     for label, value in {
