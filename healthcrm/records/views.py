@@ -14,7 +14,7 @@ from ..files.listing import record_files
 from ..patients import services as patients
 from ..tenancy import get_scoped
 from ..web import render_fragment, render_page
-from . import allergies, record_templates
+from . import allergies, record_templates, search
 from . import services as records
 from .forms import ROW_SECTIONS, AddendumForm, AllergyForm, ImmunizationForm, RecordForm, TemplateForm
 from .icd10 import SEARCH_QUERY_MIN_CHARS, search_codes
@@ -64,6 +64,7 @@ def index():
         "records/index.html",
         block="results",
         page=page,
+        matches=search.record_matches(page.records, page.filters.query),
         doctors=records.clinic_doctors(current_user.tenant_id),
         can_write=current_user.can("record.write"),
     )
