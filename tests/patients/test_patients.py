@@ -223,7 +223,7 @@ def test_clinicians_see_the_clinical_summary_before_the_patients_details(app, cl
     assert "Penicillin" in summary and "128/82 mmHg" in summary and "76 /min" in summary
     assert newest.follow_up_date.strftime("%d %b %Y") in summary
     # Key labs: the latest value of each with its flag (bilirubin 2.1, above 1.2).
-    bilirubin = summary.split(">Bilirubin, total</th>")[1].split("</tr>")[0]
+    bilirubin = summary.split(">Bilirubin, total</strong>")[1].split("</tr>")[0]
     assert "2.1 mg/dL" in bilirubin and "↑ High" in bilirubin
     assert "MELD 3.0" in summary
 
