@@ -433,6 +433,8 @@ def start_upload(record_id: int):
         str(body.get("type") or "")[:100] or None,
         str(body.get("fingerprint") or "")[:300],
         replace_attachment_id=_int_field(body, "replace", required=False),
+        # A finalized record's upload area names the addendum in its start URL (records/show.html).
+        addendum_id=request.args.get("addendum", type=int),
     )
     return jsonify(plan.as_json()), 200 if plan.uploaded_parts else 201
 

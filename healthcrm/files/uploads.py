@@ -39,7 +39,7 @@ from ..files.storage import (
     make_key,
 )
 from ..jobs.queue import enqueue
-from ..records.models import MedicalRecord
+from ..records.models import Addendum, MedicalRecord
 from ..records.services import WRITERS, NotAllowed
 from ..tenancy import get_scoped, scoped
 from . import checks
@@ -82,6 +82,16 @@ class UploadRejected(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class FinalizedWithoutAddendum(UploadRejected):
+    """A file for a finalized record comes with an addendum that says what it is (the view answers 422)."""
+
+    def __init__(self):
+        super().__init__(
+            "This record is finalized: a file can be added only with an addendum. Write the addendum "
+            "that says what the file is, then add the file to it."
+        )
 
 
 @dataclass
@@ -168,10 +178,19 @@ def name_key(filename: str) -> str:
     return clean_display_name(filename).casefold()
 
 
-def _writable_record(actor: Actor, record_id: int) -> MedicalRecord:
+def _writable_record(actor: Actor, record_id: int, addendum_id: int | None = None) -> MedicalRecord:
+    """The record a file goes to. A finalized record takes one only with one of its addenda (the addendum
+    says what the file is; the record itself never changes)."""
     record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
     if record is None:
         raise LookupError(record_id)
+    if record.is_draft:
+        return record
+    if addendum_id is None:
+        raise FinalizedWithoutAddendum()
+    addendum = get_scoped(Addendum, addendum_id, actor.tenant_id)
+    if addendum is None or addendum.record_id != record.id:
+        raise LookupError(addendum_id)
     return record
 
 
@@ -183,10 +202,15 @@ def start_upload(
     claimed_type: str | None,
     fingerprint: str,
     replace_attachment_id: int | None = None,
+    addendum_id: int | None = None,
 ) -> UploadPlan:
-    """Plan an upload (or find the open one for the same file and record, to resume it)."""
+    """Plan an upload (or find the open one for the same file and record, to resume it).
+
+    A finalized record takes a file only with `addendum_id`, one of its addenda: without one,
+    FinalizedWithoutAddendum; another record's or clinic's addendum is a LookupError.
+    """
     _require_writer(actor)
-    record = _writable_record(actor, record_id)
+    record = _writable_record(actor, record_id, addendum_id)
     display = clean_display_name(filename)
     if replace_attachment_id is not None:
         target = get_scoped(Attachment, replace_attachment_id, actor.tenant_id)
@@ -271,6 +295,7 @@ def start_upload(
         resource_type="record",
         resource_id=record.id,
         patient_id=record.patient_id,
+        changed_fields=["addendum"] if addendum_id is not None else None,
     )
     db.session.commit()
     return plan

@@ -7,8 +7,9 @@ from flask_login import current_user
 
 from ..access import current_actor, requires
 from ..accounts import services as accounts
-from ..records.clinical import clinical_summary
 from ..records.forms import AllergyForm, ImmunizationForm
+from ..records.labs import FLAG_LABELS
+from ..records.patient_summary import patient_summary
 from ..web import render_page
 from . import services as patients
 from .forms import InvitePatientForm, PatientForm
@@ -93,12 +94,15 @@ def show(patient_id: int):
 
 
 def _profile_page(actor, patient, invite_form: InvitePatientForm, status: int = 200):
+    summary = patient_summary(actor, patient, current_user.tenant.timezone)
     return render_page(
         "patients/show.html",
         patient=patient,
         invite_form=invite_form,
         can_edit=current_user.can("patient.edit"),
-        clinical=clinical_summary(actor, patient),
+        summary=summary,
+        clinical=summary.clinical if summary else None,
+        flag_labels=FLAG_LABELS,
         allergy_form=AllergyForm(),
         immunization_form=ImmunizationForm(),
         status=status,

@@ -12,6 +12,7 @@ from ..extensions import htmx
 from ..patients import services as patients
 from ..web import render_page
 from . import labs
+from .flowsheet import build_flowsheet
 
 bp = Blueprint("labs", __name__, url_prefix="/patients/<int:patient_id>/labs")
 
@@ -29,6 +30,20 @@ def _room_for_the_previewed_csv(endpoint: str | None, _values: dict | None) -> N
     # form first) already parses with this limit; other endpoints keep the default.
     if endpoint == "labs.import_labs":
         request.max_form_memory_size = labs.CSV_FORM_FIELD_BYTES
+
+
+@bp.app_template_filter("lab_unit")
+def _lab_unit(unit: str | None) -> str:
+    return labs.display_unit(unit)
+
+
+def _flowsheet_args() -> dict:
+    """The flowsheet's panel, open chart and columns offset, as the page's links name them."""
+    return {
+        "panel": request.args.get("panel") or None,
+        "chart": request.args.get("chart") or None,
+        "offset": request.args.get("offset", 0, type=int),
+    }
 
 
 def _zone() -> str:
@@ -67,11 +82,16 @@ def _lab_page(patient_id: int, *, rows=None, shared_time="", errors=None, messag
         overview = labs.lab_overview(current_actor(), patient_id)
     except LookupError:
         abort(404)
+    sheet = build_flowsheet(overview.tests, _zone(), **_flowsheet_args())
+    series = [s for s in overview.chart_series() if sheet.chart and s["canvas"] == sheet.chart.index]
     return render_page(
         "records/labs.html",
+        block="flowsheet" if status == 200 else None,
+        fragment=bool(htmx and not htmx.boosted),
         overview=overview,
+        sheet=sheet,
         patient=overview.patient,
-        series=overview.chart_series(),
+        series=series,
         timezone=_zone(),
         can_write=current_user.can("lab.write"),
         known_tests=labs.KNOWN_TESTS,

@@ -91,6 +91,36 @@ KNOWN_TESTS: dict[str, KnownTest] = {
 }
 
 
+# UCUM units as people write them. Only what the exact table lacks goes through the general rules below.
+UCUM_DISPLAY: dict[str, str] = {
+    "{INR}": "",
+    "{ratio}": "",
+    "mm[Hg]": "mmHg",
+    "Cel": "°C",
+    "[degF]": "°F",
+    "[IU]/L": "IU/L",
+    "m[IU]/L": "mIU/L",
+    "u[IU]/mL": "µIU/mL",
+    "mL/min/{1.73_m2}": "mL/min/1.73 m²",
+    "kg/m2": "kg/m²",
+}
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+_POWER_OF_TEN = re.compile(r"10\*(\d+)")
+# A "u" starting a unit (or after "/") is micro: uL, ug/dL, umol/L, uU/mL.
+_MICRO = re.compile(r"(?:^|(?<=/))u(?=L|g|mol|U|IU|\[IU\])")
+
+
+def display_unit(unit: str | None) -> str:
+    """A unit as people write it: `10*3/uL` → `10³/µL`, `umol/L` → `µmol/L`, `{INR}` → nothing."""
+    if not unit:
+        return ""
+    if unit in UCUM_DISPLAY:
+        return UCUM_DISPLAY[unit]
+    shown = _POWER_OF_TEN.sub(lambda m: "10" + m.group(1).translate(_SUPERSCRIPTS), unit)
+    shown = _MICRO.sub("µ", shown)
+    return shown.replace("[IU]", "IU")
+
+
 class LabError(DomainError):
     """Input the user can fix: a message, and the rows that need fixing."""
 
@@ -218,7 +248,7 @@ class LabOverview:
                     "canvas": index,
                     "code": test.code,
                     "name": test.name,
-                    "unit": test.unit or "",
+                    "unit": display_unit(test.unit),
                     "points": [
                         {
                             "t": int(r.observed_at.replace(tzinfo=UTC).timestamp() * 1000),

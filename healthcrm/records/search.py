@@ -16,7 +16,9 @@ that added the column; `flask db` autogenerate leaves them alone (see `healthcrm
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import DDL, ColumnElement, event, inspect, literal_column, select, table
 from sqlalchemy.orm import Session
@@ -28,6 +30,9 @@ from .models import Diagnosis, MedicalRecord
 FTS_TABLE = "record_search"
 # The SQLite trigram tokenizer indexes runs of three characters: shorter terms cannot use it.
 FTS_MIN_TERM = 3
+# A field shown as a snippet (notes) shows this many characters around its first match.
+SNIPPET_CHARS = 140
+SNIPPET_BEFORE = 40
 
 SQLITE_DDL = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS record_search USING fts5("
@@ -96,10 +101,15 @@ def _like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
+def search_terms(query: str) -> list[str]:
+    """The terms of a search: its whitespace-separated words, lower-cased."""
+    return [term.lower() for term in query.split()]
+
+
 def text_matches(query: str) -> list[ColumnElement[bool]]:
     """Conditions for records whose complaint, notes, patient name or MRN, or a diagnosis name or code
     contain every whitespace-separated term of `query` (case-insensitive, each term a literal substring)."""
-    terms = [term.lower() for term in query.split()]
+    terms = search_terms(query)
     if db.session.get_bind().dialect.name == "sqlite":
         indexed = [term for term in terms if len(term) >= FTS_MIN_TERM]
         conditions = [_like(term) for term in terms if len(term) < FTS_MIN_TERM]
@@ -161,3 +171,99 @@ def _touched_records(session: Session) -> set[MedicalRecord]:
 def _names_changed(patient: Patient) -> bool:
     state = inspect(patient)
     return any(state.attrs[name].history.has_changes() for name in ("first_name", "last_name", "mrn"))
+
+
+# --- why a record matched ----------------------------------------------------------------------------------
+
+Parts = list[tuple[str, bool]]  # a text cut into (piece, matched) pieces, in order
+
+
+@dataclass(frozen=True)
+class RecordMatch:
+    """Why one record matched a search: `mark` cuts a text the row shows into matched and other pieces, and
+    `snippets` are the fields the row does not show (notes, diagnoses other than the primary one) that
+    hold a term, each as (field label, pieces of a short snippet). The template marks the matched pieces
+    with <mark> and escapes every piece."""
+
+    terms: tuple[str, ...]
+    snippets: list[tuple[str, Parts]] = field(default_factory=list)
+
+    def mark(self, text: str | None) -> Parts:
+        return mark_terms(text or "", self.terms)
+
+    def mark_code(self, code: str | None) -> Parts:
+        """A diagnosis code, whole, when a term matched it written without its dot ("k7031")."""
+        code = code or ""
+        parts = self.mark(code)
+        if len(parts) == 1 and _code_matches(code, self.terms):
+            return [(code, True)]
+        return parts
+
+
+def _pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
+    words = sorted({term for term in terms if term}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, words)), re.IGNORECASE) if words else None
+
+
+def mark_terms(text: str, terms: Sequence[str]) -> Parts:
+    """`text` cut into pieces, the pieces that are one of `terms` (any case) marked True."""
+    pattern = _pattern(terms)
+    if pattern is None or not text:
+        return [(text, False)] if text else []
+    parts: Parts = []
+    position = 0
+    for found in pattern.finditer(text):
+        if found.start() > position:
+            parts.append((text[position : found.start()], False))
+        parts.append((found.group(0), True))
+        position = found.end()
+    if position < len(text):
+        parts.append((text[position:], False))
+    return parts
+
+
+def _code_matches(code: str, terms: Sequence[str]) -> bool:
+    bare = code.replace(".", "").lower()
+    return any(term in bare for term in terms)
+
+
+def snippet(text: str, terms: Sequence[str]) -> Parts:
+    """A short piece of a long text around its first match, marked, with … where it was cut."""
+    pattern = _pattern(terms)
+    found = pattern.search(text) if pattern else None
+    if found is None:
+        return []
+    start = max(0, found.start() - SNIPPET_BEFORE)
+    end = min(len(text), start + SNIPPET_CHARS)
+    piece = " ".join(text[start:end].split())
+    parts = mark_terms(piece, terms)
+    if start > 0:
+        parts.insert(0, ("…", False))
+    if end < len(text):
+        parts.append(("…", False))
+    return parts
+
+
+def record_matches(records: Iterable[MedicalRecord], query: str | None) -> dict[int, RecordMatch]:
+    """Why each record (of a page of results) matched `query`, by record id; empty without a query.
+
+    Worked out here, not by the database, so it reads the same on SQLite and PostgreSQL: the terms are
+    literal substrings of the record's fields, as `text_matches` finds them.
+    """
+    terms = tuple(search_terms(query or ""))
+    if not terms:
+        return {}
+    matches = {}
+    for record in records:
+        match = RecordMatch(terms=terms)
+        if record.notes and any(marked for _, marked in mark_terms(record.notes, terms)):
+            match.snippets.append(("Notes", snippet(record.notes, terms)))
+        primary = record.primary_diagnosis
+        for diagnosis in record.diagnoses:
+            if diagnosis is primary:
+                continue
+            code_parts, name_parts = match.mark_code(diagnosis.code), match.mark(diagnosis.name)
+            if any(marked for _, marked in (*code_parts, *name_parts)):
+                match.snippets.append(("Diagnosis", [*code_parts, (" ", False), *name_parts]))
+        matches[record.id] = match
+    return matches

@@ -14,7 +14,7 @@ from ..files.listing import record_files
 from ..patients import services as patients
 from ..tenancy import get_scoped
 from ..web import render_fragment, render_page
-from . import allergies, clinic_settings, record_templates, vitals
+from . import allergies, clinic_settings, record_templates, search, vitals
 from . import services as records
 from .forms import (
     ROW_SECTIONS,
@@ -81,6 +81,7 @@ def index():
         "records/index.html",
         block="results",
         page=page,
+        matches=search.record_matches(page.records, page.filters.query),
         doctors=records.clinic_doctors(current_user.tenant_id),
         can_write=current_user.can("record.write"),
     )

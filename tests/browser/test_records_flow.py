@@ -249,11 +249,14 @@ def test_doctor_writes_finalizes_amends_and_finds_a_record(
     results.get_by_role("link").click()
     expect(page).to_have_url(f"{live_server}/records/{record_id}")
 
-    # The labs page draws a trend chart per test (bilirubin has three values now).
+    # The labs page is a flowsheet, a row per test; a test's trend chart opens on demand (bilirubin has
+    # three values now).
     page.goto(f"{live_server}/patients/{patient.id}")
-    page.get_by_role("link", name="Labs and trends").click()
+    page.get_by_role("link", name="Labs and trends", exact=True).click()
     expect(page).to_have_url(f"{live_server}/patients/{patient.id}/labs")
-    expect(page.locator(".lab-chart canvas")).to_have_count(len(EARLIER_LABS))
+    expect(page.locator(".lab-sheet-table .lab-name")).to_have_count(len(EARLIER_LABS))
+    page.get_by_role("link", name="Chart of Bilirubin, total").click()
+    expect(page.locator(".lab-chart canvas[data-drawn]")).to_have_count(1)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.lab-chart canvas')].every(c => c.width > 0 && c.height > 0)"
     )

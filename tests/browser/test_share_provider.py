@@ -90,9 +90,11 @@ def test_a_provider_opens_a_share_with_passcode_and_emailed_code_on_a_phone(
     expect(page.locator(".share-watermark")).to_be_attached()
     _shoot(page, "summary", too_wide)
 
-    # Tabs swap in place and the address follows; the lab charts are drawn after the swap.
+    # Tabs swap in place and the address follows; a test's chart opens on demand, drawn after the swap.
     page.get_by_role("link", name="Lab results", exact=True).click()
     page.wait_for_url(re.compile(r"/labs$"))
+    page.get_by_role("link", name="Chart of Bilirubin, total").click()
+    page.wait_for_url(re.compile(r"/labs\?chart=1975-2$"))
     expect(page.locator("canvas[data-drawn]").first).to_be_attached()
     _shoot(page, "labs", too_wide)
     page.get_by_role("link", name="Records", exact=True).click()
@@ -111,7 +113,7 @@ def test_a_provider_opens_a_share_with_passcode_and_emailed_code_on_a_phone(
     # The same visit on a desktop: every tab, a file page, the PDF export, the print view.
     page.set_viewport_size(DESKTOP)
     for tab in ("summary", "labs", "records", "files", "scores"):
-        page.goto(f"{link}/{tab}")
+        page.goto(f"{link}/{tab}" + ("?chart=1975-2" if tab == "labs" else ""))
         if tab == "labs":
             expect(page.locator("canvas[data-drawn]").first).to_be_attached()
         if tab == "files":

@@ -646,3 +646,27 @@ def test_compare_shows_two_images_next_to_each_other(doctor, clinic):
     assert "Next to each other" in html and "Different content" in html
     for version_id in versions:
         assert _file_url(attachment_id, version_id, "view") in html
+
+
+def test_a_finalized_record_offers_upload_only_with_an_addendum(doctor, clinic):
+    record = clinic["record"]
+    record.status, record.finalized_by_id = "finalized", clinic["doctor"].id
+    record.finalized_at = record.visit_at
+    db.session.commit()
+    page = doctor.get(f"/records/{record.id}").get_data(as_text=True)
+    assert "data-uploader" not in page
+    assert "This record is finalized: a file can be added only with an addendum." in page
+    answer = _start(doctor, record.id, "scan.txt", 10)
+    assert answer.status_code == 422 and answer.get_json()["status"] == "rejected"
+    assert "only with an addendum" in answer.get_json()["reason"]
+    assert (
+        doctor.post(f"/records/{record.id}/addenda", data={"text": "Outside scan attached."}).status_code
+        == 303
+    )
+    page = doctor.get(f"/records/{record.id}").get_data(as_text=True)
+    assert "data-uploader" in page and "New files go with the addendum of" in page
+    (start_url,) = re.findall(r'data-start-url="([^"]+)"', page)
+    assert "addendum=" in start_url
+    body = {"name": "scan.txt", "size": 10, "type": "", "fingerprint": "scan.txt|10|1"}
+    started = doctor.post(start_url.replace("&amp;", "&"), json=body, headers=_headers(doctor))
+    assert started.status_code == 201, started.get_data(as_text=True)

@@ -301,3 +301,30 @@ def test_ensure_bucket_command_sets_cors_for_the_public_url(app, moto_url):
     assert result.exit_code == 0, result.output
     rules = storage.client.get_bucket_cors(Bucket=storage.bucket)["CORSRules"]
     assert rules[0]["AllowedOrigins"] == [app.config["PUBLIC_URL"]] and "ETag" in rules[0]["ExposeHeaders"]
+
+
+def test_a_finalized_record_takes_a_file_only_with_one_of_its_addenda(app, clinic):
+    from healthcrm.records.models import Addendum
+
+    record, actor = clinic["record"], clinic["actor"]
+    record.status = "finalized"
+    db.session.commit()
+    with pytest.raises(uploads.FinalizedWithoutAddendum) as refused:
+        uploads.start_upload(actor, record.id, "scan.pdf", 100, "application/pdf", "scan.pdf|100")
+    assert "only with an addendum" in refused.value.reason
+    assert db.session.scalar(select(func.count()).select_from(UploadSession)) == 0
+    other = make_upload_clinic()
+    elsewhere = Addendum(
+        tenant_id=other["tenant"].id, record_id=other["record"].id, author_id=other["doctor"].id, text="x"
+    )
+    addendum = Addendum(
+        tenant_id=record.tenant_id, record_id=record.id, author_id=clinic["doctor"].id, text="Scan attached."
+    )
+    db.session.add_all([elsewhere, addendum])
+    db.session.commit()
+    with pytest.raises(LookupError):
+        uploads.start_upload(actor, record.id, "scan.pdf", 100, None, "f", addendum_id=elsewhere.id)
+    plan = uploads.start_upload(actor, record.id, "scan.pdf", 100, None, "f", addendum_id=addendum.id)
+    assert plan.session.record_id == record.id
+    started = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "attachment.upload_start"))
+    assert [event.changed_fields for event in started] == ['["addendum"]']

@@ -167,3 +167,91 @@ def test_coaches_can_read_but_not_edit(app, client):
     login(client, make_user(tenant, "coach").email)
     assert client.get(f"/patients/{patient.id}").status_code == 200
     assert client.get(f"/patients/{patient.id}/edit").status_code == 403
+
+
+# --- the profile: clinical summary first for clinicians ----------------------------------------------
+
+
+def _summary_patient(tenant):
+    from datetime import timedelta
+
+    from healthcrm.clock import clinic_today
+    from healthcrm.records.models import MedicalRecord
+    from tests.sharing.factories import make_shared_patient
+
+    doctor = make_user(tenant, "doctor", full_name="Dr. Ana Ruiz")
+    patient = make_shared_patient(tenant, doctor)
+    newest = db.session.query(MedicalRecord).filter_by(patient_id=patient.id, status="draft").one()
+    newest.follow_up_required, newest.follow_up_date = (
+        True,
+        clinic_today(tenant.timezone) + timedelta(days=14),
+    )
+    db.session.commit()
+    return patient, newest
+
+
+def _ids(page: str) -> list[str]:
+    import re
+
+    return re.findall(r'\sid="([^"]+)"', page)
+
+
+def test_clinicians_see_the_clinical_summary_before_the_patients_details(app, clinic):
+    from tests.factories import login as sign_in
+
+    patient, newest = _summary_patient(clinic)
+    client = app.test_client()
+    sign_in(client, make_user(clinic, "nurse").email)
+    page = client.get(f"/patients/{patient.id}").get_data(as_text=True)
+    order = [
+        'id="clinical"',
+        "Active problems",
+        "Allergies",
+        "Latest vital signs",
+        "Next follow-up",
+        "Key labs",
+        "Liver scores",
+        "Medical records",
+        'id="details"',
+        "Demographics",
+        "Insurance",
+        "Patient portal",
+    ]
+    assert [page.index(text) for text in order] == sorted(page.index(text) for text in order)
+    summary = page.split('id="clinical"')[1].split('id="details"')[0]
+    assert "K74.60</code> Unspecified cirrhosis of liver" in summary and "K76.0" in summary
+    assert "Penicillin" in summary and "128/82 mmHg" in summary and "76 /min" in summary
+    assert newest.follow_up_date.strftime("%d %b %Y") in summary
+    # Key labs: the latest value of each with its flag (bilirubin 2.1, above 1.2).
+    bilirubin = summary.split(">Bilirubin, total</strong>")[1].split("</tr>")[0]
+    assert "2.1 mg/dL" in bilirubin and "↑ High" in bilirubin
+    assert "MELD 3.0" in summary
+
+
+def test_front_desk_sees_the_details_and_no_clinical_summary(app, clinic):
+    from tests.factories import login as sign_in
+
+    patient, _ = _summary_patient(clinic)
+    client = app.test_client()
+    sign_in(client, make_user(clinic, "front_desk").email)
+    page = client.get(f"/patients/{patient.id}").get_data(as_text=True)
+    assert "Demographics" in page and "Insurance" in page and "Patient portal" in page
+    for clinical in (
+        "Clinical summary",
+        "Active problems",
+        "Key labs",
+        "Penicillin",
+        "K74.60",
+        "MELD",
+        "128/82",
+    ):
+        assert clinical not in page
+
+
+def test_the_patient_page_has_no_duplicate_ids(client, clinic):
+    patient, _ = _summary_patient(clinic)
+    page = client.get(f"/patients/{patient.id}").get_data(as_text=True)
+    ids = _ids(page)
+    assert "Record an allergy" in page and "Record an immunization" in page and "Invite to the portal" in page
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+    assert page.count('name="csrf_token"') >= 4

@@ -19,6 +19,7 @@ from healthcrm.audit.models import AuditEvent
 from healthcrm.audit.services import Actor
 from healthcrm.extensions import db
 from healthcrm.records import labs
+from healthcrm.records.flowsheet import FLOWSHEET_COLUMNS
 from healthcrm.records.labs import LabInput, compute_flag, parse_lab_csv, validate_lab_row
 from healthcrm.records.models import LabResult, MedicalRecord
 from tests.concurrency import parallel
@@ -28,7 +29,7 @@ HX = {"HX-Request": "true"}
 HEADER = "code,name,value,unit,ref_low,ref_high,observed_at\n"
 CSV_TEXT = re.compile(r'<textarea name="csv_text"[^>]*>\n(.*?)</textarea>', re.DOTALL)
 IMPORT_TOKEN = re.compile(r'<input type="hidden" name="import_token" value="([^"]*)">')
-SERIES = re.compile(r'<script type="application/json" id="lab-series"[^>]*>(.*?)</script>', re.DOTALL)
+HIDDEN_SERIES = re.compile(r'<div id="lab-series" hidden>(.*?)</div>', re.DOTALL)
 LAB_VALUES = ("13.5", "9.1", "abc", "140", "No growth")
 
 
@@ -518,44 +519,142 @@ def _seed(patient, user):
     )
 
 
-def test_lab_page_shows_latest_values_each_test_oldest_first_and_the_chart_series(client, clinic):
+def _flowsheet_rows(page: str) -> dict[str, list[str]]:
+    """The flowsheet table's rows: test name -> the text of its day cells, newest day first."""
+    table = page.split('class="lab-sheet-table"')[1].split("</table>")[0]
+    rows = {}
+    for row in re.findall(r"<tr(?: class=\"lab-open\")?>\s*<th scope=\"row\".*?</tr>", table, re.DOTALL):
+        name = re.search(r'<span class="lab-name">(.*?)</span>', row).group(1)
+        cells = re.findall(r'<td class="lab-cell">(.*?)</td>', row, re.DOTALL)
+        rows[html.unescape(name)] = [" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in cells]
+    return rows
+
+
+def test_lab_page_is_a_flowsheet_tests_as_rows_days_newest_first_flags_written(client, clinic):
     _, nurse, patient = clinic
     _seed(patient, nurse)
     response = client.get(f"/patients/{patient.id}/labs")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    latest_table = page.split("Each test over time")[0]
-    assert "<strong>14.2</strong> g/dL" in latest_table and "<strong>138</strong> mmol/L" in latest_table
-    assert "<strong>No growth</strong>" in latest_table
-    hemoglobin = page.split('id="test-0"')[1].split("</section>")[0].split("<tbody>")[1]
-    # Clinic time (America/Chicago) in the table, oldest first.
-    times = ["05 Jan 2025, 02:00", "01 Feb 2025, 02:00", "01 Mar 2025, 02:00"]
-    assert [hemoglobin.index(t) for t in times] == sorted(hemoglobin.index(t) for t in times)
-    assert "↑ High" in hemoglobin and "↓ Low" in hemoglobin and "Normal" in hemoglobin
-    data = json.loads(SERIES.search(page).group(1))
-    assert data["timezone"] == "America/Chicago"
-    (series,) = data["tests"]  # only hemoglobin has two or more numeric values
-    assert (series["name"], series["unit"], series["code"]) == ("Hemoglobin", "g/dL", "718-7")
-    assert [point["y"] for point in series["points"]] == [16.1, 11.0, 14.2]
-    assert [point["flag"] for point in series["points"]] == ["H", "L", "N"]
-    assert series["points"][0]["low"] == 12 and series["points"][0]["high"] == 15.5
-    assert f'id="lab-chart-{series["canvas"]}"' in page
-    for tag in re.findall(r"<script[^>]*>", page):
-        assert 'nonce="' in tag and ("src=" in tag or 'type="application/json"' in tag)
+    # Days in clinic time (America/Chicago), newest first: one column per day with a result.
+    days = re.findall(r'<th scope="col" class="lab-day">(.*?) <span class="lab-year">(\d+)</span>', page)
+    assert days == [("02 Mar", "2025"), ("01 Mar", "2025"), ("01 Feb", "2025"), ("05 Jan", "2025")]
+    rows = _flowsheet_rows(page)
+    # Flags are coloured and written (↑H / ↓L, and in words for screen readers).
+    assert rows["Hemoglobin"] == ["· no result", "14.2", "11 ↓L (low)", "16.1 ↑H (high)"]
+    assert rows["Sodium"] == ["· no result", "138", "· no result", "· no result"]
+    assert rows["Urine culture"][0] == "No growth"
+    # Rows by panel (liver, kidney and electrolytes, blood count, …), tests of no panel last.
+    assert list(rows) == ["Sodium", "Hemoglobin", "Urine culture"]
+    assert page.index(">Kidney and electrolytes</th>") < page.index(">Blood count</th>")
+    assert page.index(">Blood count</th>") < page.index(">Other tests</th>")
+    # On phones: a card per test with its latest value, flag and a sparkline.
+    cards = page.split('class="lab-cards"')[1]
+    assert cards.count('class="lab-card"') == 3 and cards.count('class="lab-spark"') == 1
+    assert "<strong>14.2</strong> g/dL" in cards and "Normal" in cards
+    # No chart is drawn until one is asked for.
+    assert "lab-series" not in page and "<canvas" not in page
     assert " style=" not in page and "hx-on" not in page
     (viewed,) = _events("lab.view")
     assert viewed.patient_id == patient.id and viewed.changed_fields is None
 
 
-def test_chart_data_cannot_break_out_of_its_script_element(client, clinic):
+def test_a_tests_chart_opens_on_demand_as_a_page_and_an_htmx_fragment(client, clinic):
     _, nurse, patient = clinic
-    name = "</script><script>alert(1)</script>"
+    _seed(patient, nurse)
+    url = f"/patients/{patient.id}/labs?chart=718-7"
+    page = client.get(url).get_data(as_text=True)
+    assert f'href="/patients/{patient.id}/labs?chart=718-7#lab-chart-panel"' in page
+    data = json.loads(html.unescape(HIDDEN_SERIES.search(page).group(1)))
+    assert data["timezone"] == "America/Chicago"
+    (series,) = data["tests"]
+    assert (series["name"], series["unit"], series["code"]) == ("Hemoglobin", "g/dL", "718-7")
+    assert [point["y"] for point in series["points"]] == [16.1, 11.0, 14.2]
+    assert [point["flag"] for point in series["points"]] == ["H", "L", "N"]
+    assert series["points"][0]["low"] == 12 and series["points"][0]["high"] == 15.5
+    assert f'id="lab-chart-{series["canvas"]}"' in page and "Trend of Hemoglobin" in page
+    for tag in re.findall(r"<script[^>]*>", page):
+        assert 'nonce="' in tag and "src=" in tag
+    fragment = client.get(url, headers={"HX-Request": "true"})
+    text = fragment.get_data(as_text=True)
+    assert (
+        fragment.status_code == 200
+        and "<html" not in text
+        and text.lstrip().startswith('<div id="flowsheet">')
+    )
+    assert "Trend of Hemoglobin" in text and 'id="lab-series" hidden' in text
+    assert "HX-Request" in fragment.headers["Vary"] and 'id="add-results"' not in text
+    # A test with one numeric value says so instead of drawing a line.
+    one = client.get(f"/patients/{patient.id}/labs?chart=2951-2").get_data(as_text=True)
+    assert "One numeric value so far" in one and "<canvas" not in one
+
+
+def test_the_panel_filter_narrows_the_rows_and_unknown_names_answer_404(client, clinic):
+    _, nurse, patient = clinic
+    _seed(patient, nurse)
+    page = client.get(f"/patients/{patient.id}/labs?panel=kidney").get_data(as_text=True)
+    assert list(_flowsheet_rows(page)) == ["Sodium"]
+    # Only days with a result of the panel are columns.
+    assert page.count('class="lab-day"') == 1
+    assert f'href="/patients/{patient.id}/labs?panel=kidney" hx-get=' in page
+    assert 'aria-current="true">Kidney and electrolytes</a>' in page
+    fragment = client.get(f"/patients/{patient.id}/labs?panel=blood", headers={"HX-Request": "true"})
+    assert list(_flowsheet_rows(fragment.get_data(as_text=True))) == ["Hemoglobin"]
+    # A panel the patient has no results in, or no such panel or test: 404.
+    for query in ("panel=lipids", "panel=nonsense", "chart=0000-0"):
+        assert client.get(f"/patients/{patient.id}/labs?{query}").status_code == 404
+
+
+def test_older_days_are_a_link_away(client, clinic):
+    _, nurse, patient = clinic
+    rows = [_lab(value=str(10 + n), when=f"2025-01-{n + 1:02d} 08:00") for n in range(FLOWSHEET_COLUMNS + 3)]
+    labs.add_lab_results(_actor(nurse), patient.id, rows)
+    page = client.get(f"/patients/{patient.id}/labs").get_data(as_text=True)
+    assert page.count('class="lab-day"') == FLOWSHEET_COLUMNS
+    assert _flowsheet_rows(page)["Hemoglobin"][0] == str(10 + FLOWSHEET_COLUMNS + 2)
+    assert f"labs?offset={FLOWSHEET_COLUMNS}" in page and "Newer results" not in page
+    older = client.get(f"/patients/{patient.id}/labs?offset={FLOWSHEET_COLUMNS}").get_data(as_text=True)
+    assert _flowsheet_rows(older)["Hemoglobin"] == ["12", "11", "10"]
+    assert "← Newer results" in older and "Older results" not in older
+
+
+@pytest.mark.parametrize(
+    ("ucum", "shown"),
+    [
+        ("10*3/uL", "10³/µL"),
+        ("10*9/L", "10⁹/L"),
+        ("umol/L", "µmol/L"),
+        ("ug/dL", "µg/dL"),
+        ("uIU/mL", "µIU/mL"),
+        ("{INR}", ""),
+        ("mm[Hg]", "mmHg"),
+        ("mL/min/{1.73_m2}", "mL/min/1.73 m²"),
+        ("mg/dL", "mg/dL"),
+        ("units/L", "units/L"),
+        (None, ""),
+    ],
+)
+def test_units_are_shown_as_people_write_them(ucum, shown):
+    assert labs.display_unit(ucum) == shown
+
+
+def test_the_lab_page_shows_platelets_in_thousands_per_microlitre(client, clinic):
+    _, nurse, patient = clinic
+    labs.add_lab_results(_actor(nurse), patient.id, [_lab(code="777-3", value="150", when="2025-03-01")])
+    page = client.get(f"/patients/{patient.id}/labs").get_data(as_text=True)
+    assert "10³/µL" in page and "10*3/uL" not in page
+
+
+def test_chart_data_cannot_break_out_of_its_element(client, clinic):
+    _, nurse, patient = clinic
+    name = "</div><script>alert(1)</script>"
     labs.add_lab_results(
         _actor(nurse), patient.id, [_lab(code="", name=name, value=v, when=f"2025-03-1{v}") for v in "12"]
     )
-    page = client.get(f"/patients/{patient.id}/labs").get_data(as_text=True)
+    key = f"name:{name.casefold()}"
+    page = client.get(f"/patients/{patient.id}/labs", query_string={"chart": key}).get_data(as_text=True)
     assert "<script>alert(1)" not in page
-    assert json.loads(SERIES.search(page).group(1))["tests"][0]["name"] == name
+    assert json.loads(html.unescape(HIDDEN_SERIES.search(page).group(1)))["tests"][0]["name"] == name
 
 
 def test_lab_overview_reads_the_labs_in_one_query(app, clinic):

@@ -122,3 +122,52 @@ def test_search_text_joins_parts_one_per_line():
     assert build_search_text("Cough ", None, "Ola", "Breath", "MRN-1", [("J20.9", "Acute bronchitis")]) == (
         "cough\nola\nbreath\nmrn-1\nacute bronchitis\nj20.9\nj209"
     )
+
+
+# --- why a record matched ------------------------------------------------------------------------------
+
+
+def _row(page: str, complaint_text: str) -> str:
+    """The results row whose complaint cell holds `complaint_text` (as rendered)."""
+    rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")
+    return next(row for row in rows if complaint_text in row)
+
+
+def test_search_results_mark_the_matched_words_and_show_where_they_matched(client, clinic):
+    from tests.factories import login
+
+    login(client, clinic["doctor"].email)
+    page = client.get("/records", query_string={"q": "hep alco drinks"}).get_data(as_text=True)
+    row = _row(page, "Yellow eyes")
+    # In the patient's name as the row shows it, and in the primary diagnosis.
+    assert "<mark>Hep</mark>burn" in row and "<mark>Alco</mark>holic" in row
+    # Notes are not a column: a short snippet says the notes matched.
+    assert '<span class="muted">Notes:</span> <mark>Drinks</mark> 50% less' in row
+    # A code typed without its dot marks the whole code; a second diagnosis gets a snippet of its own.
+    page = client.get("/records", query_string={"q": "e119"}).get_data(as_text=True)
+    row = _row(page, "Yellow eyes")
+    assert '<span class="muted">Diagnosis:</span> <mark>E11.9</mark> Type 2 diabetes' in row
+    # Without a search nothing is marked.
+    assert "<mark>" not in client.get("/records").get_data(as_text=True)
+
+
+def test_marked_words_are_escaped(client, clinic):
+    from tests.factories import login
+
+    actor, doctor = clinic["actor"], clinic["doctor"]
+    create_record(actor, clinic["lungs"].id, _input(doctor, "<b>rash</b> & itch", [], notes="x <script>y"))
+    login(client, doctor.email)
+    page = client.get("/records", query_string={"q": "<b>rash"}).get_data(as_text=True)
+    assert "<mark>&lt;b&gt;rash</mark>&lt;/b&gt; &amp; itch" in page and "<b>rash" not in page
+    page = client.get("/records", query_string={"q": "<script"}).get_data(as_text=True)
+    assert "x <mark>&lt;script</mark>&gt;y" in page and "<script>y" not in page
+
+
+def test_a_long_note_is_cut_to_a_snippet_around_its_match():
+    from healthcrm.records.search import SNIPPET_CHARS, snippet
+
+    text = "a" * 300 + " ascites seen " + "b" * 300
+    parts = snippet(text, ["ascites"])
+    shown = "".join(piece for piece, _ in parts)
+    assert parts[0] == ("…", False) and parts[-1] == ("…", False)
+    assert ("ascites", True) in parts and len(shown) <= SNIPPET_CHARS + 2

@@ -487,15 +487,28 @@ def test_each_tab_is_a_page_and_an_htmx_fragment_and_each_view_is_logged(clinic,
     assert details.count("Lab results") == 2 and details.count("Scores") == 2
 
 
-def test_the_labs_tab_lists_each_test_oldest_first_with_flags_and_chart_data(clinic, provider):
+def test_the_labs_tab_is_a_flowsheet_newest_first_with_flags_and_a_chart_on_demand(clinic, provider):
     share = make_share(clinic["patient"])
     browser = provider(share)
     browser.start()
     text = browser.get("/labs").get_data(as_text=True)
-    assert 'id="lab-series" hidden' in text and 'id="lab-chart-0"' in text
-    alt = text.index(">ALT <")
-    assert text.index("48 U/L", alt) < text.index("92 U/L", alt)
-    assert "↑ High" in text and "↓ Low" in text
+    assert 'class="lab-sheet-table"' in text and "<canvas" not in text
+    alt = text.index('<span class="lab-name">ALT</span>')
+    # Newest day first; the flag written beside its colour.
+    assert text.index("92 <", alt) < text.index("48<", alt)
+    assert "↑H" in text and "↓L" in text and "(high)" in text
+    assert (
+        f'href="{browser.url}/labs?chart=1742-6#lab-chart-panel" hx-get="{browser.url}/labs?chart=1742-6"'
+        in text
+    )
+    chart = browser.get("/labs?chart=1742-6", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'id="share-panel"' in chart and 'id="lab-series" hidden' in chart and "Trend of ALT" in chart
+    liver = browser.get("/labs?panel=liver").get_data(as_text=True)
+    assert (
+        '<span class="lab-name">ALT</span>' in liver
+        and '<span class="lab-name">Creatinine</span>' not in liver
+    )
+    assert browser.get("/labs?panel=nonsense").status_code == 404
 
 
 def test_records_show_finalized_visits_with_addenda_marked_and_amended_after_sharing(clinic, provider):

@@ -1,8 +1,14 @@
-// Lab trend charts: one small line chart per test, drawn from the JSON in <script id="lab-series">.
+// Lab trend charts: a line chart per test named in the JSON of #lab-series (the flowsheet opens one).
 // The reference range is a shaded band between two dashed lines; each point's shape and colour follow its
 // flag, and the table beside each chart lists every value, so nothing depends on colour or on this script.
 (function () {
   "use strict";
+
+  // Loaded again (share.js does after a swap): the first copy draws, and listens already.
+  if (window.healthcrmLabCharts) {
+    window.healthcrmLabCharts.drawAll();
+    return;
+  }
 
   var CHART_HEIGHT = "220px";
   var DAY_MS = 24 * 60 * 60 * 1000;
@@ -140,6 +146,10 @@
       canvas.setAttribute("data-drawn", "1");
     });
   }
+
+  window.healthcrmLabCharts = { drawAll: drawAll };
+  // The labs flowsheet opens a test's chart by swapping its block in with htmx: draw what came in.
+  document.addEventListener("htmx:afterSettle", drawAll);
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", drawAll);
