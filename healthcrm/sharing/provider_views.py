@@ -17,13 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import IO
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, request, url_for
 
 from ..access import public
 from ..accounts.models import Tenant
-from ..clock import utcnow
+from ..clock import format_clinic_time, utcnow
 from ..extensions import db, htmx, limiter
 from ..files import services as files
 from ..files.responses import file_response
@@ -142,13 +141,11 @@ def _clinic(share: ShareLink) -> Tenant:
 
 
 def _clinic_time(zone: str) -> Callable[..., str]:
-    """A formatter of stored (naive UTC) times in the clinic's zone, for the pages of one share."""
-    where = ZoneInfo(zone)
+    """A formatter of stored (naive UTC) times in the clinic's zone, for the pages of one share: to the
+    minute with the zone unless the page asks for less (a visit's day)."""
 
-    def clinic_time(value: datetime | None, fmt: str = "%d %b %Y, %H:%M %Z") -> str:
-        if value is None:
-            return ""
-        return value.replace(tzinfo=ZoneInfo("UTC")).astimezone(where).strftime(fmt)
+    def clinic_time(value: datetime | None, fmt: str = services.TIME_WITH_ZONE) -> str:
+        return format_clinic_time(value, zone, fmt)
 
     return clinic_time
 
@@ -296,14 +293,7 @@ def send_code(token: str):
     if not share.verify_email or visit.email_ok or not visit.passcode_ok:
         return _go(url_for(".steps", token=token))
     client = _client()
-    enqueue(
-        "sharing.email_code",
-        share.id,
-        client["ip"] or "",
-        (client["user_agent"] or "")[:300],
-        tenant_id=share.tenant_id,
-        label="Share code email",
-    )
+    services.send_code(share, ip=client["ip"], user_agent=client["user_agent"])
     return _go(url_for(".steps", token=token, sent=1))
 
 

@@ -21,13 +21,14 @@ from datetime import date, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from redis import RedisError
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import PATIENT, Tenant, User
 from ..accounts.secrets import hash_password, verify_password
 from ..audit.services import Actor, record_event
-from ..clock import clinic_day_end, clinic_today, to_clinic_time, utcnow
+from ..clock import clinic_day_end, clinic_today, format_clinic_time, to_clinic_time, utcnow
 from ..errors import DomainError, NotAllowed
 from ..extensions import db
 from ..jobs.queue import enqueue
@@ -71,6 +72,9 @@ CODE_LIFETIME = timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 5
 CODES_PER_HOUR = 5
 VISIT_LIFETIME = timedelta(hours=4)
+# How a share's times are shown everywhere (pages, emails): to the minute, with the clinic's zone, so
+# "until 31 Dec 2026, 15:46 EST" is what the link does.
+TIME_WITH_ZONE = "%d %b %Y, %H:%M %Z"
 
 
 class ShareError(DomainError):
@@ -97,6 +101,7 @@ class ShareRequest:
 class CreatedShare:
     share: ShareLink
     token: str  # shown once, never stored
+    emailed: bool  # the recipient's email (with its own link) is queued
 
 
 def end_of_clinic_day(tenant_id: int, day: date) -> datetime:
@@ -106,6 +111,11 @@ def end_of_clinic_day(tenant_id: int, day: date) -> datetime:
 
 def _zone(tenant_id: int) -> str:
     return db.session.get(Tenant, tenant_id).timezone
+
+
+def share_time(share: ShareLink, value: datetime | None) -> str:
+    """A time of the share (its end, a pause, an access) in its clinic's zone, with the hour and zone."""
+    return format_clinic_time(value, _zone(share.tenant_id), TIME_WITH_ZONE)
 
 
 def share_today(tenant_id: int) -> date:
@@ -228,8 +238,8 @@ def _validate(actor: Actor, patient: Patient, request: ShareRequest, now: dateti
 
 
 def create_shares(actor: Actor, patient_id: int, request: ShareRequest) -> list[CreatedShare]:
-    """One share per recipient, each with its own token, limits and log. Nothing is created when any input
-    is refused. The caller emails each link (`email_share` job)."""
+    """One share per recipient, each with its own token, limits and log, and each recipient's email queued
+    (the `email_share` job makes the emailed link). Nothing is created when any input is refused."""
     patient = _patient_for(actor, patient_id)
     now = utcnow()
     recipients, expires = _validate(actor, patient, request, now)
@@ -263,9 +273,22 @@ def create_shares(actor: Actor, patient_id: int, request: ShareRequest) -> list[
         record_event(
             actor, "share.create", resource_type="share", resource_id=share.id, patient_id=patient.id
         )
-        created.append(CreatedShare(share, token))
+        created.append((share, token))
     db.session.commit()
-    return created
+    return [CreatedShare(share, token, _queue_share_email(share, actor.user_id)) for share, token in created]
+
+
+def _queue_share_email(share: ShareLink, user_id: int | None) -> bool:
+    """Queue the recipient's email (its own fresh token). False when the queue cannot take it now: the
+    share stands, and "Send again" can mail it later."""
+    try:
+        enqueue(
+            "sharing.email_share", share.id, tenant_id=share.tenant_id, user_id=user_id,
+            label="Share link email",
+        )  # fmt: skip
+    except RedisError:
+        return False
+    return True
 
 
 def new_email_token(share_id: int) -> tuple[ShareLink, str] | None:
@@ -345,14 +368,8 @@ def send_again(actor: Actor, share_id: int) -> ShareLink:
         actor, "share.resend", resource_type="share", resource_id=share.id, patient_id=share.patient_id
     )
     db.session.commit()
-
-    enqueue(
-        "sharing.email_share",
-        share.id,
-        tenant_id=share.tenant_id,
-        user_id=actor.user_id,
-        label="Share link email",
-    )
+    if not _queue_share_email(share, actor.user_id):
+        raise ShareError("The email cannot be sent just now. Try again in a few minutes.", "send")
     return share
 
 
@@ -621,6 +638,15 @@ def issue_code(share: ShareLink, *, ip, user_agent, request_id: str | None = Non
     )
     db.session.commit()
     return code
+
+
+def send_code(share: ShareLink, *, ip: str | None, user_agent: str | None) -> None:
+    """Queue the email with a one-time code to the address the patient entered (the job makes the code and
+    counts it against CODES_PER_HOUR)."""
+    enqueue(
+        "sharing.email_code", share.id, ip or "", (user_agent or "")[:300], tenant_id=share.tenant_id,
+        label="Share code email",
+    )  # fmt: skip
 
 
 def _masked(email: str) -> str:

@@ -13,13 +13,11 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from redis import RedisError
 
 from ..access import current_actor, patient_only, requires
 from ..accounts.mfa import qr_svg_data_uri
 from ..clock import utcnow
 from ..extensions import htmx
-from ..jobs.queue import enqueue
 from ..patients.models import Patient
 from ..tenancy import get_scoped
 from ..web import render_fragment, render_page
@@ -121,21 +119,6 @@ def _form_page(form: ShareForm, patient_id: int, *, status: int = 200, added_row
     )
 
 
-def _email_link(share) -> bool:
-    """Queue the recipient's email (its own fresh token). False when the queue cannot take it now."""
-    try:
-        enqueue(
-            "sharing.email_share",
-            share.id,
-            tenant_id=share.tenant_id,
-            user_id=current_user.id,
-            label="Share link email",
-        )
-    except RedisError:
-        return False
-    return True
-
-
 def _create(patient_id: int | None) -> Response:
     actor = current_actor()
     try:
@@ -160,9 +143,9 @@ def _create(patient_id: int | None) -> Response:
                 links = []
                 for item in created:
                     url = services.share_url(item.token)
-                    links.append({"share": item.share, "url": url, "qr": qr_svg_data_uri(url)})
-                for link in links:
-                    link["emailed"] = _email_link(link["share"])
+                    links.append(
+                        {"share": item.share, "url": url, "qr": qr_svg_data_uri(url), "emailed": item.emailed}
+                    )
                 response = render_page(
                     "sharing/created.html",
                     block="panel",
@@ -321,6 +304,9 @@ def overview():
 
 
 # --- the patient's notifications -------------------------------------------------------------------------
+
+
+bp.add_app_template_global(services.share_time, "share_time")
 
 
 @bp.app_template_global()

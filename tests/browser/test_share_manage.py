@@ -107,7 +107,7 @@ def test_a_patient_shares_two_records_on_a_phone(
     expect(panel.get_by_role("button", name="Copied")).to_be_visible()
     expect(panel.get_by_text("The link is on your clipboard.")).to_be_visible()
     assert page.evaluate("() => navigator.clipboard.readText()") == url
-    expect(panel.get_by_text(f"also emailed to {RECIPIENT}")).to_be_visible()
+    expect(panel.get_by_text(f"Their own link is being emailed to {RECIPIENT}")).to_be_visible()
 
     # The list below updated itself with the new link.
     card = page.locator("#shares .share-card")

@@ -151,7 +151,7 @@ def test_a_patient_shares_with_two_recipients_at_once(client, clinic, drain_jobs
     assert len(shown) == 2 and shown[0] != shown[1]
     assert html.count('src="data:image/svg+xml') == 2
     assert html.count("data-copy-from=") == 2
-    assert "also emailed to ana.ruiz@hospital.example.com" in html
+    assert "Their own link is being emailed to ana.ruiz@hospital.example.com" in html
 
     ana, ben = _shares()
     assert (ana.recipient_name, ben.recipient_name) == ("Dr. Ana Ruiz", "Dr. Ben Carter")
