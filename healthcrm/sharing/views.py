@@ -8,7 +8,6 @@ pages offer "Send again" (a fresh emailed link) instead of the link itself.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
@@ -20,6 +19,7 @@ from ..clock import utcnow
 from ..extensions import htmx
 from ..patients.models import Patient
 from ..tenancy import get_scoped
+from ..useragent import describe_user_agent
 from ..web import render_fragment, render_page
 from . import services
 from .forms import ExtendForm, PasscodeForm, ShareForm
@@ -307,6 +307,7 @@ def overview():
 
 
 bp.add_app_template_global(services.share_time, "share_time")
+bp.add_app_template_filter(describe_user_agent, "browser")
 
 
 @bp.app_template_global()
@@ -333,37 +334,3 @@ def mark_read(notification_id: int):
 def mark_all_read():
     services.mark_read(current_actor())
     return _notifications_answer()
-
-
-# --- showing a browser -----------------------------------------------------------------------------------
-
-BROWSERS = (
-    ("Edg/", "Edge"),
-    ("OPR/", "Opera"),
-    ("Firefox/", "Firefox"),
-    ("FxiOS/", "Firefox"),
-    ("CriOS/", "Chrome"),
-    ("Chrome/", "Chrome"),
-    ("Safari/", "Safari"),
-)
-SYSTEMS = (
-    ("iPhone", "iPhone"),
-    ("iPad", "iPad"),
-    ("Android", "Android"),
-    ("Windows", "Windows"),
-    ("Mac OS X", "Mac"),
-    ("CrOS", "ChromeOS"),
-    ("Linux", "Linux"),
-)
-
-
-@bp.app_template_filter("browser")
-def browser_name(user_agent: str | None) -> str:
-    """A User-Agent in words ("Chrome on Android"); the first word of an unknown one."""
-    if not user_agent:
-        return "Unknown"
-    browser = next((name for mark, name in BROWSERS if mark in user_agent), None)
-    system = next((name for mark, name in SYSTEMS if mark in user_agent), None)
-    if browser is None:
-        browser = re.split(r"[/\s]", user_agent.strip(), maxsplit=1)[0][:40] or "Unknown"
-    return f"{browser} on {system}" if system else browser
