@@ -14,6 +14,7 @@ PNG renderings with the watermark.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import IO
@@ -444,6 +445,28 @@ def _stream(copy: IO[bytes]) -> Iterator[bytes]:
         copy.close()
 
 
+def _counted_download(
+    share: ShareLink,
+    visit: ShareVisit,
+    token: str,
+    event: str,
+    detail: str,
+    source: IO[bytes] | Callable[[], IO[bytes]],
+    name: str,
+    content_type: str,
+    size: int,
+) -> Response:
+    """A download the share's limit counts: counted first (one guarded UPDATE), then the bytes of `source`
+    (a stream, or what opens one, opened only once counted) as an attachment called `name`; the notice
+    "No downloads left" when the limit is reached, and `source` closed unsent."""
+    if not services.count_download(share, event, **_client(), detail=detail):
+        if not callable(source):
+            source.close()
+        return _downloads_used_up(share, visit, token)
+    stream = source() if callable(source) else source
+    return _bytes_response(_stream(stream), content_type, attachment_disposition(name), size=size)
+
+
 def _notice(share: ShareLink, visit: ShareVisit, token: str, title: str, text: str, status: int):
     # htmx swaps no 4xx answer: the export button gets the notice as a 200 to show in place.
     return render_page(
@@ -489,11 +512,10 @@ def download(token: str, attachment_id: int):
             "Tell the clinic.",
             409,
         )
-    name, content_type, size = version.original_name, version.content_type, version.size
-    if not services.count_download(share, EVENT_DOWNLOAD, **_client(), detail=attachment.filename):
-        copy.close()
-        return _downloads_used_up(share, visit, token)
-    return _bytes_response(_stream(copy), content_type, attachment_disposition(name), size=size)
+    return _counted_download(
+        share, visit, token, EVENT_DOWNLOAD, attachment.filename, copy,
+        version.original_name, version.content_type, version.size,
+    )  # fmt: skip
 
 
 # --- exports ------------------------------------------------------------------------------------------------
@@ -573,12 +595,10 @@ def export_download(token: str, job_id: str):
     stored = storage.head(key)
     if stored is None:
         abort(404)
-    if not services.count_download(share, EVENT_EXPORT, **_client(), detail="PDF"):
-        return _downloads_used_up(share, visit, token)
-    name = f"shared-records-{utcnow():%Y-%m-%d}.pdf"
-    return _bytes_response(
-        _stream(storage.open_stream(key)), "application/pdf", attachment_disposition(name), size=stored.size
-    )
+    return _counted_download(
+        share, visit, token, EVENT_EXPORT, "PDF", lambda: storage.open_stream(key),
+        f"shared-records-{utcnow():%Y-%m-%d}.pdf", "application/pdf", stored.size,
+    )  # fmt: skip
 
 
 @bp.get("/<token>/export/labs.csv")
@@ -589,8 +609,8 @@ def export_labs(token: str):
     share, visit = _admitted(token, page=False)
     if not share.allow_download or "labs" not in covered_types(share):
         abort(404)
-    if not services.count_download(share, EVENT_EXPORT, **_client(), detail="labs CSV"):
-        return _downloads_used_up(share, visit, token)
     data = labs_csv(shared_content(share)).encode("utf-8")
-    name = f"shared-lab-results-{utcnow():%Y-%m-%d}.csv"
-    return _bytes_response(iter([data]), "text/csv; charset=utf-8", attachment_disposition(name), len(data))
+    return _counted_download(
+        share, visit, token, EVENT_EXPORT, "labs CSV", io.BytesIO(data),
+        f"shared-lab-results-{utcnow():%Y-%m-%d}.csv", "text/csv; charset=utf-8", len(data),
+    )  # fmt: skip
