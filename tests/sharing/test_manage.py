@@ -616,3 +616,16 @@ def test_an_expired_link_is_not_extended_and_nothing_changes(client, shared, app
         db.session.refresh(share)
         assert share.expires_at == expired_at and not _actions("share.extend")
         assert services.resolve(shared["shown"]) is None
+
+
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}])
+def test_a_cross_site_post_without_a_token_is_refused_as_cross_site_before_the_token_check(
+    client, clinic, headers
+):
+    share = make_share(clinic["patient"])
+    login(client, clinic["portal"].email)
+    answer = client.post(f"/shares/{share.id}/revoke", data={}, csrf=False, headers=headers)
+    assert answer.status_code == 403
+    assert "came from another website" in answer.get_data(as_text=True)
+    db.session.refresh(share)
+    assert share.revoked_at is None
