@@ -81,6 +81,14 @@ class ShareError(DomainError):
     """Input the person can fix; `field` names the form field."""
 
 
+class ShareErrors(ShareError):
+    """Several inputs the person can fix, each a ShareError with its field (`errors`), to show at once."""
+
+    def __init__(self, errors: list[ShareError]) -> None:
+        super().__init__(" ".join(error.message for error in errors), errors[0].field)
+        self.errors = errors
+
+
 @dataclass
 class ShareRequest:
     recipients: list[tuple[str, str]]  # (name, email)
@@ -177,27 +185,50 @@ def list_shares(actor: Actor, patient_id: int) -> list[ShareLink]:
 # --- creating --------------------------------------------------------------------------------------------
 
 
+def check_request(actor: Actor, patient_id: int, request: ShareRequest) -> list[ShareError]:
+    """Everything wrong with a request to share, all at once (each with its field), for a form to show
+    together; empty when `create_shares` would make the links."""
+    return _problems(actor, _patient_for(actor, patient_id), request, utcnow())[1]
+
+
 def _validate(actor: Actor, patient: Patient, request: ShareRequest, now: datetime) -> tuple[list, datetime]:
+    (recipients, expires), problems = _problems(actor, patient, request, now)
+    if problems:
+        raise ShareErrors(problems)
+    return recipients, expires
+
+
+def _problems(
+    actor: Actor, patient: Patient, request: ShareRequest, now: datetime
+) -> tuple[tuple[list, datetime], list[ShareError]]:
+    """The recipients (cleaned) and the end time of a request, with every problem found in it."""
+    problems: list[ShareError] = []
+
+    def problem(message: str, field: str) -> None:
+        if not any(p.message == message and p.field == field for p in problems):
+            problems.append(ShareError(message, field))
+
     recipients = []
     if not request.recipients:
-        raise ShareError("Enter at least one recipient.", "recipients")
+        problem("Enter at least one recipient.", "recipients")
     if len(request.recipients) > MAX_RECIPIENTS:
-        raise ShareError(f"At most {MAX_RECIPIENTS} recipients at once.", "recipients")
-    for name, email in request.recipients:
+        problem(f"At most {MAX_RECIPIENTS} recipients at once.", "recipients")
+    for name, email in request.recipients[:MAX_RECIPIENTS]:
         name = (name or "").strip()
         if not name:
-            raise ShareError("Enter each recipient's name.", "recipients")
+            problem("Enter each recipient's name.", "recipients")
         try:
             email = validate_email((email or "").strip(), check_deliverability=False).normalized
         except EmailNotValidError:
-            raise ShareError(f"{email or 'An email'} is not an email address.", "recipients") from None
+            problem(f"{email or 'An email'} is not an email address.", "recipients")
+            continue
         recipients.append((name[:200], email))
     if request.scope not in (SCOPE_ALL, SCOPE_TYPES, SCOPE_RECORDS):
-        raise ShareError("Choose what to share.", "scope")
+        problem("Choose what to share.", "scope")
     if request.scope == SCOPE_TYPES and (
         not request.scope_types or any(t not in RECORD_TYPES for t in request.scope_types)
     ):
-        raise ShareError("Choose at least one kind of record.", "scope_types")
+        problem("Choose at least one kind of record.", "scope_types")
     if request.scope == SCOPE_RECORDS:
         ids = {int(i) for i in request.scope_record_ids}
         found = set(
@@ -212,29 +243,30 @@ def _validate(actor: Actor, patient: Patient, request: ShareRequest, now: dateti
             )
         )
         if not ids or found != ids:
-            raise ShareError("Choose one or more of the patient's finalized records.", "scope_record_ids")
+            problem("Choose one or more of the patient's finalized records.", "scope_record_ids")
+    expires = now
     if request.until is not None:
         expires = end_of_clinic_day(actor.tenant_id, request.until)
         today = share_today(actor.tenant_id)
         if request.until <= today:
-            raise ShareError("Choose a date after today.", "until")
-        if request.until > today + timedelta(days=MAX_DAYS):
-            raise ShareError(f"A link can last at most {MAX_DAYS} days.", "until")
+            problem("Choose a date after today.", "until")
+        elif request.until > today + timedelta(days=MAX_DAYS):
+            problem(f"A link can last at most {MAX_DAYS} days.", "until")
+    elif request.days not in DURATION_PRESETS:
+        problem("Choose how long the link works.", "days")
     else:
-        if request.days not in DURATION_PRESETS:
-            raise ShareError("Choose how long the link works.", "days")
         expires = now + timedelta(days=request.days)
     if request.passcode and not (PASSCODE_MIN_CHARS <= len(request.passcode) <= PASSCODE_MAX_CHARS):
-        raise ShareError(f"A passcode has at least {PASSCODE_MIN_CHARS} characters.", "passcode")
+        problem(f"A passcode has at least {PASSCODE_MIN_CHARS} characters.", "passcode")
     if request.passcode and request.passcode.strip() != request.passcode:
-        raise ShareError("A passcode cannot start or end with a space.", "passcode")
+        problem("A passcode cannot start or end with a space.", "passcode")
     for name in ("max_opens", "max_downloads"):
         value = getattr(request, name)
         if value is not None and not 1 <= value <= 1000:
-            raise ShareError("A limit is between 1 and 1,000.", name)
+            problem("A limit is between 1 and 1,000.", name)
     if len(request.message or "") > MAX_MESSAGE_CHARS:
-        raise ShareError(f"The message is longer than {MAX_MESSAGE_CHARS} characters.", "message")
-    return recipients, expires
+        problem(f"The message is longer than {MAX_MESSAGE_CHARS} characters.", "message")
+    return (recipients, expires), problems
 
 
 def create_shares(actor: Actor, patient_id: int, request: ShareRequest) -> list[CreatedShare]:

@@ -92,15 +92,22 @@ def staff_index(patient_id: int):
 # --- making links ----------------------------------------------------------------------------------------
 
 
-def _show_error(form: ShareForm, error: services.ShareError) -> None:
-    if error.field == "recipients":
-        form.recipient_errors.append(error.message)
-        return
-    target = getattr(form, error.field, None) if error.field else None
-    if target is not None and isinstance(target.errors, list):
-        target.errors.append(error.message)
-    else:
-        form.form_errors.append(error.message)
+def _show_errors(form: ShareForm, errors: list[services.ShareError]) -> None:
+    """The service's findings beside the form's own, each at its field; a field the form already marked
+    keeps its own message (the same fault said once)."""
+    for error in errors:
+        if error.field == "days" and form.until.errors:
+            continue  # "Until a date" without a date: the date's own message says it
+        if error.field == "recipients":
+            if error.message not in form.recipient_errors:
+                form.recipient_errors.append(error.message)
+            continue
+        target = getattr(form, error.field, None) if error.field else None
+        if target is not None and isinstance(target.errors, list | tuple):
+            if not target.errors:
+                target.errors = [error.message]
+        elif error.message not in form.form_errors:
+            form.form_errors.append(error.message)
 
 
 def _form_page(form: ShareForm, patient_id: int, *, status: int = 200, added_row=None) -> Response:
@@ -132,30 +139,30 @@ def _create(patient_id: int | None) -> Response:
     if "add_row" in request.form:
         # "Add another" without JavaScript: one more row, what was typed kept, nothing made.
         return _form_page(form, patient_id, added_row=form.add_row())
-    if form.validate_on_submit():
-        recipients = form.parsed_recipients()
-        if recipients is not None:
-            try:
-                created = services.create_shares(actor, patient_id, form.to_request(recipients))
-            except services.ShareError as error:
-                _show_error(form, error)
-            else:
-                links = []
-                for item in created:
-                    url = services.share_url(item.token)
-                    links.append(
-                        {"share": item.share, "url": url, "qr": qr_svg_data_uri(url), "emailed": item.emailed}
-                    )
-                response = render_page(
-                    "sharing/created.html",
-                    block="panel",
-                    created=links,
-                    patient=get_scoped(Patient, patient_id, actor.tenant_id),
-                    links=_links(patient_id),
-                )
-                response.headers["HX-Trigger"] = SHARES_CHANGED
-                return response
-    return _form_page(form, patient_id, status=INVALID)
+    # Every fault at once: the form's own checks and the service's, each shown at its field.
+    form_valid = form.validate()
+    share_request = form.to_request(form.parsed_recipients())
+    _show_errors(form, services.check_request(actor, patient_id, share_request))
+    if not (form_valid and form.is_clean()):
+        return _form_page(form, patient_id, status=INVALID)
+    try:
+        created = services.create_shares(actor, patient_id, share_request)
+    except services.ShareError as error:  # the data changed between the check and the write
+        _show_errors(form, getattr(error, "errors", [error]))
+        return _form_page(form, patient_id, status=INVALID)
+    links = []
+    for item in created:
+        url = services.share_url(item.token)
+        links.append({"share": item.share, "url": url, "qr": qr_svg_data_uri(url), "emailed": item.emailed})
+    response = render_page(
+        "sharing/created.html",
+        block="panel",
+        created=links,
+        patient=get_scoped(Patient, patient_id, actor.tenant_id),
+        links=_links(patient_id),
+    )
+    response.headers["HX-Trigger"] = SHARES_CHANGED
+    return response
 
 
 @bp.route("/portal/shares/new", methods=["GET", "POST"])

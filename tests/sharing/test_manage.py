@@ -629,3 +629,54 @@ def test_a_cross_site_post_without_a_token_is_refused_as_cross_site_before_the_t
     assert "came from another website" in answer.get_data(as_text=True)
     db.session.refresh(share)
     assert share.revoked_at is None
+
+
+def test_every_fault_of_the_share_form_is_shown_at_once_at_its_field_and_in_a_summary(client, clinic):
+    login(client, clinic["portal"].email)
+    answer = client.post(
+        "/portal/shares/new",
+        data=_form(
+            **{"recipients-0-name": "", "recipients-0-email": "not-an-email"},
+            scope="types",  # and no kind chosen
+            passcode="12345",  # the service's rule
+            max_opens="many",  # the form's rule
+            days="date",  # and no date
+        ),
+        headers=HX,
+    )
+    assert answer.status_code == 422
+    html = answer.get_data(as_text=True)
+    faults = {
+        "recipients-0-name": "Enter each recipient&#39;s name.",
+        "scope_types-0": "Choose at least one kind of record.",
+        "passcode": "A passcode has at least 6 characters.",
+        "max_opens": "Not a valid integer value.",
+        "until": "Choose the date the link stops working.",
+    }
+    summary = html[
+        html.index('id="share-form-errors"') : html.index("</div>", html.index('id="share-form-errors"'))
+    ]
+    assert "7 things to fix" in summary  # a word for a number also breaks the limit's range
+    assert 'href="#recipients-0-name">not-an-email is not an email address.</a>' in summary
+    for target, message in faults.items():
+        assert f'<a href="#{target}">{message}</a>' in summary, target
+    # Each field points at its own message.
+    for name in ("passcode", "max_opens", "until"):
+        assert re.search(rf'id="{name}"[^>]*aria-describedby="[^"]*{name}-error', html) or re.search(
+            rf'aria-describedby="[^"]*{name}-error[^"]*"[^>]*id="{name}"', html
+        ), name
+    assert re.search(r'aria-describedby="scope_types-error"[^>]*id="scope_types-0"', html) or re.search(
+        r'id="scope_types-0"[^>]*aria-describedby="scope_types-error"', html
+    )
+    assert 'id="recipients-error"' in html
+    assert _shares() == []
+
+
+def test_the_share_form_and_created_pages_have_an_h1_alone_and_an_h2_inside_the_list(client, clinic):
+    login(client, clinic["portal"].email)
+    page = client.get("/portal/shares/new").get_data(as_text=True)
+    assert '<h1 id="share-form-title">Share my records</h1>' in page
+    panel = client.get("/portal/shares/new", headers=HX).get_data(as_text=True)
+    assert '<h2 id="share-form-title">' in panel and "<h1" not in panel
+    created = client.post("/portal/shares/new", data=_form()).get_data(as_text=True)
+    assert '<h1 id="created-title">Your link is ready</h1>' in created
