@@ -126,6 +126,18 @@ def share_time(share: ShareLink, value: datetime | None) -> str:
     return format_clinic_time(value, _zone(share.tenant_id), TIME_WITH_ZONE)
 
 
+def share_time_span(share: ShareLink, start: datetime, end: datetime) -> str:
+    """From `start` to `end` in the share's clinic zone: "02 Dec 2026, 09:15 – 09:40 CST", the day written
+    again only when it changes."""
+    zone = _zone(share.tenant_id)
+    if to_clinic_time(start, zone).date() != to_clinic_time(end, zone).date():
+        return f"{share_time(share, start)} – {share_time(share, end)}"
+    if format_clinic_time(start, zone, "%H:%M") == format_clinic_time(end, zone, "%H:%M"):
+        return share_time(share, start)
+    begins = format_clinic_time(start, zone, "%d %b %Y, %H:%M")
+    return f"{begins} – {format_clinic_time(end, zone, '%H:%M %Z')}"
+
+
 def share_today(tenant_id: int) -> date:
     """Today in the clinic's zone: the day a share's end date is counted from (not the UTC date)."""
     return clinic_today(_zone(tenant_id))
@@ -405,12 +417,61 @@ def send_again(actor: Actor, share_id: int) -> ShareLink:
     return share
 
 
-def access_log(actor: Actor, share_id: int) -> ShareLink:
-    """The share with its access log (`share.events`, newest first), audited as a read."""
+@dataclass
+class AccessVisit:
+    """One browser's visit in a share's access log: its events in the order they happened."""
+
+    ip: str | None
+    user_agent: str | None
+    events: list[ShareEvent]
+
+    @property
+    def started_at(self) -> datetime:
+        return self.events[0].occurred_at
+
+    @property
+    def ended_at(self) -> datetime:
+        return self.events[-1].occurred_at
+
+    @property
+    def opened(self) -> bool:
+        return any(event.kind == EVENT_OPEN for event in self.events)
+
+    @property
+    def lines(self) -> list[tuple[ShareEvent, int]]:
+        """The events with runs of the same thing (five views of one tab) as one line and its count."""
+        merged: list[tuple[ShareEvent, int]] = []
+        for event in self.events:
+            if merged and (merged[-1][0].kind, merged[-1][0].detail) == (event.kind, event.detail):
+                merged[-1] = (merged[-1][0], merged[-1][1] + 1)
+            else:
+                merged.append((event, 1))
+        return merged
+
+
+def access_visits(share: ShareLink) -> list[AccessVisit]:
+    """The share's access log by visit, newest visit first. A visit is one browser (the same IP address
+    and User-Agent) until it has been quiet for VISIT_LIFETIME, as long as its visit cookie lasts; the
+    log keeps no cookie, so this is how the patient's "who looked, when" reads."""
+    visits: list[AccessVisit] = []
+    current: dict[tuple[str | None, str | None], AccessVisit] = {}
+    for event in sorted(share.events, key=lambda e: (e.occurred_at, e.id)):
+        key = (event.ip, event.user_agent)
+        visit = current.get(key)
+        if visit is None or event.occurred_at - visit.ended_at > VISIT_LIFETIME:
+            visit = AccessVisit(event.ip, event.user_agent, [])
+            visits.append(visit)
+            current[key] = visit
+        visit.events.append(event)
+    return sorted(visits, key=lambda visit: visit.started_at, reverse=True)
+
+
+def access_log(actor: Actor, share_id: int) -> tuple[ShareLink, list[AccessVisit]]:
+    """The share with its access log by visit (`access_visits`), audited as a read."""
     share = get_share(actor, share_id)
     record_event(actor, "share.log", resource_type="share", resource_id=share.id, patient_id=share.patient_id)
     db.session.commit()
-    return share
+    return share, access_visits(share)
 
 
 def shareable_records(actor: Actor, patient_id: int) -> list[MedicalRecord]:

@@ -289,13 +289,14 @@ def send_again(share_id: int):
 def log(share_id: int):
     """A link's access log: its own page, or the log alone for the list's expandable section."""
     try:
-        share = services.access_log(current_actor(), share_id)
+        share, visits = services.access_log(current_actor(), share_id)
     except LookupError:
         abort(404)
     return render_page(
         "sharing/log.html",
         block="log",
         share=share,
+        visits=visits,
         links=_links(share.patient_id),
         **_card_context(),
     )
@@ -314,6 +315,7 @@ def overview():
 
 
 bp.add_app_template_global(services.share_time, "share_time")
+bp.add_app_template_global(services.share_time_span, "share_time_span")
 bp.add_app_template_filter(describe_user_agent, "browser")
 
 

@@ -408,7 +408,7 @@ def test_the_access_log_shows_time_ip_and_browser(client, shared):
         html = answer.get_data(as_text=True)
         assert answer.status_code == 200
         assert "Wrong passcode" in html and "203.0.113.7" in html and "Safari on iPhone" in html
-        assert "20 Nov 2026, 09:04:05" in html  # clinic time (America/Chicago)
+        assert "20 Nov 2026, 09:04 CST" in html and "09:04:05" in html  # clinic time (America/Chicago)
     assert len(_actions("share.log")) == 2
 
 
@@ -680,3 +680,73 @@ def test_the_share_form_and_created_pages_have_an_h1_alone_and_an_h2_inside_the_
     assert '<h2 id="share-form-title">' in panel and "<h1" not in panel
     created = client.post("/portal/shares/new", data=_form()).get_data(as_text=True)
     assert '<h1 id="created-title">Your link is ready</h1>' in created
+
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Mobile/15E148 Safari/604.1"
+)
+WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+    "Safari/537.36"
+)
+
+
+def _event(share, kind, at, ip, agent, detail=None):
+    return ShareEvent(
+        tenant_id=share.tenant_id, share_id=share.id, kind=kind, detail=detail, ip=ip, user_agent=agent,
+        occurred_at=at,
+    )  # fmt: skip
+
+
+def test_the_access_log_is_grouped_by_visit_newest_first_with_repeats_folded(client, shared):
+    share = shared["share"]
+    first = datetime(2026, 11, 20, 15, 0)  # 09:00 in Chicago
+    second = datetime(2026, 11, 21, 16, 30)
+    events = [_event(share, "open", first, "203.0.113.7", IPHONE)]
+    events += [
+        _event(share, "view", first + timedelta(minutes=1 + i), "203.0.113.7", IPHONE, tab)
+        for i, tab in enumerate(["Summary"] * 5 + ["Lab results"] * 10 + ["Files"] * 4)
+    ]
+    events += [_event(share, "passcode_failed", second, "198.51.100.2", WINDOWS, "1 in a row")]
+    events += [_event(share, "open", second + timedelta(minutes=1), "198.51.100.2", WINDOWS)]
+    events += [
+        _event(
+            share, "view", second + timedelta(minutes=2 + i), "198.51.100.2", WINDOWS, f"file scan-{i}.pdf"
+        )
+        for i in range(13)
+    ]
+    db.session.add_all(events)
+    db.session.commit()
+    assert len(events) == 35
+
+    html = client.get(f"/shares/{share.id}").get_data(as_text=True)
+    visits = re.findall(r'<tbody class="access-visit".*?</tbody>', html, re.S)
+    assert len(visits) == 2
+    newest, oldest = visits
+    assert "Visit 2 · 21 Nov 2026, 10:30 – 10:44 CST" in newest and "Chrome on Windows" in newest
+    assert "Visit 1 · 20 Nov 2026, 09:00 – 09:19 CST" in oldest and "Safari on iPhone" in oldest
+    # In each visit, the steps in the order they happened; a run of the same view is one line.
+    assert newest.index("Wrong passcode") < newest.index("Opened the link") < newest.index("scan-12.pdf")
+    assert oldest.count('<tr class="access-event') == 4
+    assert '<span class="muted">Lab results</span> <span class="badge">×10</span>' in oldest
+    assert html.count('<tr class="access-event') == 4 + 15
+
+
+def test_a_browser_back_after_its_visit_lasted_is_a_new_visit(app, shared):
+    share = shared["share"]
+    start = datetime(2026, 11, 20, 15, 0)
+    db.session.add_all(
+        [
+            _event(share, "open", start, "203.0.113.7", IPHONE),
+            _event(share, "view", start + timedelta(hours=3), "203.0.113.7", IPHONE, "Summary"),
+            _event(share, "view", start + timedelta(hours=3), "203.0.113.8", IPHONE, "Summary"),
+            _event(share, "view", start + timedelta(hours=7, minutes=1), "203.0.113.7", IPHONE, "Summary"),
+        ]
+    )
+    db.session.commit()
+    db.session.refresh(share)
+    visits = services.access_visits(share)
+    assert [len(visit.events) for visit in visits] == [1, 1, 2]
+    assert [visit.ip for visit in visits] == ["203.0.113.7", "203.0.113.8", "203.0.113.7"]
+    assert not visits[0].opened and visits[2].opened
