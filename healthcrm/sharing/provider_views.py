@@ -63,7 +63,9 @@ TABS = {
 PRINT = "all"  # the print view: every tab of the share on one page
 # Answers that are bytes (previews, downloads): nothing in them runs, and no page may frame them.
 BYTES_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
-SHOWN_PER_WATERMARK_LAYER = 96  # copies of the watermark text in the page overlay
+# Copies of the watermark text in the page overlay (spread over a layer twice the screen, so about a quarter
+# of them are in view): a few on every screen and every printed page, not a wall of text over the findings.
+SHOWN_PER_WATERMARK_LAYER = 32
 # The landing page and the checks show nothing of the patient's data, so they carry no watermark.
 NO_WATERMARK = {"watermark": "", "watermark_copies": 0}
 
