@@ -349,7 +349,10 @@ def format_date(value: date | None, fmt: str = "%d %b %Y") -> str:
 def install(app: Flask) -> None:
     login_manager.session_protection = None
     login_manager.request_loader(_load_user_from_cookie)
-    app.before_request(refuse_cross_site_requests)
+    # Right after the request gets its id, before CSRFProtect's check (bound earlier in the factory): a
+    # cross-site post is answered 403 "came from another website", not 400 "the form has expired".
+    hooks = app.before_request_funcs.setdefault(None, [])
+    hooks.insert(hooks.index(start_request) + 1 if start_request in hooks else 0, refuse_cross_site_requests)
     login_manager.anonymous_user = AnonymousVisitor
     app.before_request(enforce_access)
     app.after_request(_security_headers)

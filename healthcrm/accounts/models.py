@@ -13,6 +13,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..records.units import default_unit_system
 from ..tenancy import TenantScoped
+from ..useragent import describe_user_agent
 
 # The role names live in roles.py (so `permissions` can use them); they are imported from here too.
 from .roles import (  # noqa: F401
@@ -129,36 +130,6 @@ class UserSession(TenantScoped, db.Model):
     def device(self) -> str:
         """A short name for the browser, such as "Chrome on Windows", for the sessions page."""
         return describe_user_agent(self.user_agent)
-
-
-# Order matters: Edge and Opera also say "Chrome", Chrome also says "Safari", iPhones also say "Mac OS".
-_BROWSERS = (
-    ("Edg/", "Edge"),
-    ("OPR/", "Opera"),
-    ("Firefox/", "Firefox"),
-    ("Chrome/", "Chrome"),
-    ("Chromium/", "Chromium"),
-    ("Safari/", "Safari"),
-)
-_SYSTEMS = (
-    ("iPhone", "iPhone"),
-    ("iPad", "iPad"),
-    ("Android", "Android"),
-    ("Windows", "Windows"),
-    ("Mac OS X", "macOS"),
-    ("CrOS", "ChromeOS"),
-    ("Linux", "Linux"),
-)
-
-
-def describe_user_agent(user_agent: str | None) -> str:
-    if not user_agent:
-        return "Unknown browser"
-    browser = next((name for marker, name in _BROWSERS if marker in user_agent), None)
-    system = next((name for marker, name in _SYSTEMS if marker in user_agent), None)
-    if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or user_agent[:40]
 
 
 class AccountToken(TenantScoped, db.Model):

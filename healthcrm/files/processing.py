@@ -129,7 +129,6 @@ def _tell_uploader(version: AttachmentVersion) -> None:
     deliver(
         compose(
             user.email,
-            "A file you uploaded was quarantined",
             "file_quarantined",
             tenant_id=version.tenant_id,
             user=user,

@@ -23,7 +23,6 @@ def email_password_reset(email: str, ip: str, user_agent: str, request_id: str, 
     deliver(
         compose(
             link.user.email,
-            "Reset your HealthCRM password",
             "password_reset",
             tenant_id=link.user.tenant_id,
             user=link.user,
@@ -44,7 +43,6 @@ def email_invitation(user_id: int, *, progress) -> dict:
     deliver(
         compose(
             link.user.email,
-            f"Your {link.user.tenant.name} account",
             template,
             tenant_id=link.user.tenant_id,
             user=link.user,

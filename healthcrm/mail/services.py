@@ -22,15 +22,27 @@ from flask import current_app, render_template
 from ..clock import utcnow
 
 TENANT_HEADER = "X-HealthCRM-Tenant"
+# Each message's subject, fixed per template. A subject shows on lock screens, in notifications and in
+# shared inboxes before anyone opens the message: no names, no clinic, nothing about anyone's health.
+SUBJECTS = {
+    "password_reset": "Reset your HealthCRM password",
+    "patient_invitation": "Your HealthCRM account",
+    "staff_invitation": "Your HealthCRM account",
+    "file_quarantined": "A file you uploaded was quarantined",
+    "share_link": "A secure link was shared with you",
+    "share_code": "Your one-time code",
+    "share_notice": "News about a link you shared",
+}
 _OUTBOX_NAME = re.compile(r"[0-9T]{15}-[0-9a-f]{32}\.eml")
 
 
-def compose(to: str, subject: str, template: str, *, tenant_id: int | None, **context) -> EmailMessage:
-    """Build a message from `templates/mail/<template>.txt` and `.html`."""
+def compose(to: str, template: str, *, tenant_id: int | None, **context) -> EmailMessage:
+    """Build a message from `templates/mail/<template>.txt` and `.html`, with the template's subject
+    (`SUBJECTS`)."""
     message = EmailMessage()
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = to
-    message["Subject"] = subject
+    message["Subject"] = SUBJECTS[template]
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain="healthcrm.local")
     if tenant_id is not None:

@@ -92,9 +92,9 @@ class ShareForm(FlaskForm):
             self.recipients.append_entry()
         return self.recipients[index]
 
-    def parsed_recipients(self) -> list[tuple[str, str]] | None:
-        """(name, email) from the rows and the pasted lines; None (with the reason kept) when a pasted
-        line is not "Name <email>"."""
+    def parsed_recipients(self) -> list[tuple[str, str]]:
+        """(name, email) from the rows and the pasted lines; a pasted line that is not "Name <email>" is
+        left out, its reason kept in `recipient_errors`."""
         found = []
         for row in self.recipients:
             name, email = (row.form.name.data or "").strip(), (row.form.email.data or "").strip()
@@ -107,18 +107,21 @@ class ShareForm(FlaskForm):
             name, email = parseaddr(line)
             if not email or "@" not in email or not name:
                 self.recipient_errors.append(f"Write “{line[:80]}” as Name <email>.")
-                return None
+                continue
             found.append((name.strip(), email.strip()))
         return found
 
     def to_request(self, recipients: list[tuple[str, str]]) -> ShareRequest:
+        """What the form asks for, also when some of it is invalid (an unknown choice becomes None), so the
+        service can check the rest at the same time."""
         until = self.until.data if self.days.data == UNTIL_DATE else None
+        days = self.days.data or ""
         return ShareRequest(
             recipients=recipients,
             scope=self.scope.data,
             scope_types=list(self.scope_types.data or []),
             scope_record_ids=list(self.scope_record_ids.data or []),
-            days=None if self.days.data == UNTIL_DATE else int(self.days.data),
+            days=int(days) if days.isdigit() else None,
             until=until,
             allow_download=self.allow_download.data,
             passcode=self.passcode.data or "",
@@ -128,12 +131,42 @@ class ShareForm(FlaskForm):
             message=self.message.data or "",
         )
 
+    def is_clean(self) -> bool:
+        """No error anywhere: the form's, the recipients' and those the service added after `validate`."""
+        return not (self.errors or self.recipient_errors or self.form_errors)
+
+    def error_summary(self) -> list[tuple[str | None, str]]:
+        """Every error, in the page's order, as (the id of the control to go to, the message); None for an
+        error of the whole form."""
+        items: list[tuple[str | None, str]] = []
+        first_name = self.recipients[0].form.name.id
+        items += [(first_name, message) for message in self.recipient_errors]
+        for row in self.recipients:
+            for box in (row.form.name, row.form.email):
+                items += [(box.id, message) for message in box.errors]
+        for field in (
+            self.recipients_text, self.message, self.scope, self.scope_types, self.scope_record_ids,
+            self.days, self.until, self.passcode, self.verify_email, self.allow_download, self.max_opens,
+            self.max_downloads,
+        ):  # fmt: skip
+            items += [(_target(field), message) for message in field.errors]
+        items += [(None, message) for message in self.form_errors]
+        return items
+
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
         if self.days.data == UNTIL_DATE and self.until.data is None and not self.until.errors:
             self.until.errors.append("Choose the date the link stops working.")
             valid = False
         return valid
+
+
+def _target(field) -> str:
+    """Where an error link takes the person: the field, or a choice group's first option (a group with no
+    options, its fieldset)."""
+    if isinstance(field, RadioField | SelectMultipleField):
+        return f"{field.id}-0" if field.choices else f"{field.id}-group"
+    return field.id
 
 
 def record_label(record, zone: str) -> str:

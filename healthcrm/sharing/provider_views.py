@@ -14,16 +14,16 @@ PNG renderings with the watermark.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import IO
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, request, url_for
 
 from ..access import public
 from ..accounts.models import Tenant
-from ..clock import utcnow
+from ..clock import format_clinic_time, utcnow
 from ..extensions import db, htmx, limiter
 from ..files import services as files
 from ..files.responses import file_response
@@ -64,7 +64,9 @@ TABS = {
 PRINT = "all"  # the print view: every tab of the share on one page
 # Answers that are bytes (previews, downloads): nothing in them runs, and no page may frame them.
 BYTES_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
-SHOWN_PER_WATERMARK_LAYER = 96  # copies of the watermark text in the page overlay
+# Copies of the watermark text in the page overlay (spread over a layer twice the screen, so about a quarter
+# of them are in view): a few on every screen and every printed page, not a wall of text over the findings.
+SHOWN_PER_WATERMARK_LAYER = 32
 # The landing page and the checks show nothing of the patient's data, so they carry no watermark.
 NO_WATERMARK = {"watermark": "", "watermark_copies": 0}
 
@@ -143,13 +145,11 @@ def _clinic(share: ShareLink) -> Tenant:
 
 
 def _clinic_time(zone: str) -> Callable[..., str]:
-    """A formatter of stored (naive UTC) times in the clinic's zone, for the pages of one share."""
-    where = ZoneInfo(zone)
+    """A formatter of stored (naive UTC) times in the clinic's zone, for the pages of one share: to the
+    minute with the zone unless the page asks for less (a visit's day)."""
 
-    def clinic_time(value: datetime | None, fmt: str = "%d %b %Y, %H:%M %Z") -> str:
-        if value is None:
-            return ""
-        return value.replace(tzinfo=ZoneInfo("UTC")).astimezone(where).strftime(fmt)
+    def clinic_time(value: datetime | None, fmt: str = services.TIME_WITH_ZONE) -> str:
+        return format_clinic_time(value, zone, fmt)
 
     return clinic_time
 
@@ -297,14 +297,7 @@ def send_code(token: str):
     if not share.verify_email or visit.email_ok or not visit.passcode_ok:
         return _go(url_for(".steps", token=token))
     client = _client()
-    enqueue(
-        "sharing.email_code",
-        share.id,
-        client["ip"] or "",
-        (client["user_agent"] or "")[:300],
-        tenant_id=share.tenant_id,
-        label="Share code email",
-    )
+    services.send_code(share, ip=client["ip"], user_agent=client["user_agent"])
     return _go(url_for(".steps", token=token, sent=1))
 
 
@@ -468,6 +461,28 @@ def _stream(copy: IO[bytes]) -> Iterator[bytes]:
         copy.close()
 
 
+def _counted_download(
+    share: ShareLink,
+    visit: ShareVisit,
+    token: str,
+    event: str,
+    detail: str,
+    source: IO[bytes] | Callable[[], IO[bytes]],
+    name: str,
+    content_type: str,
+    size: int,
+) -> Response:
+    """A download the share's limit counts: counted first (one guarded UPDATE), then the bytes of `source`
+    (a stream, or what opens one, opened only once counted) as an attachment called `name`; the notice
+    "No downloads left" when the limit is reached, and `source` closed unsent."""
+    if not services.count_download(share, event, **_client(), detail=detail):
+        if not callable(source):
+            source.close()
+        return _downloads_used_up(share, visit, token)
+    stream = source() if callable(source) else source
+    return _bytes_response(_stream(stream), content_type, attachment_disposition(name), size=size)
+
+
 def _notice(share: ShareLink, visit: ShareVisit, token: str, title: str, text: str, status: int):
     # htmx swaps no 4xx answer: the export button gets the notice as a 200 to show in place.
     return render_page(
@@ -513,11 +528,10 @@ def download(token: str, attachment_id: int):
             "Tell the clinic.",
             409,
         )
-    name, content_type, size = version.original_name, version.content_type, version.size
-    if not services.count_download(share, EVENT_DOWNLOAD, **_client(), detail=attachment.filename):
-        copy.close()
-        return _downloads_used_up(share, visit, token)
-    return _bytes_response(_stream(copy), content_type, attachment_disposition(name), size=size)
+    return _counted_download(
+        share, visit, token, EVENT_DOWNLOAD, attachment.filename, copy,
+        version.original_name, version.content_type, version.size,
+    )  # fmt: skip
 
 
 # --- exports ------------------------------------------------------------------------------------------------
@@ -597,12 +611,10 @@ def export_download(token: str, job_id: str):
     stored = storage.head(key)
     if stored is None:
         abort(404)
-    if not services.count_download(share, EVENT_EXPORT, **_client(), detail="PDF"):
-        return _downloads_used_up(share, visit, token)
-    name = f"shared-records-{utcnow():%Y-%m-%d}.pdf"
-    return _bytes_response(
-        _stream(storage.open_stream(key)), "application/pdf", attachment_disposition(name), size=stored.size
-    )
+    return _counted_download(
+        share, visit, token, EVENT_EXPORT, "PDF", lambda: storage.open_stream(key),
+        f"shared-records-{utcnow():%Y-%m-%d}.pdf", "application/pdf", stored.size,
+    )  # fmt: skip
 
 
 @bp.get("/<token>/export/labs.csv")
@@ -613,8 +625,8 @@ def export_labs(token: str):
     share, visit = _admitted(token, page=False)
     if not share.allow_download or "labs" not in covered_types(share):
         abort(404)
-    if not services.count_download(share, EVENT_EXPORT, **_client(), detail="labs CSV"):
-        return _downloads_used_up(share, visit, token)
     data = labs_csv(shared_content(share)).encode("utf-8")
-    name = f"shared-lab-results-{utcnow():%Y-%m-%d}.csv"
-    return _bytes_response(iter([data]), "text/csv; charset=utf-8", attachment_disposition(name), len(data))
+    return _counted_download(
+        share, visit, token, EVENT_EXPORT, "labs CSV", io.BytesIO(data),
+        f"shared-lab-results-{utcnow():%Y-%m-%d}.csv", "text/csv; charset=utf-8", len(data),
+    )  # fmt: skip

@@ -21,13 +21,14 @@ from datetime import date, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from redis import RedisError
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import PATIENT, Tenant, User
 from ..accounts.secrets import hash_password, verify_password
 from ..audit.services import Actor, record_event
-from ..clock import clinic_day_end, clinic_today, to_clinic_time, utcnow
+from ..clock import clinic_day_end, clinic_today, format_clinic_time, to_clinic_time, utcnow
 from ..errors import DomainError, NotAllowed
 from ..extensions import db
 from ..jobs.queue import enqueue
@@ -71,10 +72,21 @@ CODE_LIFETIME = timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 5
 CODES_PER_HOUR = 5
 VISIT_LIFETIME = timedelta(hours=4)
+# How a share's times are shown everywhere (pages, emails): to the minute, with the clinic's zone, so
+# "until 31 Dec 2026, 15:46 EST" is what the link does.
+TIME_WITH_ZONE = "%d %b %Y, %H:%M %Z"
 
 
 class ShareError(DomainError):
     """Input the person can fix; `field` names the form field."""
+
+
+class ShareErrors(ShareError):
+    """Several inputs the person can fix, each a ShareError with its field (`errors`), to show at once."""
+
+    def __init__(self, errors: list[ShareError]) -> None:
+        super().__init__(" ".join(error.message for error in errors), errors[0].field)
+        self.errors = errors
 
 
 @dataclass
@@ -97,6 +109,7 @@ class ShareRequest:
 class CreatedShare:
     share: ShareLink
     token: str  # shown once, never stored
+    emailed: bool  # the recipient's email (with its own link) is queued
 
 
 def end_of_clinic_day(tenant_id: int, day: date) -> datetime:
@@ -106,6 +119,23 @@ def end_of_clinic_day(tenant_id: int, day: date) -> datetime:
 
 def _zone(tenant_id: int) -> str:
     return db.session.get(Tenant, tenant_id).timezone
+
+
+def share_time(share: ShareLink, value: datetime | None) -> str:
+    """A time of the share (its end, a pause, an access) in its clinic's zone, with the hour and zone."""
+    return format_clinic_time(value, _zone(share.tenant_id), TIME_WITH_ZONE)
+
+
+def share_time_span(share: ShareLink, start: datetime, end: datetime) -> str:
+    """From `start` to `end` in the share's clinic zone: "02 Dec 2026, 09:15 – 09:40 CST", the day written
+    again only when it changes."""
+    zone = _zone(share.tenant_id)
+    if to_clinic_time(start, zone).date() != to_clinic_time(end, zone).date():
+        return f"{share_time(share, start)} – {share_time(share, end)}"
+    if format_clinic_time(start, zone, "%H:%M") == format_clinic_time(end, zone, "%H:%M"):
+        return share_time(share, start)
+    begins = format_clinic_time(start, zone, "%d %b %Y, %H:%M")
+    return f"{begins} – {format_clinic_time(end, zone, '%H:%M %Z')}"
 
 
 def share_today(tenant_id: int) -> date:
@@ -167,27 +197,50 @@ def list_shares(actor: Actor, patient_id: int) -> list[ShareLink]:
 # --- creating --------------------------------------------------------------------------------------------
 
 
+def check_request(actor: Actor, patient_id: int, request: ShareRequest) -> list[ShareError]:
+    """Everything wrong with a request to share, all at once (each with its field), for a form to show
+    together; empty when `create_shares` would make the links."""
+    return _problems(actor, _patient_for(actor, patient_id), request, utcnow())[1]
+
+
 def _validate(actor: Actor, patient: Patient, request: ShareRequest, now: datetime) -> tuple[list, datetime]:
+    (recipients, expires), problems = _problems(actor, patient, request, now)
+    if problems:
+        raise ShareErrors(problems)
+    return recipients, expires
+
+
+def _problems(
+    actor: Actor, patient: Patient, request: ShareRequest, now: datetime
+) -> tuple[tuple[list, datetime], list[ShareError]]:
+    """The recipients (cleaned) and the end time of a request, with every problem found in it."""
+    problems: list[ShareError] = []
+
+    def problem(message: str, field: str) -> None:
+        if not any(p.message == message and p.field == field for p in problems):
+            problems.append(ShareError(message, field))
+
     recipients = []
     if not request.recipients:
-        raise ShareError("Enter at least one recipient.", "recipients")
+        problem("Enter at least one recipient.", "recipients")
     if len(request.recipients) > MAX_RECIPIENTS:
-        raise ShareError(f"At most {MAX_RECIPIENTS} recipients at once.", "recipients")
-    for name, email in request.recipients:
+        problem(f"At most {MAX_RECIPIENTS} recipients at once.", "recipients")
+    for name, email in request.recipients[:MAX_RECIPIENTS]:
         name = (name or "").strip()
         if not name:
-            raise ShareError("Enter each recipient's name.", "recipients")
+            problem("Enter each recipient's name.", "recipients")
         try:
             email = validate_email((email or "").strip(), check_deliverability=False).normalized
         except EmailNotValidError:
-            raise ShareError(f"{email or 'An email'} is not an email address.", "recipients") from None
+            problem(f"{email or 'An email'} is not an email address.", "recipients")
+            continue
         recipients.append((name[:200], email))
     if request.scope not in (SCOPE_ALL, SCOPE_TYPES, SCOPE_RECORDS):
-        raise ShareError("Choose what to share.", "scope")
+        problem("Choose what to share.", "scope")
     if request.scope == SCOPE_TYPES and (
         not request.scope_types or any(t not in RECORD_TYPES for t in request.scope_types)
     ):
-        raise ShareError("Choose at least one kind of record.", "scope_types")
+        problem("Choose at least one kind of record.", "scope_types")
     if request.scope == SCOPE_RECORDS:
         ids = {int(i) for i in request.scope_record_ids}
         found = set(
@@ -202,34 +255,35 @@ def _validate(actor: Actor, patient: Patient, request: ShareRequest, now: dateti
             )
         )
         if not ids or found != ids:
-            raise ShareError("Choose one or more of the patient's finalized records.", "scope_record_ids")
+            problem("Choose one or more of the patient's finalized records.", "scope_record_ids")
+    expires = now
     if request.until is not None:
         expires = end_of_clinic_day(actor.tenant_id, request.until)
         today = share_today(actor.tenant_id)
         if request.until <= today:
-            raise ShareError("Choose a date after today.", "until")
-        if request.until > today + timedelta(days=MAX_DAYS):
-            raise ShareError(f"A link can last at most {MAX_DAYS} days.", "until")
+            problem("Choose a date after today.", "until")
+        elif request.until > today + timedelta(days=MAX_DAYS):
+            problem(f"A link can last at most {MAX_DAYS} days.", "until")
+    elif request.days not in DURATION_PRESETS:
+        problem("Choose how long the link works.", "days")
     else:
-        if request.days not in DURATION_PRESETS:
-            raise ShareError("Choose how long the link works.", "days")
         expires = now + timedelta(days=request.days)
     if request.passcode and not (PASSCODE_MIN_CHARS <= len(request.passcode) <= PASSCODE_MAX_CHARS):
-        raise ShareError(f"A passcode has at least {PASSCODE_MIN_CHARS} characters.", "passcode")
+        problem(f"A passcode has at least {PASSCODE_MIN_CHARS} characters.", "passcode")
     if request.passcode and request.passcode.strip() != request.passcode:
-        raise ShareError("A passcode cannot start or end with a space.", "passcode")
+        problem("A passcode cannot start or end with a space.", "passcode")
     for name in ("max_opens", "max_downloads"):
         value = getattr(request, name)
         if value is not None and not 1 <= value <= 1000:
-            raise ShareError("A limit is between 1 and 1,000.", name)
+            problem("A limit is between 1 and 1,000.", name)
     if len(request.message or "") > MAX_MESSAGE_CHARS:
-        raise ShareError(f"The message is longer than {MAX_MESSAGE_CHARS} characters.", "message")
-    return recipients, expires
+        problem(f"The message is longer than {MAX_MESSAGE_CHARS} characters.", "message")
+    return (recipients, expires), problems
 
 
 def create_shares(actor: Actor, patient_id: int, request: ShareRequest) -> list[CreatedShare]:
-    """One share per recipient, each with its own token, limits and log. Nothing is created when any input
-    is refused. The caller emails each link (`email_share` job)."""
+    """One share per recipient, each with its own token, limits and log, and each recipient's email queued
+    (the `email_share` job makes the emailed link). Nothing is created when any input is refused."""
     patient = _patient_for(actor, patient_id)
     now = utcnow()
     recipients, expires = _validate(actor, patient, request, now)
@@ -263,9 +317,22 @@ def create_shares(actor: Actor, patient_id: int, request: ShareRequest) -> list[
         record_event(
             actor, "share.create", resource_type="share", resource_id=share.id, patient_id=patient.id
         )
-        created.append(CreatedShare(share, token))
+        created.append((share, token))
     db.session.commit()
-    return created
+    return [CreatedShare(share, token, _queue_share_email(share, actor.user_id)) for share, token in created]
+
+
+def _queue_share_email(share: ShareLink, user_id: int | None) -> bool:
+    """Queue the recipient's email (its own fresh token). False when the queue cannot take it now: the
+    share stands, and "Send again" can mail it later."""
+    try:
+        enqueue(
+            "sharing.email_share", share.id, tenant_id=share.tenant_id, user_id=user_id,
+            label="Share link email",
+        )  # fmt: skip
+    except RedisError:
+        return False
+    return True
 
 
 def new_email_token(share_id: int) -> tuple[ShareLink, str] | None:
@@ -345,23 +412,66 @@ def send_again(actor: Actor, share_id: int) -> ShareLink:
         actor, "share.resend", resource_type="share", resource_id=share.id, patient_id=share.patient_id
     )
     db.session.commit()
-
-    enqueue(
-        "sharing.email_share",
-        share.id,
-        tenant_id=share.tenant_id,
-        user_id=actor.user_id,
-        label="Share link email",
-    )
+    if not _queue_share_email(share, actor.user_id):
+        raise ShareError("The email cannot be sent just now. Try again in a few minutes.", "send")
     return share
 
 
-def access_log(actor: Actor, share_id: int) -> ShareLink:
-    """The share with its access log (`share.events`, newest first), audited as a read."""
+@dataclass
+class AccessVisit:
+    """One browser's visit in a share's access log: its events in the order they happened."""
+
+    ip: str | None
+    user_agent: str | None
+    events: list[ShareEvent]
+
+    @property
+    def started_at(self) -> datetime:
+        return self.events[0].occurred_at
+
+    @property
+    def ended_at(self) -> datetime:
+        return self.events[-1].occurred_at
+
+    @property
+    def opened(self) -> bool:
+        return any(event.kind == EVENT_OPEN for event in self.events)
+
+    @property
+    def lines(self) -> list[tuple[ShareEvent, int]]:
+        """The events with runs of the same thing (five views of one tab) as one line and its count."""
+        merged: list[tuple[ShareEvent, int]] = []
+        for event in self.events:
+            if merged and (merged[-1][0].kind, merged[-1][0].detail) == (event.kind, event.detail):
+                merged[-1] = (merged[-1][0], merged[-1][1] + 1)
+            else:
+                merged.append((event, 1))
+        return merged
+
+
+def access_visits(share: ShareLink) -> list[AccessVisit]:
+    """The share's access log by visit, newest visit first. A visit is one browser (the same IP address
+    and User-Agent) until it has been quiet for VISIT_LIFETIME, as long as its visit cookie lasts; the
+    log keeps no cookie, so this is how the patient's "who looked, when" reads."""
+    visits: list[AccessVisit] = []
+    current: dict[tuple[str | None, str | None], AccessVisit] = {}
+    for event in sorted(share.events, key=lambda e: (e.occurred_at, e.id)):
+        key = (event.ip, event.user_agent)
+        visit = current.get(key)
+        if visit is None or event.occurred_at - visit.ended_at > VISIT_LIFETIME:
+            visit = AccessVisit(event.ip, event.user_agent, [])
+            visits.append(visit)
+            current[key] = visit
+        visit.events.append(event)
+    return sorted(visits, key=lambda visit: visit.started_at, reverse=True)
+
+
+def access_log(actor: Actor, share_id: int) -> tuple[ShareLink, list[AccessVisit]]:
+    """The share with its access log by visit (`access_visits`), audited as a read."""
     share = get_share(actor, share_id)
     record_event(actor, "share.log", resource_type="share", resource_id=share.id, patient_id=share.patient_id)
     db.session.commit()
-    return share
+    return share, access_visits(share)
 
 
 def shareable_records(actor: Actor, patient_id: int) -> list[MedicalRecord]:
@@ -621,6 +731,15 @@ def issue_code(share: ShareLink, *, ip, user_agent, request_id: str | None = Non
     )
     db.session.commit()
     return code
+
+
+def send_code(share: ShareLink, *, ip: str | None, user_agent: str | None) -> None:
+    """Queue the email with a one-time code to the address the patient entered (the job makes the code and
+    counts it against CODES_PER_HOUR)."""
+    enqueue(
+        "sharing.email_code", share.id, ip or "", (user_agent or "")[:300], tenant_id=share.tenant_id,
+        label="Share code email",
+    )  # fmt: skip
 
 
 def _masked(email: str) -> str:

@@ -32,7 +32,6 @@ def email_share(share_id: int, *, progress) -> dict:
     deliver(
         compose(
             share.recipient_email,
-            f"{patient.full_name} shared health records with you",
             "share_link",
             tenant_id=share.tenant_id,
             share=share,
@@ -40,6 +39,7 @@ def email_share(share_id: int, *, progress) -> dict:
             url=services.share_url(token),
             what=describe_scope(share),
             clinic=db.session.get(Tenant, share.tenant_id).name,
+            ends=services.share_time(share, share.expires_at),
         )
     )
     return {"sent": True}
@@ -57,7 +57,6 @@ def email_code(share_id: int, ip: str, user_agent: str, *, progress) -> dict:
     deliver(
         compose(
             share.recipient_email,
-            "Your code to open the shared health records",
             "share_code",
             tenant_id=share.tenant_id,
             share=share,
@@ -75,14 +74,15 @@ def email_patient(share_id: int, kind: str, *, progress) -> dict:
     user = share.patient.portal_user if share else None
     if user is None or not user.email:
         return {"sent": False}
-    subject = (
-        f"{share.recipient_name} opened your shared records"
-        if kind == "opened"
-        else "A link you shared was paused after wrong passcodes"
-    )
     deliver(
         compose(
-            user.email, subject, "share_notice", tenant_id=share.tenant_id, share=share, kind=kind, user=user
+            user.email,
+            "share_notice",
+            tenant_id=share.tenant_id,
+            share=share,
+            kind=kind,
+            user=user,
+            paused_until=services.share_time(share, share.paused_until),
         )
     )
     return {"sent": True}

@@ -8,20 +8,18 @@ pages offer "Send again" (a fresh emailed link) instead of the link itself.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from redis import RedisError
 
 from ..access import current_actor, patient_only, requires
 from ..accounts.mfa import qr_svg_data_uri
 from ..clock import utcnow
 from ..extensions import htmx
-from ..jobs.queue import enqueue
 from ..patients.models import Patient
 from ..tenancy import get_scoped
+from ..useragent import describe_user_agent
 from ..web import render_fragment, render_page
 from . import services
 from .forms import ExtendForm, PasscodeForm, ShareForm
@@ -94,15 +92,22 @@ def staff_index(patient_id: int):
 # --- making links ----------------------------------------------------------------------------------------
 
 
-def _show_error(form: ShareForm, error: services.ShareError) -> None:
-    if error.field == "recipients":
-        form.recipient_errors.append(error.message)
-        return
-    target = getattr(form, error.field, None) if error.field else None
-    if target is not None and isinstance(target.errors, list):
-        target.errors.append(error.message)
-    else:
-        form.form_errors.append(error.message)
+def _show_errors(form: ShareForm, errors: list[services.ShareError]) -> None:
+    """The service's findings beside the form's own, each at its field; a field the form already marked
+    keeps its own message (the same fault said once)."""
+    for error in errors:
+        if error.field == "days" and form.until.errors:
+            continue  # "Until a date" without a date: the date's own message says it
+        if error.field == "recipients":
+            if error.message not in form.recipient_errors:
+                form.recipient_errors.append(error.message)
+            continue
+        target = getattr(form, error.field, None) if error.field else None
+        if target is not None and isinstance(target.errors, list | tuple):
+            if not target.errors:
+                target.errors = [error.message]
+        elif error.message not in form.form_errors:
+            form.form_errors.append(error.message)
 
 
 def _form_page(form: ShareForm, patient_id: int, *, status: int = 200, added_row=None) -> Response:
@@ -121,21 +126,6 @@ def _form_page(form: ShareForm, patient_id: int, *, status: int = 200, added_row
     )
 
 
-def _email_link(share) -> bool:
-    """Queue the recipient's email (its own fresh token). False when the queue cannot take it now."""
-    try:
-        enqueue(
-            "sharing.email_share",
-            share.id,
-            tenant_id=share.tenant_id,
-            user_id=current_user.id,
-            label="Share link email",
-        )
-    except RedisError:
-        return False
-    return True
-
-
 def _create(patient_id: int | None) -> Response:
     actor = current_actor()
     try:
@@ -149,30 +139,30 @@ def _create(patient_id: int | None) -> Response:
     if "add_row" in request.form:
         # "Add another" without JavaScript: one more row, what was typed kept, nothing made.
         return _form_page(form, patient_id, added_row=form.add_row())
-    if form.validate_on_submit():
-        recipients = form.parsed_recipients()
-        if recipients is not None:
-            try:
-                created = services.create_shares(actor, patient_id, form.to_request(recipients))
-            except services.ShareError as error:
-                _show_error(form, error)
-            else:
-                links = []
-                for item in created:
-                    url = services.share_url(item.token)
-                    links.append({"share": item.share, "url": url, "qr": qr_svg_data_uri(url)})
-                for link in links:
-                    link["emailed"] = _email_link(link["share"])
-                response = render_page(
-                    "sharing/created.html",
-                    block="panel",
-                    created=links,
-                    patient=get_scoped(Patient, patient_id, actor.tenant_id),
-                    links=_links(patient_id),
-                )
-                response.headers["HX-Trigger"] = SHARES_CHANGED
-                return response
-    return _form_page(form, patient_id, status=INVALID)
+    # Every fault at once: the form's own checks and the service's, each shown at its field.
+    form_valid = form.validate()
+    share_request = form.to_request(form.parsed_recipients())
+    _show_errors(form, services.check_request(actor, patient_id, share_request))
+    if not (form_valid and form.is_clean()):
+        return _form_page(form, patient_id, status=INVALID)
+    try:
+        created = services.create_shares(actor, patient_id, share_request)
+    except services.ShareError as error:  # the data changed between the check and the write
+        _show_errors(form, getattr(error, "errors", [error]))
+        return _form_page(form, patient_id, status=INVALID)
+    links = []
+    for item in created:
+        url = services.share_url(item.token)
+        links.append({"share": item.share, "url": url, "qr": qr_svg_data_uri(url), "emailed": item.emailed})
+    response = render_page(
+        "sharing/created.html",
+        block="panel",
+        created=links,
+        patient=get_scoped(Patient, patient_id, actor.tenant_id),
+        links=_links(patient_id),
+    )
+    response.headers["HX-Trigger"] = SHARES_CHANGED
+    return response
 
 
 @bp.route("/portal/shares/new", methods=["GET", "POST"])
@@ -299,13 +289,14 @@ def send_again(share_id: int):
 def log(share_id: int):
     """A link's access log: its own page, or the log alone for the list's expandable section."""
     try:
-        share = services.access_log(current_actor(), share_id)
+        share, visits = services.access_log(current_actor(), share_id)
     except LookupError:
         abort(404)
     return render_page(
         "sharing/log.html",
         block="log",
         share=share,
+        visits=visits,
         links=_links(share.patient_id),
         **_card_context(),
     )
@@ -321,6 +312,11 @@ def overview():
 
 
 # --- the patient's notifications -------------------------------------------------------------------------
+
+
+bp.add_app_template_global(services.share_time, "share_time")
+bp.add_app_template_global(services.share_time_span, "share_time_span")
+bp.add_app_template_filter(describe_user_agent, "browser")
 
 
 @bp.app_template_global()
@@ -347,37 +343,3 @@ def mark_read(notification_id: int):
 def mark_all_read():
     services.mark_read(current_actor())
     return _notifications_answer()
-
-
-# --- showing a browser -----------------------------------------------------------------------------------
-
-BROWSERS = (
-    ("Edg/", "Edge"),
-    ("OPR/", "Opera"),
-    ("Firefox/", "Firefox"),
-    ("FxiOS/", "Firefox"),
-    ("CriOS/", "Chrome"),
-    ("Chrome/", "Chrome"),
-    ("Safari/", "Safari"),
-)
-SYSTEMS = (
-    ("iPhone", "iPhone"),
-    ("iPad", "iPad"),
-    ("Android", "Android"),
-    ("Windows", "Windows"),
-    ("Mac OS X", "Mac"),
-    ("CrOS", "ChromeOS"),
-    ("Linux", "Linux"),
-)
-
-
-@bp.app_template_filter("browser")
-def browser_name(user_agent: str | None) -> str:
-    """A User-Agent in words ("Chrome on Android"); the first word of an unknown one."""
-    if not user_agent:
-        return "Unknown"
-    browser = next((name for mark, name in BROWSERS if mark in user_agent), None)
-    system = next((name for mark, name in SYSTEMS if mark in user_agent), None)
-    if browser is None:
-        browser = re.split(r"[/\s]", user_agent.strip(), maxsplit=1)[0][:40] or "Unknown"
-    return f"{browser} on {system}" if system else browser

@@ -25,6 +25,8 @@ import numpy as np
 import pypdfium2 as pdfium
 import reportlab
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfgen.canvas import Canvas
 
 from ..files.previews import IMAGE_DECODE_ERRORS, IMAGE_MAX_PIXELS
 from .models import ShareLink
@@ -35,9 +37,13 @@ RECIPIENT_MAX_CHARS = 80
 IMAGE_FORMATS = ("PNG", "JPEG", "TIFF")
 # Small images are placed on a canvas this wide, so the band under them can still be read.
 BAND_MIN_WIDTH_PX = 480
-WATERMARK_ANGLE_DEGREES = 30
 WATERMARK_TEXT_FRACTION = 48  # the text's height is this fraction of the image's longer side
-WATERMARK_ALPHA = 70  # of 255: visible on any image, yet the image stays readable under it
+# Three copies over the picture (top, middle, bottom third) besides the band: enough that a crop keeps one,
+# few enough to read what lies under them. Images shorter than this many text lines per copy get fewer.
+WATERMARK_COPIES = 3
+WATERMARK_MIN_ZONE_LINES = 4
+WATERMARK_ALPHA = 110  # of 255: plain grey text, no outline, on the plainest part of each zone
+WATERMARK_EDGE_PX = 8  # a copy at the left or right stays this far from the edge
 BAND_COLOUR = (32, 32, 32)
 PAD_COLOUR = (224, 224, 224)
 
@@ -103,15 +109,15 @@ def _one_line(text: str) -> str:
 
 
 def watermark_image(image_bytes: bytes, text: str, max_px: int = WATERMARK_MAX_PX) -> bytes:
-    """A PNG of the image, upright and scaled down to fit max_px × max_px with the band, with `text`
-    repeated diagonally across it (semi-transparent, light with a dark outline so it shows on scans and on
-    X-rays alike) and once in a solid band under it. Raises UnreadableImage."""
+    """A PNG of the image, upright and scaled down to fit max_px × max_px with the band, with `text` in a
+    solid band under it and a few faint copies over it, placed where they hide least (`watermark_layer`).
+    Raises UnreadableImage."""
     image = _decode(image_bytes, max_px)
     font_px = max(12, round(min(max_px, max(image.size)) / WATERMARK_TEXT_FRACTION))
     band_font = _font(font_px)
     band_height = round(font_px * 2.2)
     image.thumbnail((max_px, max(1, max_px - band_height)), Image.Resampling.LANCZOS)
-    image = _overlay_diagonal(image, text, font_px)
+    image = Image.alpha_composite(image.convert("RGBA"), watermark_layer(image, text, font_px)).convert("RGB")
     width = max(image.width, min(max_px, BAND_MIN_WIDTH_PX))
     canvas = Image.new("RGB", (width, image.height + band_height), PAD_COLOUR)
     canvas.paste(image, ((width - image.width) // 2, 0))
@@ -154,31 +160,47 @@ def _decode(image_bytes: bytes, max_px: int) -> Image.Image:
     return image.convert("RGB")
 
 
-def _overlay_diagonal(image: Image.Image, text: str, font_px: int) -> Image.Image:
-    """The text in staggered rows across the whole image, turned WATERMARK_ANGLE_DEGREES."""
-    font = _font(font_px)
-    side = math.ceil(math.hypot(*image.size))  # covers the image at any angle
-    layer = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+def watermark_layer(image: Image.Image, text: str, font_px: int) -> Image.Image:
+    """The watermark alone, as a transparent layer the size of `image`: WATERMARK_COPIES copies of the
+    text (fewer on small images), one in each horizontal zone of the image so any crop keeps one, each
+    where the image is plainest in its zone (a PDF page's margins and gaps between paragraphs, the dark
+    surround of an ultrasound), dark on light parts and light on dark ones."""
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    tile = draw.textlength(text, font=font) + font_px * 4
-    row_step = font_px * 5
-    for row, y in enumerate(range(0, side, row_step)):
-        offset = -(row % 2) * tile / 2
-        x = offset
-        while x < side:
-            draw.text(
-                (x, y),
-                text,
-                font=font,
-                fill=(255, 255, 255, WATERMARK_ALPHA),
-                stroke_width=max(1, font_px // 12),
-                stroke_fill=(0, 0, 0, WATERMARK_ALPHA),
-            )
-            x += tile
-    turned = layer.rotate(WATERMARK_ANGLE_DEGREES, resample=Image.Resampling.BICUBIC)
-    left, top = (side - image.width) // 2, (side - image.height) // 2
-    crop = turned.crop((left, top, left + image.width, top + image.height))
-    return Image.alpha_composite(image.convert("RGBA"), crop).convert("RGB")
+    text, font = _fit(draw, text, _font(font_px), image.width * 0.94)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    box_w, box_h = right - left, bottom - top
+    if box_w <= 0 or box_h <= 0 or image.height < box_h:
+        return layer
+    grey = np.asarray(image.convert("L"), dtype=np.float32)
+    copies = max(1, min(WATERMARK_COPIES, image.height // (box_h * WATERMARK_MIN_ZONE_LINES)))
+    zone_h = image.height / copies
+    for zone in range(copies):
+        top_row, bottom_row = round(zone * zone_h), round((zone + 1) * zone_h)
+        x, y, background = _plainest_place(grey, box_w, box_h, top_row, bottom_row)
+        ink = (0, 0, 0, WATERMARK_ALPHA) if background >= 128 else (255, 255, 255, WATERMARK_ALPHA)
+        draw.text((x - left, y - top), text, font=font, fill=ink)
+    return layer
+
+
+def _plainest_place(
+    grey: np.ndarray, box_w: int, box_h: int, top: int, bottom: int
+) -> tuple[int, int, float]:
+    """Where in rows top..bottom a box_w × box_h box covers the least detail (the lowest spread of
+    grey), trying the left, centre and right at quarter-box steps; with the box's mean grey there."""
+    height, width = grey.shape
+    best = (float("inf"), 0, top, 255.0)
+    step = max(1, box_h // 4)
+    last_y = max(top, min(bottom, height) - box_h)
+    xs = sorted({WATERMARK_EDGE_PX, (width - box_w) // 2, width - box_w - WATERMARK_EDGE_PX})
+    for y in range(top, last_y + 1, step):
+        for x in xs:
+            x = max(0, min(x, width - box_w))
+            patch = grey[y : y + box_h, x : x + box_w]
+            spread = float(patch.std())
+            if spread < best[0]:
+                best = (spread, x, y, float(patch.mean()))
+    return best[1], best[2], best[3]
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont:
@@ -196,6 +218,34 @@ def _fit(
     while len(text) > 1 and draw.textlength(text + "…", font=font) > width:
         text = text[:-1]
     return text + "…", font
+
+
+# --- PDF pages drawn by reportlab -----------------------------------------------------------------------
+
+PDF_WATERMARK_FONT_SIZE = 7  # points
+PDF_WATERMARK_GREY = 0.45  # of black: readable, lighter than the body text
+
+
+def draw_pdf_watermark(
+    canvas: Canvas, page_width: float, page_height: float, margin: float, text: str, font: str
+) -> None:
+    """The watermark on a page the export draws: the text upright along the left and the right margin,
+    where no content lies (the footer carries it once more). `margin` is the page's side margin in points;
+    the text is cut with an ellipsis to the height of the page's body."""
+    room = page_height - 2 * margin
+    size = PDF_WATERMARK_FONT_SIZE
+    while len(text) > 1 and pdfmetrics.stringWidth(text, font, size) > room:
+        text = text[:-2] + "…"
+    canvas.saveState()
+    canvas.setFont(font, size)
+    canvas.setFillGray(PDF_WATERMARK_GREY)
+    for x, angle in ((margin / 2, 90), (page_width - margin / 2, -90)):
+        canvas.saveState()
+        canvas.translate(x, page_height / 2)
+        canvas.rotate(angle)
+        canvas.drawCentredString(0, -size / 3, text)
+        canvas.restoreState()
+    canvas.restoreState()
 
 
 # --- PDFs ------------------------------------------------------------------------------------------------

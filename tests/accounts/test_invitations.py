@@ -40,7 +40,7 @@ def test_staff_invite_a_patient_who_then_sets_a_password_and_sees_the_portal(app
     assert "has not set a password yet" in page
 
     [message] = outbox.messages("imogen.quist@example.com")
-    assert message["Subject"] == f"Your {tenant.name} account"
+    assert message["Subject"] == "Your HealthCRM account"
     link = outbox.link("imogen.quist@example.com", "invitation")
     token = link.removeprefix("/invitation/")
     assert (

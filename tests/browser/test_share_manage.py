@@ -87,7 +87,10 @@ def test_a_patient_shares_two_records_on_a_phone(
     with page.expect_response(lambda r: r.request.method == "POST") as refused:
         panel.get_by_role("button", name="Create the link").click()
     assert refused.value.status == 422
-    expect(panel.get_by_text("A passcode has at least 6 characters.")).to_be_visible()
+    # The fault beside its field and in the summary at the top, whose link takes the person to the field.
+    expect(panel.locator("#passcode-error")).to_have_text("A passcode has at least 6 characters.")
+    panel.get_by_role("link", name="A passcode has at least 6 characters.").click()
+    expect(panel.get_by_label("Passcode (optional)")).to_be_focused()
     expect(panel.get_by_label("Name", exact=True)).to_have_value("Dr. Ana Ruiz")
     expect(panel.get_by_label(re.compile("Follow-up of liver tests"))).to_be_checked()
     expect(panel.get_by_label("Verify the recipient by email")).to_be_checked()
@@ -107,7 +110,7 @@ def test_a_patient_shares_two_records_on_a_phone(
     expect(panel.get_by_role("button", name="Copied")).to_be_visible()
     expect(panel.get_by_text("The link is on your clipboard.")).to_be_visible()
     assert page.evaluate("() => navigator.clipboard.readText()") == url
-    expect(panel.get_by_text(f"also emailed to {RECIPIENT}")).to_be_visible()
+    expect(panel.get_by_text(f"Their own link is being emailed to {RECIPIENT}")).to_be_visible()
 
     # The list below updated itself with the new link.
     card = page.locator("#shares .share-card")
@@ -178,7 +181,8 @@ def test_share_pages_at_desktop_width(new_context, live_server, sign_in, console
     _shoot(page, "form", 1280, too_wide)
     panel.get_by_label("Until", exact=True).fill("2099-01-01")
     panel.get_by_role("button", name="Create the link").click()
-    expect(panel.get_by_text("A link can last at most 365 days.")).to_be_visible()
+    expect(panel.locator("#until-error")).to_have_text("A link can last at most 365 days.")
+    expect(panel.get_by_role("link", name="A link can last at most 365 days.")).to_be_visible()
     panel.get_by_label("90 days").check()
     panel.get_by_role("button", name="Create the link").click()
     expect(panel.get_by_role("heading", name="Your 2 links are ready")).to_be_visible()

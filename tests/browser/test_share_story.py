@@ -31,7 +31,7 @@ def _emailed_link(outbox_dir) -> str:
     for path in sorted(outbox_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
         with path.open("rb") as handle:
             message = BytesParser(policy=policy.default).parse(handle)
-        if message["To"] == RECIPIENT and "shared health records" in message["Subject"]:
+        if message["To"] == RECIPIENT and "secure link" in message["Subject"]:
             return LINK_IN_EMAIL.search(message.get_body(preferencelist=("plain",)).get_content()).group(1)
     raise AssertionError("no link emailed to the recipient")
 

@@ -73,7 +73,6 @@ def clinic(app):
 def _reset_email(user, url: str = "http://127.0.0.1:5000/reset/abc") -> EmailMessage:
     return compose(
         user.email,
-        "Reset your HealthCRM password",
         "password_reset",
         tenant_id=user.tenant_id,
         user=user,

@@ -151,7 +151,7 @@ def test_a_patient_shares_with_two_recipients_at_once(client, clinic, drain_jobs
     assert len(shown) == 2 and shown[0] != shown[1]
     assert html.count('src="data:image/svg+xml') == 2
     assert html.count("data-copy-from=") == 2
-    assert "also emailed to ana.ruiz@hospital.example.com" in html
+    assert "Their own link is being emailed to ana.ruiz@hospital.example.com" in html
 
     ana, ben = _shares()
     assert (ana.recipient_name, ben.recipient_name) == ("Dr. Ana Ruiz", "Dr. Ben Carter")
@@ -408,7 +408,7 @@ def test_the_access_log_shows_time_ip_and_browser(client, shared):
         html = answer.get_data(as_text=True)
         assert answer.status_code == 200
         assert "Wrong passcode" in html and "203.0.113.7" in html and "Safari on iPhone" in html
-        assert "20 Nov 2026, 09:04:05" in html  # clinic time (America/Chicago)
+        assert "20 Nov 2026, 09:04 CST" in html and "09:04:05" in html  # clinic time (America/Chicago)
     assert len(_actions("share.log")) == 2
 
 
@@ -616,3 +616,137 @@ def test_an_expired_link_is_not_extended_and_nothing_changes(client, shared, app
         db.session.refresh(share)
         assert share.expires_at == expired_at and not _actions("share.extend")
         assert services.resolve(shared["shown"]) is None
+
+
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}])
+def test_a_cross_site_post_without_a_token_is_refused_as_cross_site_before_the_token_check(
+    client, clinic, headers
+):
+    share = make_share(clinic["patient"])
+    login(client, clinic["portal"].email)
+    answer = client.post(f"/shares/{share.id}/revoke", data={}, csrf=False, headers=headers)
+    assert answer.status_code == 403
+    assert "came from another website" in answer.get_data(as_text=True)
+    db.session.refresh(share)
+    assert share.revoked_at is None
+
+
+def test_every_fault_of_the_share_form_is_shown_at_once_at_its_field_and_in_a_summary(client, clinic):
+    login(client, clinic["portal"].email)
+    answer = client.post(
+        "/portal/shares/new",
+        data=_form(
+            **{"recipients-0-name": "", "recipients-0-email": "not-an-email"},
+            scope="types",  # and no kind chosen
+            passcode="12345",  # the service's rule
+            max_opens="many",  # the form's rule
+            days="date",  # and no date
+        ),
+        headers=HX,
+    )
+    assert answer.status_code == 422
+    html = answer.get_data(as_text=True)
+    faults = {
+        "recipients-0-name": "Enter each recipient&#39;s name.",
+        "scope_types-0": "Choose at least one kind of record.",
+        "passcode": "A passcode has at least 6 characters.",
+        "max_opens": "Not a valid integer value.",
+        "until": "Choose the date the link stops working.",
+    }
+    summary = html[
+        html.index('id="share-form-errors"') : html.index("</div>", html.index('id="share-form-errors"'))
+    ]
+    assert "7 things to fix" in summary  # a word for a number also breaks the limit's range
+    assert 'href="#recipients-0-name">not-an-email is not an email address.</a>' in summary
+    for target, message in faults.items():
+        assert f'<a href="#{target}">{message}</a>' in summary, target
+    # Each field points at its own message.
+    for name in ("passcode", "max_opens", "until"):
+        assert re.search(rf'id="{name}"[^>]*aria-describedby="[^"]*{name}-error', html) or re.search(
+            rf'aria-describedby="[^"]*{name}-error[^"]*"[^>]*id="{name}"', html
+        ), name
+    assert re.search(r'aria-describedby="scope_types-error"[^>]*id="scope_types-0"', html) or re.search(
+        r'id="scope_types-0"[^>]*aria-describedby="scope_types-error"', html
+    )
+    assert 'id="recipients-error"' in html
+    assert _shares() == []
+
+
+def test_the_share_form_and_created_pages_have_an_h1_alone_and_an_h2_inside_the_list(client, clinic):
+    login(client, clinic["portal"].email)
+    page = client.get("/portal/shares/new").get_data(as_text=True)
+    assert '<h1 id="share-form-title">Share my records</h1>' in page
+    panel = client.get("/portal/shares/new", headers=HX).get_data(as_text=True)
+    assert '<h2 id="share-form-title">' in panel and "<h1" not in panel
+    created = client.post("/portal/shares/new", data=_form()).get_data(as_text=True)
+    assert '<h1 id="created-title">Your link is ready</h1>' in created
+
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Mobile/15E148 Safari/604.1"
+)
+WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+    "Safari/537.36"
+)
+
+
+def _event(share, kind, at, ip, agent, detail=None):
+    return ShareEvent(
+        tenant_id=share.tenant_id, share_id=share.id, kind=kind, detail=detail, ip=ip, user_agent=agent,
+        occurred_at=at,
+    )  # fmt: skip
+
+
+def test_the_access_log_is_grouped_by_visit_newest_first_with_repeats_folded(client, shared):
+    share = shared["share"]
+    first = datetime(2026, 11, 20, 15, 0)  # 09:00 in Chicago
+    second = datetime(2026, 11, 21, 16, 30)
+    events = [_event(share, "open", first, "203.0.113.7", IPHONE)]
+    events += [
+        _event(share, "view", first + timedelta(minutes=1 + i), "203.0.113.7", IPHONE, tab)
+        for i, tab in enumerate(["Summary"] * 5 + ["Lab results"] * 10 + ["Files"] * 4)
+    ]
+    events += [_event(share, "passcode_failed", second, "198.51.100.2", WINDOWS, "1 in a row")]
+    events += [_event(share, "open", second + timedelta(minutes=1), "198.51.100.2", WINDOWS)]
+    events += [
+        _event(
+            share, "view", second + timedelta(minutes=2 + i), "198.51.100.2", WINDOWS, f"file scan-{i}.pdf"
+        )
+        for i in range(13)
+    ]
+    db.session.add_all(events)
+    db.session.commit()
+    assert len(events) == 35
+
+    html = client.get(f"/shares/{share.id}").get_data(as_text=True)
+    visits = re.findall(r'<tbody class="access-visit".*?</tbody>', html, re.S)
+    assert len(visits) == 2
+    newest, oldest = visits
+    assert "Visit 2 · 21 Nov 2026, 10:30 – 10:44 CST" in newest and "Chrome on Windows" in newest
+    assert "Visit 1 · 20 Nov 2026, 09:00 – 09:19 CST" in oldest and "Safari on iPhone" in oldest
+    # In each visit, the steps in the order they happened; a run of the same view is one line.
+    assert newest.index("Wrong passcode") < newest.index("Opened the link") < newest.index("scan-12.pdf")
+    assert oldest.count('<tr class="access-event') == 4
+    assert '<span class="muted">Lab results</span> <span class="badge">×10</span>' in oldest
+    assert html.count('<tr class="access-event') == 4 + 15
+
+
+def test_a_browser_back_after_its_visit_lasted_is_a_new_visit(app, shared):
+    share = shared["share"]
+    start = datetime(2026, 11, 20, 15, 0)
+    db.session.add_all(
+        [
+            _event(share, "open", start, "203.0.113.7", IPHONE),
+            _event(share, "view", start + timedelta(hours=3), "203.0.113.7", IPHONE, "Summary"),
+            _event(share, "view", start + timedelta(hours=3), "203.0.113.8", IPHONE, "Summary"),
+            _event(share, "view", start + timedelta(hours=7, minutes=1), "203.0.113.7", IPHONE, "Summary"),
+        ]
+    )
+    db.session.commit()
+    db.session.refresh(share)
+    visits = services.access_visits(share)
+    assert [len(visit.events) for visit in visits] == [1, 1, 2]
+    assert [visit.ip for visit in visits] == ["203.0.113.7", "203.0.113.8", "203.0.113.7"]
+    assert not visits[0].opened and visits[2].opened

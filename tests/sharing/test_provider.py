@@ -792,3 +792,41 @@ def test_the_provider_side_imports_no_other_areas_views():
     assert "files.responses" in imported and not {
         m for m in imported if m.endswith("views") and "jobs" not in m
     }
+
+
+def test_every_counted_download_is_one_sequence_with_the_same_headers(clinic, provider, files, drain_jobs):
+    import ast
+
+    from healthcrm.sharing import provider_views
+
+    # Counted, then sent with the bytes headers, in one function that every download route calls.
+    tree = ast.parse(Path(provider_views.__file__).read_text())
+    counting = {
+        function.name
+        for function in ast.walk(tree)
+        if isinstance(function, ast.FunctionDef)
+        for node in ast.walk(function)
+        if isinstance(node, ast.Attribute) and node.attr == "count_download"
+    }
+    assert counting == {"_counted_download"}
+
+    share = make_share(clinic["patient"], allow_download=True, max_downloads=3)
+    browser = provider(share)
+    browser.start()
+    browser.client.post(f"{browser.url}/export/pdf", data={})
+    drain_jobs()
+    job = db.session.scalar(select(Job).where(Job.kind == "sharing.export_pdf"))
+    pdf, _original = files["shared"]["report.pdf"]
+    paths = (f"/files/{pdf.id}/download", "/export/labs.csv", f"/export/pdf/{job.id}/download")
+    for path in paths:
+        answer = browser.get(path)
+        assert answer.status_code == 200, path
+        assert answer.headers["Content-Disposition"].startswith("attachment;"), path
+        assert answer.headers["Content-Security-Policy"] == provider_views.BYTES_CSP, path
+        assert answer.headers["X-Frame-Options"] == "DENY", path
+        assert int(answer.headers["Content-Length"]) == len(answer.get_data()), path
+    for path in paths:
+        used_up = browser.get(path)
+        assert used_up.status_code == 403 and "downloads are used up" in used_up.get_data(as_text=True)
+    db.session.refresh(share)
+    assert share.downloads == 3
