@@ -638,11 +638,26 @@ def test_units_are_shown_as_people_write_them(ucum, shown):
     assert labs.display_unit(ucum) == shown
 
 
-def test_the_lab_page_shows_platelets_in_thousands_per_microlitre(client, clinic):
+def test_the_lab_and_patient_pages_show_platelets_in_thousands_per_microlitre(client, clinic):
     _, nurse, patient = clinic
     labs.add_lab_results(_actor(nurse), patient.id, [_lab(code="777-3", value="150", when="2025-03-01")])
-    page = client.get(f"/patients/{patient.id}/labs").get_data(as_text=True)
-    assert "10³/µL" in page and "10*3/uL" not in page
+    for url in (f"/patients/{patient.id}/labs", f"/patients/{patient.id}"):  # the labs and the key labs
+        page = client.get(url).get_data(as_text=True)
+        assert "10³/µL" in page and "10*3/uL" not in page, url
+
+
+def test_the_record_page_shows_lab_units_as_people_write_them(client, clinic):
+    tenant, nurse, patient = clinic
+    doctor = make_user(tenant, "doctor")
+    draft = MedicalRecord(
+        tenant_id=tenant.id, patient_id=patient.id, doctor_id=doctor.id, author_id=doctor.id,
+        visit_at=datetime(2025, 3, 14, 9), chief_complaint="Check-up",
+    )  # fmt: skip
+    db.session.add(draft)
+    db.session.commit()
+    labs.add_lab_results(_actor(nurse), patient.id, [_lab(code="777-3", value="150")], record_id=draft.id)
+    page = client.get(f"/records/{draft.id}").get_data(as_text=True)
+    assert "150 10³/µL" in page and "10*3/uL" not in page
 
 
 def test_chart_data_cannot_break_out_of_its_element(client, clinic):
