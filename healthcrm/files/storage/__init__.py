@@ -41,7 +41,7 @@ from botocore.exceptions import ClientError
 from flask import Flask, has_request_context, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from ..config import ConfigError
+from ...config import ConfigError
 
 # Streaming: local copies and upload parts move in chunks of this size, so memory per upload stays bounded.
 UPLOAD_CHUNK_BYTES = 1024 * 1024

@@ -42,12 +42,12 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from ..accounts.models import Tenant
-from ..clock import utcnow
-from ..extensions import db
-from ..patients.models import SEXES
-from ..records.labs import FLAG_LABELS, NORMAL
-from ..records.models import (
+from ...accounts.models import Tenant
+from ...clock import utcnow
+from ...extensions import db
+from ...patients.models import SEXES
+from ...records.labs import FLAG_LABELS, NORMAL
+from ...records.models import (
     ALLERGY_SEVERITIES,
     ALLERGY_STATUSES,
     ASCITES,
@@ -56,10 +56,10 @@ from ..records.models import (
     LabResult,
     MedicalRecord,
 )
-from ..records.scores import LabValue, ScoreResult
-from .content import SharedContent
-from .models import RECORD_TYPES
-from .watermark import font_files
+from ...records.scores import LabValue, ScoreResult
+from ..content import SharedContent
+from ..models import RECORD_TYPES
+from ..watermark import font_files
 
 PAGE_SIZE = A4
 MARGIN = 18 * mm
