@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from healthcrm.audit.services import Actor
+from healthcrm.clock import utcnow
 from healthcrm.extensions import db
 from healthcrm.records.models import FINALIZED, MedicalRecord
 from healthcrm.sharing import services
@@ -236,7 +237,7 @@ def test_chosen_records_must_be_the_patients_own_finalized_ones(clinic):
     [
         ({"passcode": "12345"}, "passcode"),
         ({"days": 12}, "days"),
-        ({"days": None, "until": (datetime.now() + timedelta(days=400)).date()}, "until"),
+        ({"days": None, "until": (utcnow() + timedelta(days=400)).date()}, "until"),
         ({"scope": "types", "scope_types": ["secrets"]}, "scope_types"),
         ({"max_opens": 0}, "max_opens"),
     ],
@@ -264,7 +265,7 @@ def test_the_sweep_marks_expired_links_and_removes_what_could_open_them(clinic):
     assert services.sweep_expired() == 1
     assert services.sweep_expired() == 0
     db.session.refresh(created.share)
-    assert created.share.expired_marked_at is not None and created.share.status(datetime.now()) == "expired"
+    assert created.share.expired_marked_at is not None and created.share.status(utcnow()) == "expired"
 
 
 def test_finding_one_shared_file_is_one_scoped_query_not_the_whole_content(clinic, monkeypatch):
