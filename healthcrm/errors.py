@@ -2,8 +2,8 @@
 
 - `DomainError`: input the person can fix. `message` is for them; `field` names the form field it belongs
   to. Views catch it and show it in the form (422); one a view does not catch still gets a 422 page with
-  the message, never a 500. Each area keeps its own subclass (`RecordError`, `ShareError`, …) so a view
-  catches only its own area's errors.
+  the message (under the error's `title` when it has one), never a 500. Each area keeps its own subclass
+  (`RecordError`, `ShareError`, …) so a view catches only its own area's errors.
 - `Conflict`: the request clashes with the current state (a draft finalized meanwhile): 409.
 - `NotAllowed`: the actor's role lacks the permission (healthcrm/permissions.py): 403. A `PermissionError`,
   so code that caught the built-in one keeps working.
@@ -25,6 +25,8 @@ class DomainError(Exception):
     """Input the person can fix; `message` is for them and `field` names the form field."""
 
     status = UNPROCESSABLE
+    # The error page's heading; None keeps the one of the status (healthcrm/web.py ERROR_TEXT).
+    title: str | None = None
 
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)

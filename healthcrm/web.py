@@ -273,14 +273,15 @@ def _service_unavailable(error: Exception):
     return response
 
 
-def _domain_error_page(error: DomainError | NotAllowed | NotFound):
+def domain_error_page(error: DomainError | NotAllowed | NotFound):
     """The answer to a domain error no view caught: its status (errors.py), and for input the person can
     fix (a DomainError) its message, since that is written for them. Nothing was committed: services
     raise before they commit."""
     code = error.status
     title, text = ERROR_TEXT.get(code, ERROR_TEXT[422])
-    if isinstance(error, DomainError) and error.message:
-        text = error.message
+    if isinstance(error, DomainError):
+        title = error.title or title
+        text = error.message or text
     return render_template("error.html", code=code, title=title, text=text), code
 
 
@@ -363,7 +364,7 @@ def install(app: Flask) -> None:
     install_log_redaction()
     # Domain errors (healthcrm/errors.py) are answered the same in every area: 422 / 409, 403, 404.
     for domain_error in (DomainError, NotAllowed, NotFound):
-        app.register_error_handler(domain_error, _domain_error_page)
+        app.register_error_handler(domain_error, domain_error_page)
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["day"] = format_date
 

@@ -223,7 +223,10 @@ def issue_token(user: User, purpose: str) -> str:
     now = utcnow()
     for old in db.session.scalars(
         select(AccountToken).where(
-            AccountToken.user_id == user.id, AccountToken.purpose == purpose, AccountToken.used_at.is_(None)
+            AccountToken.tenant_id == user.tenant_id,
+            AccountToken.user_id == user.id,
+            AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None),
         )
     ):
         old.used_at = now
@@ -429,8 +432,8 @@ class OutgoingLink:
     url: str
 
 
-def prepare_invitation_link(user_id: int) -> OutgoingLink | None:
-    user = db.session.get(User, user_id)
+def prepare_invitation_link(user_id: int, tenant_id: int) -> OutgoingLink | None:
+    user = get_scoped(User, user_id, tenant_id)
     if user is None or not user.active or user.has_password:
         return None
     raw = issue_token(user, INVITE)

@@ -6,7 +6,8 @@ bytes: download, view (inline only for kinds a browser shows safely), thumbnails
 the upload API that healthcrm/static/js/uploader.js drives (start, part URLs, parts sent, complete, abort).
 
 Views only parse the request and call one service of healthcrm/files/services.py or uploads.py; the
-domain errors they raise become answers in one place, the blueprint's error handlers.
+domain errors they raise are answered app-wide (healthcrm/web.py), except the upload API's JSON and the
+errors only files have (the blueprint's handlers below).
 """
 
 from __future__ import annotations
@@ -28,16 +29,15 @@ from flask import (
 from flask_login import current_user
 
 from ..access import current_actor, requires
-from ..errors import NotAllowed
+from ..errors import NotAllowed, NotFound
 from ..extensions import htmx
 from ..jobs.models import FINISHED, Job
-from ..jobs.queue import enqueue
 from ..jobs.services import visible_job
 from ..jobs.views import STOP_POLLING
 from ..permissions import can
 from ..records import services as records
 from ..records.models import MedicalRecord
-from ..web import ERROR_TEXT, render_page
+from ..web import domain_error_page, render_page
 from . import checks, services, uploads
 from .listing import record_files
 from .models import Attachment
@@ -52,7 +52,6 @@ can_write = requires("attachment.write")
 
 INVALID = 422
 TEXT_PREVIEW_BYTES = 64 * 1024
-ZIP_JOB = "files.zip"
 ZIP_URL_SECONDS = 300
 API_ENDPOINTS = frozenset(
     {
@@ -84,21 +83,20 @@ def _error_page(status: int, title: str, text: str) -> Response:
     )
 
 
+# Pages get the app-wide answer to domain errors (healthcrm/web.py); the upload API answers in JSON, which
+# healthcrm/static/js/uploader.js reads.
 @bp.errorhandler(NotAllowed)
-def _not_allowed(_error):
+def _not_allowed(error):
     if request.endpoint in API_ENDPOINTS:
         return _api_error(403, "Your account cannot upload files.")
-    return _error_page(403, *ERROR_TEXT[403])
+    return domain_error_page(error)
 
 
-@bp.errorhandler(LookupError)
+@bp.errorhandler(NotFound)
 def _not_found(error):
-    # Only the services' "not yours or not there"; a KeyError or IndexError is a bug and stays a 500.
-    if type(error) is not LookupError:
-        raise error
     if request.endpoint in API_ENDPOINTS:
         return _api_error(404, "There is no such record, file or upload.")
-    return _error_page(404, *ERROR_TEXT[404])
+    return domain_error_page(error)
 
 
 @bp.errorhandler(MalformedRequest)
@@ -114,11 +112,6 @@ def _busy(error):
 @bp.errorhandler(uploads.UploadRejected)
 def _rejected(error):
     return _api_error(INVALID, error.reason, state="rejected")
-
-
-@bp.errorhandler(services.FileNotOpenable)
-def _not_openable(error):
-    return _error_page(409, "This file cannot be opened now", error.reason)
 
 
 @bp.errorhandler(services.ChecksumMismatch)
@@ -180,23 +173,15 @@ def bulk(record_id: int):
     action = request.form.get("action", "")
     ids = _chosen_ids()
     actor = current_actor()
-    if action == "zip":
-        if not ids:
-            return _bulk_answer(record, "Choose at least one file.", "error")
-        job_id = enqueue(
-            ZIP_JOB,
-            current_user.id,
-            record.id,
-            ",".join(str(i) for i in ids),
-            tenant_id=current_user.tenant_id,
-            user_id=current_user.id,
-            label="Zip of files",
-        )
-        if not htmx:
-            return redirect(url_for("attachments.zip_progress", record_id=record.id, job_id=job_id), code=303)
-        return _files_block(record, zip_job=_own_zip_job(job_id, record.id))
     target = request.form.get("target", "")
     try:
+        if action == "zip":
+            job_id = services.start_zip(actor, record.id, ids)
+            if not htmx:
+                return redirect(
+                    url_for("attachments.zip_progress", record_id=record.id, job_id=job_id), code=303
+                )
+            return _files_block(record, zip_job=_own_zip_job(job_id, record.id))
         if action == "delete":
             count = services.delete_files(actor, record.id, ids)
             done = f"{count} file{'s' if count != 1 else ''} deleted."
@@ -228,7 +213,7 @@ def _own_zip_job(job_id: str, record_id: int | None = None) -> Job:
     """The signed-in person's own zip job (of this record): an admin's view of others' jobs does not
     extend to their zips of patient files."""
     job = visible_job(current_user.tenant_id, current_user.id, current_user.role, job_id)
-    if job is None or job.kind != ZIP_JOB or job.user_id != current_user.id:
+    if job is None or job.kind != services.ZIP_JOB or job.user_id != current_user.id:
         abort(404)
     if record_id is not None and (len(job.args) < 2 or job.args[1] != record_id):
         abort(404)

@@ -15,6 +15,7 @@ from ..audit.services import Actor
 from ..clock import utcnow
 from ..extensions import db
 from ..mail.services import compose, deliver
+from ..tenancy import get_scoped
 from . import checks, previews, scan
 from .models import (
     PREVIEW_NONE,
@@ -61,10 +62,10 @@ class _ChunkReader:
         self._chunks.close()
 
 
-def scan_version(version_id: int) -> str:
+def scan_version(version_id: int, tenant_id: int) -> str:
     """Scan a pending version with clamd: clean opens it; infected quarantines it and tells the uploader.
     A clamd error raises (the job retries); the version stays closed meanwhile."""
-    version = db.session.get(AttachmentVersion, version_id)
+    version = get_scoped(AttachmentVersion, version_id, tenant_id)
     if version is None or version.scan_status not in (SCAN_PENDING, SCAN_FAILED):
         return version.scan_status if version else "gone"
     host, port = current_app.config.get("CLAMD_HOST"), int(current_app.config.get("CLAMD_PORT") or 3310)
@@ -119,7 +120,7 @@ def _quarantine(version: AttachmentVersion) -> None:
 
 
 def _tell_uploader(version: AttachmentVersion) -> None:
-    user = db.session.get(User, version.uploaded_by_id) if version.uploaded_by_id else None
+    user = get_scoped(User, version.uploaded_by_id, version.tenant_id)
     if user is None or not user.email:
         return
     record = version.attachment.record
@@ -141,9 +142,9 @@ def _tell_uploader(version: AttachmentVersion) -> None:
 WAITING_FOR_SCAN = "waiting for scan"
 
 
-def make_previews(version_id: int) -> str:
+def make_previews(version_id: int, tenant_id: int) -> str:
     """Thumbnails for images; for DICOM the main metadata, the first frame as PNG and its thumbnail."""
-    version = db.session.get(AttachmentVersion, version_id)
+    version = get_scoped(AttachmentVersion, version_id, tenant_id)
     if version is None or version.preview_status != PREVIEW_PENDING:
         return version.preview_status if version else "gone"
     if version.scan_status == SCAN_INFECTED:

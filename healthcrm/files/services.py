@@ -22,8 +22,9 @@ from sqlalchemy.orm import selectinload
 
 from ..audit.services import Actor
 from ..clock import utcnow
-from ..errors import DomainError
+from ..errors import Conflict, DomainError, NotFound
 from ..extensions import db
+from ..jobs.queue import enqueue
 from ..records.models import DRAFT, MedicalRecord
 from ..records.services import READERS, WRITERS, NotAllowed
 from ..tenancy import get_scoped, scoped
@@ -52,10 +53,15 @@ INLINE_TYPES = {
 DOWNLOAD_URL_SECONDS = 300  # well under the one-hour cap: the browser follows it at once
 CHUNK_BYTES = 1024 * 1024
 DIFF_MAX_BYTES = 512 * 1024
+ZIP_JOB = "files.zip"
+ZIP_JOB_LABEL = "Zip of files"
 
 
-class FileNotOpenable(Exception):
-    """The version exists but cannot be opened now (pending scan, infected); `reason` says why."""
+class FileNotOpenable(Conflict):
+    """The version exists but cannot be opened now (pending scan, infected); `reason` says why. Answered
+    409 by the app-wide handler, with this title and the reason as the page's text."""
+
+    title = "This file cannot be opened now"
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -95,7 +101,7 @@ def _require(actor: Actor, roles: frozenset[str]) -> None:
 def _record(actor: Actor, record_id: int) -> MedicalRecord:
     record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
     if record is None:
-        raise LookupError(record_id)
+        raise NotFound(record_id)
     return record
 
 
@@ -133,7 +139,7 @@ def get_attachment(actor: Actor, attachment_id: int) -> Attachment:
     _require(actor, READERS)
     attachment = get_scoped(Attachment, attachment_id, actor.tenant_id)
     if attachment is None:
-        raise LookupError(attachment_id)
+        raise NotFound(attachment_id)
     return attachment
 
 
@@ -143,7 +149,7 @@ def get_version(actor: Actor, attachment_id: int, version_id: int | None = None)
     version_id = version_id or attachment.current_version_id
     version = get_scoped(AttachmentVersion, version_id, actor.tenant_id)
     if version is None or version.attachment_id != attachment.id:
-        raise LookupError(version_id)
+        raise NotFound(version_id)
     return version
 
 
@@ -175,7 +181,7 @@ def log_access(actor: Actor, version: AttachmentVersion, action: str) -> None:
 
 def open_version(actor: Actor, attachment_id: int, version_id: int | None, *, inline: bool) -> Delivery:
     """Verify a version against its checksum and hand it out (inline only for kinds browsers show
-    safely). Raises FileNotOpenable, ChecksumMismatch, LookupError."""
+    safely). Raises FileNotOpenable, ChecksumMismatch, NotFound."""
     version = get_version(actor, attachment_id, version_id)
     _openable(version)
     inline = inline and version.kind in INLINE_TYPES
@@ -373,7 +379,7 @@ def _chosen(actor: Actor, record: MedicalRecord, attachment_ids: list[int]) -> l
         )
     )
     if len(chosen) != len(ids):
-        raise LookupError(attachment_ids)
+        raise NotFound(attachment_ids)
     return chosen
 
 
@@ -458,6 +464,26 @@ def move_files(actor: Actor, record_id: int, attachment_ids: list[int], target_r
     _recount(target)
     db.session.commit()
     return len(chosen)
+
+
+def start_zip(actor: Actor, record_id: int, attachment_ids: list[int]) -> str:
+    """Queue a zip of the chosen files of the record for the actor and return the job's id.
+
+    The job (healthcrm/files/tasks.py) builds it with `write_zip`, which checks each file again when it
+    runs. Raises FileActionError when no file is chosen, NotAllowed, NotFound."""
+    _require(actor, READERS)
+    record = _record(actor, record_id)
+    if not attachment_ids:
+        raise FileActionError("Choose at least one file.")
+    return enqueue(
+        ZIP_JOB,
+        actor.user_id,
+        record.id,
+        ",".join(str(i) for i in attachment_ids),
+        tenant_id=actor.tenant_id,
+        user_id=actor.user_id,
+        label=ZIP_JOB_LABEL,
+    )
 
 
 def write_zip(

@@ -29,6 +29,7 @@ from sqlalchemy import func, or_, select, update
 from ..accounts.models import Tenant
 from ..audit.services import Actor, record_event
 from ..clock import utcnow
+from ..errors import NotFound
 from ..extensions import db
 from ..files.storage import (
     MULTIPART_MIN_PART_BYTES,
@@ -183,14 +184,14 @@ def _writable_record(actor: Actor, record_id: int, addendum_id: int | None = Non
     says what the file is; the record itself never changes)."""
     record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
     if record is None:
-        raise LookupError(record_id)
+        raise NotFound(record_id)
     if record.is_draft:
         return record
     if addendum_id is None:
         raise FinalizedWithoutAddendum()
     addendum = get_scoped(Addendum, addendum_id, actor.tenant_id)
     if addendum is None or addendum.record_id != record.id:
-        raise LookupError(addendum_id)
+        raise NotFound(addendum_id)
     return record
 
 
@@ -215,7 +216,7 @@ def start_upload(
     if replace_attachment_id is not None:
         target = get_scoped(Attachment, replace_attachment_id, actor.tenant_id)
         if target is None or target.record_id != record.id:
-            raise LookupError(replace_attachment_id)
+            raise NotFound(replace_attachment_id)
     try:
         size = int(size)
     except (TypeError, ValueError):
@@ -311,7 +312,7 @@ def get_upload(actor: Actor, public_id: str) -> UploadSession:
         scoped(UploadSession, actor.tenant_id).where(UploadSession.public_id == str(public_id)[:32])
     )
     if session is None or session.user_id != actor.user_id:
-        raise LookupError(public_id)
+        raise NotFound(public_id)
     return session
 
 

@@ -35,7 +35,7 @@ def email_password_reset(email: str, ip: str, user_agent: str, request_id: str, 
 
 @task("accounts.email_invitation")
 def email_invitation(user_id: int, *, progress) -> dict:
-    link = accounts.prepare_invitation_link(user_id)
+    link = accounts.prepare_invitation_link(user_id, progress.tenant_id)
     if link is None:
         return {"sent": False}
     progress(50)

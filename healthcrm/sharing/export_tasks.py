@@ -15,6 +15,7 @@ from ..extensions import db
 from ..files.storage import get_storage, validate_key
 from ..jobs.models import FINISHED, Job
 from ..jobs.queue import task
+from ..tenancy import get_scoped
 from ..tenant_scope import ALL_TENANTS
 from .content import shared_content
 from .exports import build_pdf
@@ -33,8 +34,8 @@ def export_key(tenant_id: int) -> str:
 def export_pdf(share_id: int, visit_id: int, *, progress) -> dict:
     """Write the PDF of what the share shows now, watermarked for its recipient and this time, into
     storage; the provider's download route checks the job is theirs and counts the export."""
-    share = db.session.get(ShareLink, share_id)
-    visit = db.session.get(ShareVisit, visit_id)
+    share = get_scoped(ShareLink, share_id, progress.tenant_id)
+    visit = get_scoped(ShareVisit, visit_id, progress.tenant_id)
     now = utcnow()
     if (
         share is None

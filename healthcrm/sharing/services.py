@@ -335,9 +335,9 @@ def _queue_share_email(share: ShareLink, user_id: int | None) -> bool:
     return True
 
 
-def new_email_token(share_id: int) -> tuple[ShareLink, str] | None:
+def new_email_token(share_id: int, tenant_id: int) -> tuple[ShareLink, str] | None:
     """For the email job: a fresh token for the share's email (earlier emailed tokens stop working)."""
-    share = db.session.get(ShareLink, share_id)
+    share = get_scoped(ShareLink, share_id, tenant_id)
     if share is None or share.revoked_at or share.expires_at <= utcnow():
         return None
     db.session.execute(
@@ -710,7 +710,11 @@ def issue_code(share: ShareLink, *, ip, user_agent, request_id: str | None = Non
     recent = db.session.scalar(
         select(db.func.count())
         .select_from(ShareCode)
-        .where(ShareCode.share_id == share.id, ShareCode.created_at > now - timedelta(hours=1))
+        .where(
+            ShareCode.tenant_id == share.tenant_id,
+            ShareCode.share_id == share.id,
+            ShareCode.created_at > now - timedelta(hours=1),
+        )
     )
     if recent >= CODES_PER_HOUR:
         return None

@@ -6,6 +6,7 @@ from ..accounts.models import Tenant
 from ..extensions import db
 from ..jobs.queue import task
 from ..mail.services import compose, deliver
+from ..tenancy import get_scoped
 from . import services
 from .content import covered_types
 from .models import RECORD_TYPES, SCOPE_ALL, SCOPE_RECORDS, ShareLink
@@ -24,7 +25,7 @@ def describe_scope(share: ShareLink) -> str:
 @task("sharing.email_share")
 def email_share(share_id: int, *, progress) -> dict:
     """Mail the recipient their link: a fresh token made here, so it exists only in this email."""
-    made = services.new_email_token(share_id)
+    made = services.new_email_token(share_id, progress.tenant_id)
     if made is None:
         return {"sent": False}
     share, token = made
@@ -48,7 +49,7 @@ def email_share(share_id: int, *, progress) -> dict:
 @task("sharing.email_code")
 def email_code(share_id: int, ip: str, user_agent: str, *, progress) -> dict:
     """A one-time code, made here (so it exists only in this email), to the address the patient entered."""
-    share = db.session.get(ShareLink, share_id)
+    share = get_scoped(ShareLink, share_id, progress.tenant_id)
     if share is None:
         return {"sent": False}
     code = services.issue_code(share, ip=ip or None, user_agent=user_agent or None)
@@ -70,7 +71,7 @@ def email_code(share_id: int, ip: str, user_agent: str, *, progress) -> dict:
 @task("sharing.email_patient")
 def email_patient(share_id: int, kind: str, *, progress) -> dict:
     """Tell the patient: their link was opened for the first time, or paused."""
-    share = db.session.get(ShareLink, share_id)
+    share = get_scoped(ShareLink, share_id, progress.tenant_id)
     user = share.patient.portal_user if share else None
     if user is None or not user.email:
         return {"sent": False}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +17,7 @@ from healthcrm.audit.services import Actor
 from healthcrm.extensions import db
 from tests.accounts.pages import field_error, session_cookie, signed_in
 from tests.accounts.stored import audit_events, database_contains
+from tests.concurrency import parallel
 from tests.factories import PASSWORD, login, make_patient, make_portal_user, make_tenant, make_user
 
 KEY = re.compile(r"<p>Key: <code>([A-Z2-7]+)</code></p>")
@@ -288,32 +288,6 @@ def test_a_code_works_only_once(app, client):
     assert session_cookie(client) is None
 
 
-def _at_once(app, count: int, load, work) -> list:
-    """Run `work(load())` in `count` threads, each in its own app context (its own database session);
-    every thread has loaded its row before any of them works, as two requests arriving together would."""
-    barrier, results, lock = threading.Barrier(count), [], threading.Lock()
-
-    def run() -> None:
-        with app.app_context():
-            try:
-                loaded = load()
-                barrier.wait()
-                outcome = work(loaded)
-            except Exception as error:  # a database that refuses is an outcome too
-                outcome = error
-            finally:
-                db.session.remove()
-            with lock:
-                results.append(outcome)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
-
-
 def test_the_same_code_verified_twice_at_once_passes_once(app, time_machine):
     doctor, secret, _ = _user_with_mfa(app)
     doctor_id, start = doctor.id, time.time()
@@ -323,11 +297,12 @@ def test_the_same_code_verified_twice_at_once_passes_once(app, time_machine):
         code = pyotp.TOTP(secret).now()
         actor = Actor(tenant_id=doctor.tenant_id, user_id=doctor_id, role="doctor", request_id=f"r{round_}")
 
-        outcomes = _at_once(
-            app,
+        # Both threads hold the user as it was before either checks the code.
+        outcomes = parallel(
             2,
-            load=lambda: db.session.get(User, doctor_id),
+            app,
             work=lambda user, code=code, actor=actor: mfa.check_second_factor(user, code, actor),
+            load=lambda _index: db.session.get(User, doctor_id),
         )
 
         assert sorted(outcomes, key=str) == [False, True], outcomes

@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 from healthcrm.audit.services import Actor
+from healthcrm.clock import utcnow
 from healthcrm.extensions import db
 from healthcrm.records import services as records
 from healthcrm.records.models import LabResult
@@ -302,7 +303,7 @@ def test_nurse_front_desk_and_other_clinics_are_kept_out(
         patient.id,
         records.RecordInput(
             doctor_id=clinic.doctor.id,
-            visit_at=datetime.now().replace(microsecond=0) - timedelta(hours=2),
+            visit_at=utcnow().replace(microsecond=0) - timedelta(hours=2),
             chief_complaint="Abdominal swelling",
             diagnoses=[records.DiagnosisInput("R18.8", is_primary=True)],
         ),

@@ -16,7 +16,10 @@ import requests
 from sqlalchemy import func, select
 
 from healthcrm.audit.models import AuditEvent
+from healthcrm.audit.services import Actor
+from healthcrm.errors import Conflict, NotAllowed, NotFound
 from healthcrm.extensions import db
+from healthcrm.files import services, uploads
 from healthcrm.files.models import (
     SCAN_INFECTED,
     SCAN_PENDING,
@@ -380,6 +383,7 @@ def test_a_file_waiting_for_its_scan_or_infected_is_not_sent(doctor, clinic, sta
         assert b"%PDF" not in answer.data
         text = answer.get_data(as_text=True)
         assert ("virus scan" in text) if state == SCAN_PENDING else ("infected" in text)
+        assert "This file cannot be opened now" in text
     page = doctor.get(f"/files/{done['attachment_id']}").get_data(as_text=True)
     assert "cannot be opened" in page.lower()
 
@@ -670,3 +674,52 @@ def test_a_finalized_record_offers_upload_only_with_an_addendum(doctor, clinic):
     body = {"name": "scan.txt", "size": 10, "type": "", "fingerprint": "scan.txt|10|1"}
     started = doctor.post(start_url.replace("&amp;", "&"), json=body, headers=_headers(doctor))
     assert started.status_code == 201, started.get_data(as_text=True)
+
+
+# --- errors and the zip job come from the services ---------------------------------------------------------
+
+
+def _actor(user) -> Actor:
+    return Actor(tenant_id=user.tenant_id, user_id=user.id, role=user.role)
+
+
+def test_the_zip_job_is_queued_by_the_files_service(app, doctor, clinic):
+    done = _uploaded(doctor, clinic["record"].id, "a.txt", b"first file\n")
+    record_id, actor = clinic["record"].id, _actor(clinic["doctor"])
+    with pytest.raises(services.FileActionError, match="Choose at least one file"):
+        services.start_zip(actor, record_id, [])
+    with pytest.raises(NotAllowed):
+        services.start_zip(_actor(clinic["front_desk"]), record_id, [done["attachment_id"]])
+    other = make_user(make_tenant(), "doctor")
+    with pytest.raises(NotFound):
+        services.start_zip(_actor(other), record_id, [done["attachment_id"]])
+    assert db.session.scalar(select(func.count()).select_from(Job).where(Job.kind == "files.zip")) == 0
+
+    job_id = services.start_zip(actor, record_id, [done["attachment_id"]])
+    job = db.session.get(Job, job_id)
+    assert (job.kind, job.tenant_id, job.user_id, job.label) == (
+        "files.zip",
+        clinic["tenant"].id,
+        clinic["doctor"].id,
+        "Zip of files",
+    )
+    assert job.args == [clinic["doctor"].id, record_id, str(done["attachment_id"])]
+
+
+def test_file_errors_are_domain_errors_answered_app_wide(app, doctor, clinic):
+    actor = _actor(clinic["doctor"])
+    with pytest.raises(NotFound):
+        services.get_attachment(actor, 999_999)
+    with pytest.raises(NotFound):
+        uploads.get_upload(actor, "no-such-upload")
+    assert issubclass(services.FileNotOpenable, Conflict)
+    # The blueprint keeps only the answers the app-wide handler cannot give: the upload API's JSON and the
+    # checksum page (502).
+    handled = set(app.error_handler_spec["attachments"][None])
+    assert services.FileNotOpenable not in handled and LookupError not in handled
+    # Same statuses and texts as before: a page 404, the API's JSON 404.
+    page = doctor.get("/files/999999")
+    assert page.status_code == 404 and "Not found" in page.get_data(as_text=True)
+    answer = _start(doctor, 999_999, "a.txt", 10)
+    assert answer.status_code == 404
+    assert answer.get_json() == {"status": "error", "reason": "There is no such record, file or upload."}

@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 from moto.server import ThreadedMotoServer
 
-from healthcrm.files import storage as storage_module
 from healthcrm.files.storage import (
     DOWNLOAD_URL_MAX_SECONDS,
     LOCAL_SIGNING_SALT,
@@ -49,6 +48,7 @@ from healthcrm.files.storage import (
     safe_filename,
     validate_key,
 )
+from healthcrm.files.storage import s3 as s3_module
 from healthcrm.files.views import bp as files_bp
 
 MiB = 1024 * 1024
@@ -909,7 +909,7 @@ def test_s3_list_parts_follows_pages(s3_storage: S3Storage, monkeypatch: pytest.
         s3_storage.client.upload_part(
             Bucket=s3_storage.bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=f"part {n}".encode()
         )
-    monkeypatch.setattr(storage_module, "LIST_PARTS_PAGE_SIZE", 2)
+    monkeypatch.setattr(s3_module, "LIST_PARTS_PAGE_SIZE", 2)
 
     parts = s3_storage.list_parts(key, upload_id)
 

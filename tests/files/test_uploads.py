@@ -280,7 +280,7 @@ def test_no_decoder_runs_on_a_file_before_its_clean_scan(app, inline_jobs, clini
     monkeypatch.setattr(previews, "thumbnail", lambda *args, **kwargs: decoded.append(args) or None)
     app.config.update(CLAMD_HOST="127.0.0.1", CLAMD_PORT=1)  # nothing listens: the scan stays pending
     version = _upload(app, clinic, "scan.png", PNG)
-    assert processing.make_previews(version.id) == processing.WAITING_FOR_SCAN
+    assert processing.make_previews(version.id, version.tenant_id) == processing.WAITING_FOR_SCAN
     db.session.expire_all()
     version = db.session.get(AttachmentVersion, version.id)
     assert decoded == [] and version.preview_status == PREVIEW_PENDING and version.preview_key is None

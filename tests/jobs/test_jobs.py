@@ -24,7 +24,11 @@ from healthcrm.jobs.models import DONE_STATUSES, FAILED, FINISHED, QUEUED, START
 from healthcrm.jobs.queue import JOB_MAX_RETRIES, enqueue, get_queue, redis_connection, task
 from healthcrm.jobs.registry import RegisteredSimpleWorker
 from healthcrm.jobs.runner import run_job
-from tests.factories import login, make_tenant, make_user
+from healthcrm.patients.models import Patient
+from healthcrm.tenancy import scoped
+from healthcrm.tenant_scope import TENANT_SCOPE_VIOLATIONS
+from tests.factories import login, make_patient, make_tenant, make_user
+from tests.test_tenant_scope import PROBED
 
 # Test-only tasks: they exist in this process only, so they run inline or on a worker started here,
 # on queues whose names the session's `python worker.py` (CI) does not listen to.
@@ -60,6 +64,18 @@ def flaky(key: str, failures: int, *, progress) -> dict:
     if CALLS[key] <= failures:
         raise RuntimeError(f"flaky failure {CALLS[key]}")
     return {"calls": CALLS[key]}
+
+
+# The tenant-scope check counts only the app's own queries: these tasks send theirs through the probe that
+# tests/test_tenant_scope.py compiles under a file name inside the package.
+@task("tests.every_clinics_patients")
+def every_clinics_patients(*, progress) -> dict:
+    return {"count": len(PROBED["session_call"]("scalars", select(Patient)).all())}
+
+
+@task("tests.own_clinics_patients")
+def own_clinics_patients(*, progress) -> dict:
+    return {"count": len(PROBED["session_call"]("scalars", scoped(Patient, progress.tenant_id)).all())}
 
 
 def _queue(*, is_async: bool):
@@ -361,3 +377,16 @@ def test_jobs_pages_need_sign_in(client, clinic):
 
     assert client.get(f"/jobs/{job.id}", headers=HX).status_code == 401
     assert client.get(f"/jobs/{job.id}").status_code == 302
+
+
+def test_a_job_reading_clinic_data_without_its_clinic_is_caught(clinic):
+    make_patient(clinic)
+    make_patient(make_tenant())
+    queue = _queue(is_async=False)
+    leaky = _job(enqueue("tests.every_clinics_patients", tenant_id=clinic.id, queue=queue))
+    assert leaky.status == FAILED
+    assert "TenantScopeError" in leaky.error and "SELECT of patients" in leaky.error
+    assert len(TENANT_SCOPE_VIOLATIONS) == 1
+    TENANT_SCOPE_VIOLATIONS.clear()  # made on purpose
+    scoped_job = _job(enqueue("tests.own_clinics_patients", tenant_id=clinic.id, queue=queue))
+    assert (scoped_job.status, scoped_job.result) == (FINISHED, {"count": 1})

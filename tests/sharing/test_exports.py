@@ -6,6 +6,8 @@ import csv
 import io
 from datetime import datetime, timedelta
 
+import numpy as np
+import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 from pypdf import PdfReader
@@ -16,6 +18,7 @@ from healthcrm.extensions import db
 from healthcrm.records.models import MedicalRecord
 from healthcrm.sharing.content import shared_content
 from healthcrm.sharing.exports import build_pdf, labs_csv
+from healthcrm.sharing.exports.page import MARGIN
 from healthcrm.sharing.models import SCOPE_TYPES
 from healthcrm.sharing.watermark import (
     UnreadableImage,
@@ -46,6 +49,25 @@ def _pdf(share) -> tuple[list[str], int, list[int]]:
     pages = build_pdf(shared_content(share), watermark_text(share, ACCESSED), out, seen.append)
     reader = PdfReader(io.BytesIO(out.getvalue()))
     return [page.extract_text() for page in reader.pages], pages, seen
+
+
+def test_the_pdf_watermark_hides_nothing_on_the_page_body(clinic):
+    """The export's pages carry the watermark in the side margins and the footer: rendered with and
+    without it, the pages differ only there."""
+    share = make_share(make_shared_patient(*clinic))
+    renders = []
+    for text in (watermark_text(share, ACCESSED), ""):
+        out = io.BytesIO()
+        build_pdf(shared_content(share), text, out)
+        document = pdfium.PdfDocument(out.getvalue())
+        try:
+            renders.append(np.asarray(document[0].render(scale=1).to_pil().convert("L")).astype(int))
+        finally:
+            document.close()
+    marked = np.abs(renders[0] - renders[1]) > 8
+    margin, footer = round(MARGIN), round(MARGIN)  # one point is one pixel at scale 1
+    assert marked[:, :margin].any() and marked[:, -margin:].any(), "both side margins carry it"
+    assert not marked[:-footer, margin:-margin].any(), "nothing is drawn over the page's body"
 
 
 def test_watermark_names_the_recipient_the_share_and_the_minute(clinic):

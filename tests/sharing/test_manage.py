@@ -16,7 +16,7 @@ from sqlalchemy import JSON, String, Text, select
 from healthcrm.accounts.models import Tenant
 from healthcrm.audit.models import AuditEvent
 from healthcrm.audit.services import Actor
-from healthcrm.clock import local_to_utc, utc_to_local, utcnow
+from healthcrm.clock import clinic_today, local_to_utc, utc_to_local, utcnow
 from healthcrm.extensions import db
 from healthcrm.records.models import MedicalRecord
 from healthcrm.sharing import services
@@ -193,7 +193,7 @@ def test_pasted_recipients_and_a_plain_post_without_htmx(client, clinic, drain_j
             scope="types",
             scope_types=["labs", "allergies"],
             days="date",
-            until=(date.today() + timedelta(days=200)).isoformat(),
+            until=(clinic_today(ZONE) + timedelta(days=200)).isoformat(),
             allow_download="y",
             max_downloads="2",
         ),
@@ -207,7 +207,7 @@ def test_pasted_recipients_and_a_plain_post_without_htmx(client, clinic, drain_j
         "ben@clinic.example.com",
     ]
     assert all(share.scope_types == ["allergies", "labs"] and share.allow_download for share in shares)
-    assert _clinic_day(shares[0]) == date.today() + timedelta(days=200)
+    assert _clinic_day(shares[0]) == clinic_today(ZONE) + timedelta(days=200)
     assert len(_emails(outbox_dir)) == 2
 
 
@@ -330,7 +330,7 @@ def test_revoke_answers_with_the_card_and_the_link_stops_at_once(client, shared)
 
 def test_extend_within_a_year_of_sharing(client, shared):
     share = shared["share"]
-    later = date.today() + timedelta(days=120)
+    later = clinic_today(ZONE) + timedelta(days=120)
     answer = client.post(f"/shares/{share.id}/extend", data={"until": later.isoformat()})
     assert answer.status_code == 303
     assert answer.headers["Location"].endswith(f"/portal/shares#share-{share.id}")
@@ -421,7 +421,7 @@ def test_another_patients_share_answers_404(client, shared):
         assert client.get(f"/shares/{share.id}").status_code == 404
         for action, data in (
             ("revoke", {}),
-            ("extend", {"until": (date.today() + timedelta(days=40)).isoformat()}),
+            ("extend", {"until": (clinic_today(ZONE) + timedelta(days=40)).isoformat()}),
             ("passcode", {"passcode": "another-one"}),
             ("send", {}),
         ):

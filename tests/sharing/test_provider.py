@@ -166,7 +166,7 @@ def _attach(record: MedicalRecord, name: str, data: bytes, kind: str, content_ty
     db.session.flush()
     attachment.current_version_id = version.id
     db.session.commit()
-    processing.make_previews(version.id)
+    processing.make_previews(version.id, version.tenant_id)
     return attachment
 
 

@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from healthcrm.audit.services import Actor
+from healthcrm.clock import utcnow
 from healthcrm.extensions import db
 from healthcrm.records.models import FINALIZED, MedicalRecord
 from healthcrm.sharing import services
 from healthcrm.sharing.content import shared_content
 from healthcrm.sharing.models import Notification, ShareEvent, ShareLink, ShareVisit
+from tests.concurrency import parallel
 from tests.factories import make_patient, make_portal_user, make_tenant, make_user
 
 PASSCODE = "correct-horse"
@@ -47,30 +49,6 @@ def _share(clinic, **changes) -> services.CreatedShare:
 
 def _notices(clinic) -> list[Notification]:
     return list(db.session.scalars(select(Notification).where(Notification.user_id == clinic["portal"].id)))
-
-
-def _parallel(count: int, app, work) -> list:
-    """Run `work()` in `count` threads at once, each in its own app context (its own session)."""
-    barrier, results, lock = threading.Barrier(count), [], threading.Lock()
-
-    def run() -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                outcome = work()
-            except Exception as error:  # a database that refuses is an outcome too
-                outcome = error
-            finally:
-                db.session.remove()
-            with lock:
-                results.append(outcome)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 def test_the_token_is_stored_nowhere(clinic):
@@ -108,12 +86,12 @@ def test_parallel_wrong_passcodes_are_counted_exactly(app, clinic):
     share = _share(clinic, passcode=PASSCODE).share
     share_id = share.id
 
-    def guess():
+    def guess(_index: int):
         current = db.session.get(ShareLink, share_id)
         visit, _cookie = services.start_visit(current)
         return services.check_passcode(current, visit, "wrong-guess", ip="5.6.7.8", user_agent="t")
 
-    outcomes = _parallel(8, app, guess)
+    outcomes = parallel(8, app, guess)
     assert [bool(outcome) for outcome in outcomes] == [False] * 8
     assert sorted(outcome.tries_left for outcome in outcomes) == list(range(2, 10))
     db.session.expire_all()
@@ -138,12 +116,12 @@ def test_fifty_parallel_wrong_passcodes_check_the_hash_ten_times_and_pause_once(
 
     monkeypatch.setattr(services, "verify_password", counting_verify)
 
-    def guess():
+    def guess(_index: int):
         current = db.session.get(ShareLink, share_id)
         visit, _cookie = services.start_visit(current)
         return services.check_passcode(current, visit, "wrong-guess", ip="5.6.7.8", user_agent="t")
 
-    outcomes = _parallel(50, app, guess)
+    outcomes = parallel(50, app, guess)
     assert not any(outcomes)
     assert len(hashes) == services.PAUSE_AFTER_FAILURES
     assert sorted(outcome.tries_left for outcome in outcomes)[-1] == services.PAUSE_AFTER_FAILURES - 1
@@ -179,12 +157,12 @@ def test_ten_wrong_passcodes_in_a_row_pause_the_link_and_tell_the_patient(clinic
 def test_a_view_limit_of_n_lets_exactly_n_parallel_opens_through(app, clinic, limit):
     share_id = _share(clinic, max_opens=limit).share.id
 
-    def open_once():
+    def open_once(_index: int):
         current = db.session.get(ShareLink, share_id)
         visit, _cookie = services.start_visit(current)
         return services.admit(current, visit, ip="9.9.9.9", user_agent="t")
 
-    outcomes = _parallel(8, app, open_once)
+    outcomes = parallel(8, app, open_once)
     assert outcomes.count(True) == limit, outcomes
     db.session.expire_all()
     assert db.session.get(ShareLink, share_id).opens == limit
@@ -259,7 +237,7 @@ def test_chosen_records_must_be_the_patients_own_finalized_ones(clinic):
     [
         ({"passcode": "12345"}, "passcode"),
         ({"days": 12}, "days"),
-        ({"days": None, "until": (datetime.now() + timedelta(days=400)).date()}, "until"),
+        ({"days": None, "until": (utcnow() + timedelta(days=400)).date()}, "until"),
         ({"scope": "types", "scope_types": ["secrets"]}, "scope_types"),
         ({"max_opens": 0}, "max_opens"),
     ],
@@ -287,7 +265,7 @@ def test_the_sweep_marks_expired_links_and_removes_what_could_open_them(clinic):
     assert services.sweep_expired() == 1
     assert services.sweep_expired() == 0
     db.session.refresh(created.share)
-    assert created.share.expired_marked_at is not None and created.share.status(datetime.now()) == "expired"
+    assert created.share.expired_marked_at is not None and created.share.status(utcnow()) == "expired"
 
 
 def test_finding_one_shared_file_is_one_scoped_query_not_the_whole_content(clinic, monkeypatch):

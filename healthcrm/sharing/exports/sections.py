@@ -1,53 +1,34 @@
-"""Exports of a share: a PDF to read and print, and its lab results as CSV.
-
-Both are built from a `SharedContent` only, so nothing outside the share's scope can reach them, and every
-PDF page carries the share's watermark (diagonally across the page and in the footer). Everything the
-clinic or the patient typed goes through `_text`, which escapes it for reportlab's Paragraph markup.
-"""
+"""The PDF's sections, built from the shared content: cover, summary, labs, visit records, allergies,
+immunizations and files. Everything the clinic or the patient typed goes through `_text`."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
-from functools import cache, partial
-from typing import IO
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from reportlab.graphics.charts.lineplots import LinePlot
-from reportlab.graphics.shapes import Drawing, Rect, String
-from reportlab.graphics.widgets.markers import makeMarker
-from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
-    BaseDocTemplate,
     Flowable,
-    Frame,
     HRFlowable,
     KeepTogether,
-    PageTemplate,
     Paragraph,
     Spacer,
     Table,
     TableStyle,
 )
 
-from ..accounts.models import Tenant
-from ..clock import utcnow
-from ..extensions import db
-from ..patients.models import SEXES
-from ..records.labs import FLAG_LABELS, NORMAL
-from ..records.models import (
+from ...accounts.models import Tenant
+from ...clock import utcnow
+from ...extensions import db
+from ...patients.models import SEXES
+from ...records.labs import FLAG_LABELS, NORMAL
+from ...records.models import (
     ALLERGY_SEVERITIES,
     ALLERGY_STATUSES,
     ASCITES,
@@ -56,251 +37,14 @@ from ..records.models import (
     LabResult,
     MedicalRecord,
 )
-from ..records.scores import Assessment, LabValue, ScoreResult
-from ..records.vitals import record_vital
-from .content import SharedContent
-from .models import RECORD_TYPES
-from .watermark import font_files
+from ...records.scores import Assessment, LabValue, ScoreResult
+from ...records.vitals import record_vital
+from ..content import SharedContent
+from ..models import RECORD_TYPES
+from .charts import lab_chart
+from .page import ALERT, FONT, FONT_BOLD, HEAD_FILL, INK, MARGIN, MUTED, PAGE_SIZE, RULE, STRIPE_FILL
 
-PAGE_SIZE = A4
-MARGIN = 18 * mm
-HEADER_GAP = 10 * mm  # from the top edge to the header's baseline
-FOOTER_GAP = 9 * mm  # from the bottom edge to the footer's baseline
-CHART_HEIGHT = 42 * mm
-CHART_MARKERS_UP_TO = 40  # points; more and the markers only clutter the line
-CHART_TICKS = 5
 KEEP_TABLE_WHOLE_ROWS = 15  # a lab table this short is never split from its heading and chart
-WATERMARK_FONT_SIZE = 13
-WATERMARK_ALPHA = 0.13
-WATERMARK_ANGLE_DEGREES = 35
-WATERMARK_ROW_PT = 95
-FOOTER_FONT_SIZE = 7.5
-FOOTER_MIN_FONT_SIZE = 5.5
-# Progress: building the story is quick, laying it out on pages is most of the work.
-STORY_DONE_PERCENT = 20
-LAYOUT_DONE_PERCENT = 98
-# A CSV cell that starts with one of these is a formula to a spreadsheet; such text cells get a quote.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-CSV_COLUMNS = ("code", "name", "value", "unit", "ref_low", "ref_high", "flag", "observed_at")
-
-FONT = "ShareSans"
-FONT_BOLD = "ShareSans-Bold"
-INK = colors.HexColor("#1f2933")
-MUTED = colors.HexColor("#52606d")
-RULE = colors.HexColor("#cbd2d9")
-HEAD_FILL = colors.HexColor("#e4e7eb")
-STRIPE_FILL = colors.HexColor("#f5f7fa")
-ALERT = colors.HexColor("#b42318")
-LINE = colors.HexColor("#1d4ed8")
-RANGE_FILL = colors.HexColor("#dcfce7")
-
-Progress = Callable[[int], None]
-
-
-# --- CSV -------------------------------------------------------------------------------------------------
-
-
-def labs_csv(content: SharedContent) -> str:
-    """The share's lab results, oldest first, one per row under CSV_COLUMNS; times as ISO 8601 UTC.
-
-    Text cells starting with = + - @ (or a tab or carriage return) get a leading apostrophe so a spreadsheet
-    shows them instead of running them as formulas. Numbers are written by this function, never typed, so a
-    negative value stays a number."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for lab in content.labs:
-        value = _csv_text(lab.value_text) if lab.value_numeric is None else f"{lab.value_numeric:g}"
-        writer.writerow(
-            (
-                _csv_text(lab.code),
-                _csv_text(lab.name),
-                value,
-                _csv_text(lab.unit),
-                "" if lab.ref_low is None else f"{lab.ref_low:g}",
-                "" if lab.ref_high is None else f"{lab.ref_high:g}",
-                _csv_text(lab.flag),
-                lab.observed_at.replace(tzinfo=UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            )
-        )
-    return out.getvalue()
-
-
-def _csv_text(value: str | None) -> str:
-    text = value or ""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-# --- PDF -------------------------------------------------------------------------------------------------
-
-
-def build_pdf(
-    content: SharedContent, watermark: str, out: IO[bytes], progress: Progress | None = None
-) -> int:
-    """Write the share as an A4 PDF to `out` and return its number of pages.
-
-    Every page has the header "Shared health record — {patient}", the footer "{watermark} · page N of M"
-    and the watermark drawn diagonally across it. Sections: a summary (patient, diagnoses, allergies,
-    latest vitals, key labs, scores with their inputs, insights with their source), lab results with a
-    trend chart per numeric test, visit records with their addenda, allergies, immunizations and files,
-    each only when the share covers it. `progress` is called with 0 to 100 as the work goes on."""
-    report = _Progress(progress)
-    report(0)
-    _register_fonts()
-    styles = _Styles()
-    writer = _Writer(content, styles, _clinic_zone(content))
-    story = writer.story()
-    report(STORY_DONE_PERCENT)
-    pages: list[int] = []
-    header = f"Shared health record — {content.patient.full_name}"
-    doc = _ShareDocument(out, story_length=len(story), progress=report)
-    frame = Frame(MARGIN, MARGIN, doc.width, doc.height, id="body", leftPadding=0, rightPadding=0)
-    doc.addPageTemplates(
-        PageTemplate(
-            id="page",
-            frames=[frame],
-            onPage=partial(_draw_header, text=header),
-            onPageEnd=partial(_draw_watermark, text=watermark),
-        )
-    )
-    doc.build(story, canvasmaker=partial(_FooterCanvas, footer=watermark, pages=pages))
-    report(100)
-    return pages[0]
-
-
-class _Progress:
-    """Calls the caller's progress function with whole percents, only when the number goes up."""
-
-    def __init__(self, report: Progress | None) -> None:
-        self.report = report
-        self.last = -1
-
-    def __call__(self, percent: float) -> None:
-        value = max(0, min(100, int(percent)))
-        if self.report is not None and value > self.last:
-            self.last = value
-            self.report(value)
-
-
-class _ShareDocument(BaseDocTemplate):
-    """A4 with room for the header and footer; reports progress as the story's flowables are laid out."""
-
-    def __init__(self, out: IO[bytes], *, story_length: int, progress: _Progress) -> None:
-        super().__init__(
-            out,
-            pagesize=PAGE_SIZE,
-            leftMargin=MARGIN,
-            rightMargin=MARGIN,
-            topMargin=MARGIN,
-            bottomMargin=MARGIN,
-            title="Shared health record",
-            author="",
-            creator="HealthCRM",
-            # Same content, same bytes: no creation time or random document id in the file.
-            invariant=True,
-        )
-        self._story_length = max(1, story_length)
-        self._laid_out = 0
-        self._progress = progress
-
-    def afterFlowable(self, flowable: Flowable) -> None:
-        self._laid_out += 1
-        share = min(1.0, self._laid_out / self._story_length)
-        self._progress(STORY_DONE_PERCENT + (LAYOUT_DONE_PERCENT - STORY_DONE_PERCENT) * share)
-
-
-class _FooterCanvas(Canvas):
-    """Keeps every page until the end, so each footer can say "page N of M"."""
-
-    def __init__(self, *args, footer: str, pages: list[int], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._footer = footer
-        self._pages_out = pages
-        self._held: list[dict] = []
-
-    def showPage(self) -> None:
-        self._held.append(dict(self.__dict__))
-        self._startPage()
-
-    def save(self) -> None:
-        total = len(self._held)
-        for state in self._held:
-            self.__dict__.update(state)
-            self._draw_footer(total)
-            super().showPage()
-        self._pages_out.append(total)
-        super().save()
-
-    def _draw_footer(self, total: int) -> None:
-        width, _ = PAGE_SIZE
-        room = width - 2 * MARGIN
-        suffix = f" · page {self._pageNumber} of {total}"
-        text, size = self._footer + suffix, FOOTER_FONT_SIZE
-        while size > FOOTER_MIN_FONT_SIZE and pdfmetrics.stringWidth(text, FONT, size) > room:
-            size -= 0.5
-        if pdfmetrics.stringWidth(text, FONT, size) > room:
-            text = _clip(self._footer, room - pdfmetrics.stringWidth(suffix, FONT, size), size) + suffix
-        self.saveState()
-        self.setStrokeColor(RULE)
-        self.setLineWidth(0.5)
-        self.line(MARGIN, FOOTER_GAP + 9, width - MARGIN, FOOTER_GAP + 9)
-        self.setFont(FONT, size)
-        self.setFillColor(MUTED)
-        self.drawCentredString(width / 2, FOOTER_GAP, text)
-        self.restoreState()
-
-
-def _draw_header(canvas: Canvas, doc: BaseDocTemplate, *, text: str) -> None:
-    width, height = PAGE_SIZE
-    canvas.saveState()
-    canvas.setFont(FONT_BOLD, 9.5)
-    canvas.setFillColor(INK)
-    canvas.drawString(MARGIN, height - HEADER_GAP, _clip(text, width - 2 * MARGIN, 9.5, FONT_BOLD))
-    canvas.setStrokeColor(RULE)
-    canvas.setLineWidth(0.5)
-    canvas.line(MARGIN, height - HEADER_GAP - 4, width - MARGIN, height - HEADER_GAP - 4)
-    canvas.restoreState()
-
-
-def _draw_watermark(canvas: Canvas, doc: BaseDocTemplate, *, text: str) -> None:
-    """The watermark in staggered rows over the whole page, on top of the content, faint enough to read
-    through."""
-    width, height = PAGE_SIZE
-    tile = pdfmetrics.stringWidth(text, FONT, WATERMARK_FONT_SIZE) + 60
-    reach = (width**2 + height**2) ** 0.5 / 2 + tile
-    canvas.saveState()
-    canvas.setFillColor(colors.black)
-    canvas.setFillAlpha(WATERMARK_ALPHA)
-    canvas.setFont(FONT, WATERMARK_FONT_SIZE)
-    canvas.translate(width / 2, height / 2)
-    canvas.rotate(WATERMARK_ANGLE_DEGREES)
-    row = 0
-    y = -reach
-    while y < reach:
-        x = -reach - (row % 2) * tile / 2
-        while x < reach:
-            canvas.drawString(x, y, text)
-            x += tile
-        y += WATERMARK_ROW_PT
-        row += 1
-    canvas.restoreState()
-
-
-def _clip(text: str, room: float, size: float, font: str = FONT) -> str:
-    """The text cut with an ellipsis to fit `room` points at this size."""
-    if pdfmetrics.stringWidth(text, font, size) <= room:
-        return text
-    while text and pdfmetrics.stringWidth(text + "…", font, size) > room:
-        text = text[:-1]
-    return text + "…"
-
-
-@cache
-def _register_fonts() -> None:
-    regular, bold = font_files()
-    pdfmetrics.registerFont(TTFont(FONT, regular))
-    pdfmetrics.registerFont(TTFont(FONT_BOLD, bold))
-    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT, boldItalic=FONT_BOLD)
 
 
 def _clinic_zone(content: SharedContent) -> str:
@@ -621,7 +365,7 @@ class _Writer:
             charted = [lab for lab in numeric if lab.unit == unit]
             top: list[Flowable] = [heading]
             if len({lab.observed_at for lab in charted}) >= 2:
-                top += [self.chart(charted), Spacer(1, 4)]
+                top += [lab_chart(charted, self.width, self.when), Spacer(1, 4)]
                 if len(charted) < len(numeric):
                     top.append(self.para(f"The chart shows the results in {_text(unit)} only.", s.small))
             rows = [
@@ -643,68 +387,6 @@ class _Writer:
                 else [KeepTogether(top), table]
             )
         return story
-
-    def chart(self, labs: list[LabResult]) -> Drawing:
-        """The test's values over time, with its reference range shaded and dates on the x axis."""
-        width, height = self.width, CHART_HEIGHT
-        drawing = Drawing(width, height)
-        epoch = labs[0].observed_at
-        xs = [(lab.observed_at - epoch).total_seconds() / 86400 for lab in labs]
-        ys = [lab.value_numeric for lab in labs]
-        latest = labs[-1]
-        bounds = [v for v in (latest.ref_low, latest.ref_high) if v is not None]
-        low, high = min(ys + bounds), max(ys + bounds)
-        pad = (high - low) * 0.12 or abs(high) * 0.1 or 1.0
-        y_min, y_max = low - pad, high + pad
-        if low >= 0 > y_min:
-            y_min = 0.0  # no negative axis for values that cannot be negative
-        x_min, x_max = xs[0], xs[-1]
-        if x_max - x_min < 1 / 24:
-            x_min, x_max = x_min - 1, x_max + 1
-        plot = LinePlot()
-        plot.x, plot.y = 38, 16
-        plot.width, plot.height = width - plot.x - 22, height - plot.y - 6
-        plot.data = [list(zip(xs, ys, strict=True))]
-        plot.joinedLines = 1
-        plot.lines[0].strokeColor = LINE
-        plot.lines[0].strokeWidth = 1.2
-        if len(labs) <= CHART_MARKERS_UP_TO:
-            plot.lines[0].symbol = makeMarker("FilledCircle", size=3.2, fillColor=LINE, strokeColor=LINE)
-        plot.xValueAxis.valueMin, plot.xValueAxis.valueMax = x_min, x_max
-        span = x_max - x_min
-        plot.xValueAxis.valueSteps = [x_min + span * i / (CHART_TICKS - 1) for i in range(CHART_TICKS)]
-        fmt = "%d %b %Y" if span > 45 else "%d %b %H:%M" if span < 3 else "%d %b"
-        plot.xValueAxis.labelTextFormat = lambda days: self.when(epoch + timedelta(days=days), fmt)
-        plot.xValueAxis.labels.fontName = FONT
-        plot.xValueAxis.labels.fontSize = 6.5
-        plot.xValueAxis.labels.fillColor = MUTED
-        plot.xValueAxis.strokeColor = RULE
-        plot.yValueAxis.valueMin, plot.yValueAxis.valueMax = y_min, y_max
-        plot.yValueAxis.labels.fontName = FONT
-        plot.yValueAxis.labels.fontSize = 6.5
-        plot.yValueAxis.labels.fillColor = MUTED
-        plot.yValueAxis.labelTextFormat = "%g"
-        plot.yValueAxis.strokeColor = RULE
-        plot.yValueAxis.visibleGrid = 1
-        plot.yValueAxis.gridStrokeColor = colors.HexColor("#eef1f4")
-        plot.yValueAxis.gridStrokeWidth = 0.4
-        if bounds:
-
-            def y_at(value: float) -> float:
-                return plot.y + (value - y_min) / (y_max - y_min) * plot.height
-
-            band_low = y_at(latest.ref_low) if latest.ref_low is not None else plot.y
-            band_high = y_at(latest.ref_high) if latest.ref_high is not None else plot.y + plot.height
-            drawing.add(
-                Rect(
-                    plot.x, band_low, plot.width, band_high - band_low, fillColor=RANGE_FILL, strokeColor=None
-                )
-            )
-        drawing.add(plot)
-        unit = latest.unit or ""
-        if unit:
-            drawing.add(String(2, height - 8, unit, fontName=FONT, fontSize=6.5, fillColor=MUTED))
-        return drawing
 
     # --- records ---
 
