@@ -316,7 +316,7 @@ RESOURCE_LABELS = {
 
 def _resource(event: AuditEvent, user_name, share_name) -> str | None:
     kind, ident = event.resource_type, event.resource_id
-    if not kind:
+    if not kind or kind == "patient":  # a patient is named in the patient column
         return None
     if ident and ident.isdigit() and kind == "user":
         return user_name(int(ident))
