@@ -27,6 +27,7 @@ ACTION_LABELS: dict[str, str] = {
     "auth.mfa_failed": "Failed two-step sign-in",
     "auth.mfa_recovery_codes_regenerated": "Made new recovery codes",
     "access.denied": "Was refused access",
+    "clinic.created": "Clinic created",
     "clinic.mfa_requirement_changed": "Changed the clinic's two-step sign-in rule",
     # staff
     "user.invited": "Invited a colleague",
