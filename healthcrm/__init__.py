@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import counters as counters_module
 from . import web
 from .accounts import models as accounts_module
+from .accounts.cli import tenant_cli
 from .accounts.views import bp as accounts_bp
 from .audit import models as audit_module
 from .audit.cli import audit_cli
@@ -137,6 +138,7 @@ def register_hooks(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
 
     app.cli.add_command(audit_cli)
+    app.cli.add_command(tenant_cli)
     app.cli.add_command(demo_command)
     app.cli.add_command(files_cli)
     app.cli.add_command(periodic_cli)

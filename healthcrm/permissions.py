@@ -45,6 +45,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit.read": frozenset({ADMIN}),
     "users.manage": frozenset({ADMIN}),
     "outbox.read": frozenset({ADMIN}),
+    "jobs.overview": frozenset({ADMIN}),  # the Jobs page in the menu (everyone still reaches their own jobs)
     "portal.use": frozenset({PATIENT}),
 }
 

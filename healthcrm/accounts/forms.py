@@ -3,6 +3,7 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, String
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from .models import ROLE_LABELS, STAFF_ROLES
+from .roles import FRONT_DESK
 
 STAFF_ROLE_CHOICES = {role: ROLE_LABELS[role] for role in STAFF_ROLES}
 
@@ -49,7 +50,8 @@ class DisableMfaForm(FlaskForm):
 class InviteStaffForm(FlaskForm):
     full_name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
-    role = SelectField("Role", choices=STAFF_ROLE_CHOICES)
+    # The least privileged staff role (no clinical content) unless the admin picks another.
+    role = SelectField("Role", choices=STAFF_ROLE_CHOICES, default=FRONT_DESK)
 
 
 class RoleForm(FlaskForm):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -275,6 +276,59 @@ def complete_password_token(raw: str, purpose: str, password: str, actor: Actor)
     )
     db.session.commit()
     return user
+
+
+# --- new clinics --------------------------------------------------------------------------------------
+
+# A new clinic asks its staff for two-step sign-in from the start; an administrator may turn it off on the
+# users page. (The demo clinics keep it off so `make run` stays one command: healthcrm/demo/data.py.)
+NEW_CLINIC_REQUIRES_MFA = True
+
+
+def create_clinic(
+    name: str, slug: str, admin_email: str, admin_name: str, *, timezone: str = "UTC"
+) -> tuple[Tenant, User]:
+    """Create a clinic and its first administrator, and email them an invitation to set a password.
+
+    The clinic requires two-step sign-in for staff (`NEW_CLINIC_REQUIRES_MFA`), so the first admin sets
+    it up at first sign-in. Raises AccountError for a taken slug or email, or an unknown time zone."""
+    name, slug = name.strip(), slug.strip().lower()
+    if not name or not slug:
+        raise AccountError("Give the clinic a name and a short name (slug).", "name")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise AccountError(
+            f"Unknown time zone {timezone!r} (use a name like America/Chicago).", "timezone"
+        ) from None
+    if db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
+        raise AccountError(f"A clinic with the short name {slug!r} already exists.", "slug")
+    email = normalise_email(admin_email)
+    if find_user_by_email(email):
+        raise AccountError("Someone already has an account with this email.", "email")
+    tenant = Tenant(name=name, slug=slug, timezone=timezone, mfa_required_for_staff=NEW_CLINIC_REQUIRES_MFA)
+    db.session.add(tenant)
+    db.session.flush()
+    admin = User(tenant_id=tenant.id, email=email, full_name=admin_name.strip(), role=ADMIN)
+    db.session.add(admin)
+    db.session.flush()
+    record_event(
+        Actor.system(tenant.id),
+        "clinic.created",
+        resource_type="tenant",
+        resource_id=tenant.id,
+        changed_fields=["name", "slug", "timezone", "mfa_required_for_staff"],
+    )
+    record_event(
+        Actor.system(tenant.id),
+        "user.invited",
+        resource_type="user",
+        resource_id=admin.id,
+        changed_fields=["email", "full_name", "role"],
+    )
+    db.session.commit()
+    _send_invitation(admin)
+    return tenant, admin
 
 
 # --- invitations and user management -------------------------------------------------------------

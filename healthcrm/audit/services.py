@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
 
+from ..accounts.models import User
 from ..clock import utcnow
 from ..counters import insert_unless_exists
 from ..extensions import db
+from ..patients.models import Patient
+from ..sharing.models import ShareLink
+from ..tenancy import scoped
+from .labels import action_label, outcome_label, role_label
 from .models import AuditChainHead, AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -221,3 +226,101 @@ def find_events(
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
     return list(db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    """One audit event as people read it: names and labels, with the raw event kept for the detail view."""
+
+    event: AuditEvent
+    action: str
+    actor: str
+    actor_detail: str
+    patient: str | None
+    resource: str | None
+    outcome: str
+    fields: list[str]
+
+
+def describe_events(tenant_id: int, events: list[AuditEvent]) -> list[EventEntry]:
+    """Put names to a page of a clinic's events: the user's name and role, the patient's name and MRN, the
+    share's recipient. Three queries at most (users, patients, shares), however many events; a person
+    the log mentions but the clinic no longer holds keeps their id (the log outlives what it names)."""
+    user_ids = {e.actor_user_id for e in events if e.actor_user_id}
+    user_ids |= {
+        int(e.resource_id) for e in events if e.resource_type == "user" and (e.resource_id or "").isdigit()
+    }
+    share_ids = {e.actor_share_link_id for e in events if e.actor_share_link_id}
+    share_ids |= {
+        int(e.resource_id) for e in events if e.resource_type == "share" and (e.resource_id or "").isdigit()
+    }
+    patient_ids = {e.patient_id for e in events if e.patient_id}
+    users = _rows(User, tenant_id, user_ids, User.full_name, User.role)
+    patients = _rows(Patient, tenant_id, patient_ids, Patient.first_name, Patient.last_name, Patient.mrn)
+    shares = _rows(ShareLink, tenant_id, share_ids, ShareLink.recipient_name, ShareLink.recipient_email)
+
+    def user_name(user_id: int) -> str:
+        found = users.get(user_id)
+        return f"{found[0]} ({role_label(found[1])})" if found else f"User #{user_id}"
+
+    def share_name(share_id: int) -> str:
+        found = shares.get(share_id)
+        return f"{found[0]} <{found[1]}>" if found else f"#{share_id}"
+
+    def patient_name(patient_id: int) -> str:
+        found = patients.get(patient_id)
+        return f"{found[0]} {found[1]} (MRN {found[2]})" if found else f"Patient #{patient_id}"
+
+    entries = []
+    for e in events:
+        if e.actor_user_id:
+            actor, detail = user_name(e.actor_user_id), ""
+        elif e.actor_share_link_id:
+            actor, detail = "Outside provider", f"via the link for {share_name(e.actor_share_link_id)}"
+        else:
+            actor, detail = role_label(e.actor_role), ""
+        entries.append(
+            EventEntry(
+                event=e,
+                action=action_label(e.action),
+                actor=actor,
+                actor_detail=detail,
+                patient=patient_name(e.patient_id) if e.patient_id else None,
+                resource=_resource(e, user_name, share_name),
+                outcome=outcome_label(e.outcome),
+                fields=[name.replace("_", " ") for name in json.loads(e.changed_fields or "[]")],
+            )
+        )
+    return entries
+
+
+def _rows(model, tenant_id: int, ids: set[int], *columns) -> dict[int, tuple]:
+    if not ids:
+        return {}
+    query = scoped(model, tenant_id).with_only_columns(model.id, *columns).where(model.id.in_(ids))
+    return {row[0]: tuple(row[1:]) for row in db.session.execute(query)}
+
+
+RESOURCE_LABELS = {
+    "attachment": "File",
+    "lab_result": "Labs",
+    "patient": "Patient",
+    "record": "Record",
+    "record_template": "Template",
+    "session": "Session",
+    "share": "Share link",
+    "tenant": "Clinic",
+    "user": "User",
+}
+
+
+def _resource(event: AuditEvent, user_name, share_name) -> str | None:
+    kind, ident = event.resource_type, event.resource_id
+    if not kind or kind == "patient":  # a patient is named in the patient column
+        return None
+    if ident and ident.isdigit() and kind == "user":
+        return user_name(int(ident))
+    if ident and ident.isdigit() and kind == "share":
+        return f"Share link for {share_name(int(ident))}"
+    label = RESOURCE_LABELS.get(kind, kind.replace("_", " ").capitalize())
+    return f"{label} #{ident}" if ident else label

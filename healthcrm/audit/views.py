@@ -5,7 +5,7 @@ from flask_login import current_user
 
 from ..access import requires
 from ..web import render_page
-from .services import find_events, verify_chain
+from .services import describe_events, find_events, verify_chain
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 PAGE_SIZE = 50
@@ -32,7 +32,7 @@ def index():
     return render_page(
         "audit/index.html",
         block="events",
-        events=events,
+        entries=describe_events(current_user.tenant_id, events),
         action=action,
         patient=patient,
         report=report,

@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import ADMIN, DOCTOR, Tenant, User
+from ..audit.labels import action_label
 from ..audit.models import AuditEvent
 from ..audit.services import Actor, record_event
 from ..clock import clinic_day_end, clinic_day_start, clinic_today, utcnow
@@ -242,14 +243,6 @@ def get_record(actor: Actor, record_id: int, *, audit: bool = True) -> MedicalRe
     return record
 
 
-HISTORY_ACTIONS = {
-    "record.view": "Viewed",
-    "record.create": "Created",
-    "record.update": "Edited",
-    "record.finalize": "Finalized",
-    "record.addendum": "Addendum added",
-    "record.delete": "Deleted",
-}
 HISTORY_LIMIT = 200
 
 
@@ -258,6 +251,7 @@ class HistoryEntry:
     occurred_at: datetime
     who: str
     what: str
+    action: str
     fields: list[str]
 
 
@@ -293,7 +287,8 @@ def record_history(record: MedicalRecord) -> list[HistoryEntry]:
             occurred_at=event.occurred_at,
             who=names.get(event.actor_user_id)
             or (event.actor_role or "system").replace("_", " ").capitalize(),
-            what=HISTORY_ACTIONS.get(event.action, event.action),
+            what=action_label(event.action),
+            action=event.action,
             fields=[name.replace("_", " ") for name in json.loads(event.changed_fields or "[]")],
         )
         for event in events

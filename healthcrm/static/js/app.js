@@ -48,4 +48,41 @@
       for (var j = 0; j < buttons.length; j++) { buttons[j].disabled = false; }
     }
   });
+
+  // The staff bar's phone menu: a real button (aria-expanded) that folds the sections and the account away
+  // on narrow screens. Without this script there is no button and everything stays listed. Escape closes
+  // the menu, or an open Admin group, and gives the focus back to what opened it.
+  function setUpNav(bar) {
+    var toggle = bar.querySelector(".nav-toggle");
+    if (!toggle) { return; }
+    toggle.hidden = false;
+    bar.classList.add("nav-ready");
+    toggle.addEventListener("click", function () {
+      var open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      bar.classList.toggle("menu-open", open);
+    });
+    bar.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape") { return; }
+      var group = bar.querySelector("details[data-nav-group][open]");
+      if (group) {
+        group.open = false;
+        group.querySelector("summary").focus();
+      } else if (toggle.getAttribute("aria-expanded") === "true") {
+        toggle.click();
+        toggle.focus();
+      }
+    });
+  }
+  // An open Admin group closes when a click lands outside it.
+  document.addEventListener("click", function (event) {
+    var groups = document.querySelectorAll("details[data-nav-group][open]");
+    for (var i = 0; i < groups.length; i++) {
+      if (!groups[i].contains(event.target)) { groups[i].open = false; }
+    }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var bars = document.querySelectorAll("[data-nav]");
+    for (var i = 0; i < bars.length; i++) { setUpNav(bars[i]); }
+  });
 })();
