@@ -200,7 +200,7 @@ INLINE_CODE = """() => {
     if (el.hasAttribute("style")) found.push(el.tagName + "[style]");
     if (el.tagName === "SCRIPT" && !el.src) found.push("inline <script>");
     for (const attr of el.getAttributeNames()) {
-      if (attr.startsWith("on") || attr.startsWith("hx-on")) found.push(el.tagName + "[" + attr + "]");
+      if (/^(on|hx-on|data-hx-on)/.test(attr)) found.push(el.tagName + "[" + attr + "]");
     }
   }
   return found;

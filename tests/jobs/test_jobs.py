@@ -299,8 +299,8 @@ def test_fragment_polls_while_running_and_stops_when_done(client, clinic):
     html = running.get_data(as_text=True)
     assert running.status_code == 200
     assert "<html" not in html
-    assert 'hx-trigger="every 1s"' in html
-    assert f'hx-get="/jobs/{job.id}"' in html
+    assert 'data-hx-trigger="every 1s"' in html
+    assert f'data-hx-get="/jobs/{job.id}"' in html
     assert 'value="40"' in html
     assert "HX-Request" in running.headers["Vary"]
 
@@ -310,7 +310,7 @@ def test_fragment_polls_while_running_and_stops_when_done(client, clinic):
     html = done.get_data(as_text=True)
     assert done.status_code == 286
     assert "<html" not in html
-    assert "hx-trigger" not in html
+    assert "data-hx-trigger" not in html
     assert "Done" in html
 
 

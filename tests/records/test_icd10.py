@@ -236,7 +236,7 @@ def test_options_fragment_lists_options_with_ids_unique_to_their_row(app):
     assert "<strong>K70.31</strong> Alcoholic cirrhosis of liver with ascites" in html  # no words typed
     assert html.count("not billable") == 1  # K70.3, the category
     # The row's live region hears how many, out of band.
-    assert '<p id="icd10-status-2" hx-swap-oob="innerHTML">' in html
+    assert '<p id="icd10-status-2" data-hx-swap-oob="innerHTML">' in html
     assert "3 matching codes" in html
     assert "<script" not in html
     assert "style=" not in html
@@ -248,7 +248,7 @@ def test_options_fragment_says_when_nothing_matches_in_the_live_region(app):
         html = _options([], row=1)
     assert 'role="option"' not in html and "icd10-listbox" not in html
     assert re.sub(r"\s+", " ", html).strip() == (
-        '<p id="icd10-status-1" hx-swap-oob="innerHTML">'
+        '<p id="icd10-status-1" data-hx-swap-oob="innerHTML">'
         '<span class="icd10-none">No matching codes.</span></p>'
     )
 
@@ -256,7 +256,7 @@ def test_options_fragment_says_when_nothing_matches_in_the_live_region(app):
 def test_options_fragment_says_nothing_before_the_query_is_long_enough(app):
     with app.test_request_context():
         html = _options([], searched=False)
-    assert re.sub(r"\s+", " ", html).strip() == '<p id="icd10-status-0" hx-swap-oob="innerHTML"></p>'
+    assert re.sub(r"\s+", " ", html).strip() == '<p id="icd10-status-0" data-hx-swap-oob="innerHTML"></p>'
 
 
 # --- the typeahead on the record form ----------------------------------------------------------------------
@@ -300,7 +300,8 @@ def test_each_diagnosis_code_box_is_a_combobox_controlling_its_own_listbox(nurse
         listbox = by_id[box["aria-controls"]]
         assert (listbox["tag"], listbox["role"], listbox["id"]) == ("ul", "listbox", f"icd10-listbox-{row}")
         assert "hidden" in listbox and listbox["aria-label"] == f"ICD-10-CM codes for diagnosis {row + 1}"
-        assert box["hx-target"] == f"#icd10-listbox-{row}" and box["hx-get"] == f"/records/icd10/{row}"
+        assert box["data-hx-target"] == f"#icd10-listbox-{row}"
+        assert box["data-hx-get"] == f"/records/icd10/{row}"
         assert by_id[f"icd10-status-{row}"]["role"] == "status"
     # The behaviour comes from a file of our own, under the CSP nonce; no inline script.
     scripts = [element for element in elements if element["tag"] == "script"]

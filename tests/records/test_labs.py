@@ -596,7 +596,7 @@ def test_the_panel_filter_narrows_the_rows_and_unknown_names_answer_404(client, 
     assert list(_flowsheet_rows(page)) == ["Sodium"]
     # Only days with a result of the panel are columns.
     assert page.count('class="lab-day"') == 1
-    assert f'href="/patients/{patient.id}/labs?panel=kidney" hx-get=' in page
+    assert f'href="/patients/{patient.id}/labs?panel=kidney" data-hx-get=' in page
     assert 'aria-current="true">Kidney and electrolytes</a>' in page
     fragment = client.get(f"/patients/{patient.id}/labs?panel=blood", headers={"HX-Request": "true"})
     assert list(_flowsheet_rows(fragment.get_data(as_text=True))) == ["Hemoglobin"]

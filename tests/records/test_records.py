@@ -271,8 +271,8 @@ def test_a_new_record_starts_with_two_empty_rows_per_section_and_add_buttons(cli
         button = re.search(rf'<button [^>]*value="{section}"[^>]*>{label}</button>', page)
         assert button, section
         assert 'type="submit"' in button[0] and 'name="add_row"' in button[0]
-        assert f'hx-get="/records/form-rows/{section}/2"' in button[0]
-        assert f'hx-target="#{section}-rows"' in button[0] and 'hx-swap="beforeend"' in button[0]
+        assert f'data-hx-get="/records/form-rows/{section}/2"' in button[0]
+        assert f'data-hx-target="#{section}-rows"' in button[0] and 'data-hx-swap="beforeend"' in button[0]
     # Enter in a text box saves (the first submit button is the default one), it does not add a row.
     first_button = re.search(r"<button [^>]*>[^<]*</button>", page.split('class="card record-form"')[1])
     assert "Save draft" in first_button[0] and "add_row" not in first_button[0]
@@ -292,7 +292,7 @@ def test_add_row_without_javascript_keeps_what_was_typed_adds_a_row_and_saves_no
     assert re.search(r'<input [^>]*autofocus[^>]*id="diagnoses-2-code"', page)
     assert page.count("autofocus") == 1
     assert "Please correct" not in page
-    assert 'hx-get="/records/form-rows/diagnoses/3"' in page
+    assert 'data-hx-get="/records/form-rows/diagnoses/3"' in page
     assert db.session.scalar(select(MedicalRecord.id)) is None
 
     # The typed third diagnosis is saved with the others.
@@ -332,8 +332,8 @@ def test_add_row_fragment_is_one_row_and_the_button_for_the_next(client, clinic)
     assert _rows(body, "diagnoses") == [2]
     assert 'aria-label="Diagnosis 3"' in body and 'aria-controls="icd10-listbox-2"' in body
     assert re.search(r'<input [^>]*autofocus[^>]*id="diagnoses-2-code"', body)
-    assert '<div class="add-row no-print" id="diagnoses-add" hx-swap-oob="true">' in body
-    assert 'hx-get="/records/form-rows/diagnoses/3"' in body
+    assert '<div class="add-row no-print" id="diagnoses-add" data-hx-swap-oob="true">' in body
+    assert 'data-hx-get="/records/form-rows/diagnoses/3"' in body
 
     last = client.get("/records/form-rows/labs/19", headers=HX).get_data(as_text=True)
     assert _rows(last, "labs") == [19] and 'aria-label="Lab result 20"' in last

@@ -279,7 +279,7 @@ def test_add_another_recipient_with_and_without_javascript(client, clinic):
     assert row.status_code == 200
     html = row.get_data(as_text=True)
     assert 'name="recipients-1-email"' in html
-    assert 'hx-swap-oob="true"' in html and "/shares/recipient-row/2" in html
+    assert 'data-hx-swap-oob="true"' in html and "/shares/recipient-row/2" in html
     assert client.get("/shares/recipient-row/10", headers=HX).status_code == 404
     answer = client.post("/portal/shares/new", data=_form(add_row="recipients"))
     assert answer.status_code == 200

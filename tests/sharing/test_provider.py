@@ -481,7 +481,7 @@ def test_each_tab_is_a_page_and_an_htmx_fragment_and_each_view_is_logged(clinic,
         text = fragment.get_data(as_text=True)
         assert fragment.status_code == 200 and "<html" not in text and 'id="share-panel"' in text
         assert f">{heading}</h2>" in text and "HX-Request" in fragment.headers["Vary"]
-        assert 'hx-push-url="true"' in text and f'href="{browser.url}/summary"' in text
+        assert 'data-hx-push-url="true"' in text and f'href="{browser.url}/summary"' in text
         assert f"<title>{heading} · {clinic['patient'].full_name} · HealthCRM</title>" in text
     details = [event.detail for event in _events(share, EVENT_VIEW)]
     assert details.count("Lab results") == 2 and details.count("Scores") == 2
@@ -498,8 +498,8 @@ def test_the_labs_tab_is_a_flowsheet_newest_first_with_flags_and_a_chart_on_dema
     assert text.index("92 <", alt) < text.index("48<", alt)
     assert "↑H" in text and "↓L" in text and "(high)" in text
     assert (
-        f'href="{browser.url}/labs?chart=1742-6#lab-chart-panel" hx-get="{browser.url}/labs?chart=1742-6"'
-        in text
+        f'href="{browser.url}/labs?chart=1742-6#lab-chart-panel" '
+        f'data-hx-get="{browser.url}/labs?chart=1742-6"' in text
     )
     chart = browser.get("/labs?chart=1742-6", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert 'id="share-panel"' in chart and 'id="lab-series" hidden' in chart and "Trend of ALT" in chart

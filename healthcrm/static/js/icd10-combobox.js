@@ -1,5 +1,5 @@
 // The diagnosis code box of the record form as a WAI-ARIA 1.2 combobox with a listbox popup (list
-// autocomplete, manual selection). htmx fetches the matching codes into the row's listbox (hx-get on the
+// autocomplete, manual selection). htmx fetches the matching codes into the row's listbox (data-hx-get on the
 // box); this file opens and closes the list and moves through it. Focus stays in the text box: the option
 // the arrow keys are on is named by aria-activedescendant and marked aria-selected. Without JavaScript the
 // box is a plain text box and the typed code is checked when the record is saved.
