@@ -29,6 +29,7 @@ ACTION_LABELS: dict[str, str] = {
     "access.denied": "Was refused access",
     "clinic.created": "Clinic created",
     "clinic.mfa_requirement_changed": "Changed the clinic's two-step sign-in rule",
+    "clinic.clinical_settings_changed": "Changed the clinic's clinical settings (units, score input age)",
     # staff
     "user.invited": "Invited a colleague",
     "user.invitation_resent": "Sent the invitation again",
