@@ -303,11 +303,16 @@ class _Working:
         self.missing: list[str] = []
         self.notes: list[str] = []
         self.stale: list[str] = []
+        self.stale_ages: list[tuple[str, int]] = []
         self.as_of = given.as_of if given else None
         self.max_age_days = given.max_age_days if given else None
 
     def result(self, value: int | None, category: str | None = None) -> ScoreResult:
-        return ScoreResult(self.name, value, category, self.inputs, self.missing, self.notes, self.stale)
+        notes = list(self.notes)
+        if self.stale_ages:  # one line for all of them, not one per input
+            ages = ", ".join(f"{name} {days} days" for name, days in self.stale_ages)
+            notes.append(f"Older than {self.max_age_days} days: {ages}")
+        return ScoreResult(self.name, value, category, self.inputs, self.missing, notes, self.stale)
 
     def used(self, name: str, given: LabValue | Assessment | str | bool) -> None:
         """Count `given` as the input `name`, noting when it is older than the clinic's limit."""
@@ -318,7 +323,7 @@ class _Working:
         age = self.as_of - observed
         if age > timedelta(days=self.max_age_days):
             self.stale.append(name)
-            self.notes.append(f"{name} is {age.days} days old (older than {self.max_age_days} days)")
+            self.stale_ages.append((name, age.days))
 
     def lab(self, name: str, lab: LabValue | None) -> float | None:
         """The lab's value in the formula's unit, or None (and counted missing) if absent or unusable."""
