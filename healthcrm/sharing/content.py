@@ -16,6 +16,7 @@ from ..clock import clinic_today
 from ..extensions import db
 from ..files.models import Attachment, AttachmentVersion
 from ..patients.models import Patient
+from ..records.labs import display_unit
 from ..records.liver import latest_inputs, scores_from
 from ..records.models import (
     FINALIZED,
@@ -219,10 +220,11 @@ def _when(moment: datetime) -> str:
     return moment.strftime("%d %b %Y")
 
 
-def _value(lab: LabResult) -> str:
+def lab_value(lab: LabResult) -> str:
+    """A result as people read it: the value and its unit as written (10³/µL), or the text result."""
     if lab.value_numeric is None:
         return lab.value_text or ""
-    return f"{lab.value_numeric:g} {lab.unit or ''}".strip()
+    return f"{lab.value_numeric:g} {display_unit(lab.unit)}".strip()
 
 
 def insights(content: SharedContent) -> list[Insight]:
@@ -240,7 +242,7 @@ def insights(content: SharedContent) -> list[Insight]:
             continue
         found.append(
             Insight(
-                f"{lab.name} is {where} its reference range: {_value(lab)}",
+                f"{lab.name} is {where} its reference range: {lab_value(lab)}",
                 f"{lab.name} of {_when(lab.observed_at)}, range {_range(lab)}",
                 "warn",
             )
@@ -256,8 +258,8 @@ def insights(content: SharedContent) -> list[Insight]:
             found.append(
                 Insight(
                     f"{last.name} {verb} {abs(change):.0%} over the shared period",
-                    f"{_value(first)} on {_when(first.observed_at)} → "
-                    f"{_value(last)} on {_when(last.observed_at)}",
+                    f"{lab_value(first)} on {_when(first.observed_at)} → "
+                    f"{lab_value(last)} on {_when(last.observed_at)}",
                 )
             )
     for score in content.scores:
@@ -285,4 +287,4 @@ def insights(content: SharedContent) -> list[Insight]:
 def _range(lab: LabResult) -> str:
     low = "" if lab.ref_low is None else f"{lab.ref_low:g}"
     high = "" if lab.ref_high is None else f"{lab.ref_high:g}"
-    return f"{low}–{high} {lab.unit or ''}".strip()
+    return f"{low}–{high} {display_unit(lab.unit)}".strip()

@@ -144,6 +144,18 @@ def test_a_share_of_labs_only_has_no_records_section(clinic):
         assert absent not in everything
 
 
+def test_pdf_shows_lab_units_as_people_write_them_and_the_csv_keeps_ucum(clinic):
+    patient = make_shared_patient(*clinic)
+    add_lab(patient, "777-3", "Platelets", 122, "10*3/uL", datetime(2026, 3, 9, 9), 150, 450)
+    add_lab(patient, "777-3", "Platelets", 131, "10*3/uL", datetime(2026, 3, 1, 9), 150, 450)
+    db.session.commit()
+    share = make_share(patient)
+    everything = "\n".join(_pdf(share)[0])
+    assert "122 10³/µL" in everything and "150–450 10³/µL" in everything
+    assert "10*3/uL" not in everything
+    assert "10*3/uL" in labs_csv(shared_content(share))  # machine-readable: the UCUM code as stored
+
+
 def test_labs_csv_round_trips_and_neutralises_formulas(clinic):
     patient = make_shared_patient(*clinic)
     add_lab(

@@ -11,6 +11,7 @@ from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 from reportlab.lib.units import mm
 
+from ...records.labs import display_unit
 from ...records.models import LabResult
 from .page import FONT, LINE, MUTED, RANGE_FILL, RULE
 
@@ -74,7 +75,7 @@ def lab_chart(labs: list[LabResult], width: float, when: Callable[[datetime, str
             Rect(plot.x, band_low, plot.width, band_high - band_low, fillColor=RANGE_FILL, strokeColor=None)
         )
     drawing.add(plot)
-    unit = latest.unit or ""
+    unit = display_unit(latest.unit)
     if unit:
         drawing.add(String(2, height - 8, unit, fontName=FONT, fontSize=6.5, fillColor=MUTED))
     return drawing

@@ -27,7 +27,7 @@ from ...accounts.models import Tenant
 from ...clock import utcnow
 from ...extensions import db
 from ...patients.models import SEXES
-from ...records.labs import FLAG_LABELS, NORMAL
+from ...records.labs import FLAG_LABELS, NORMAL, display_unit
 from ...records.models import (
     ALLERGY_SEVERITIES,
     ALLERGY_STATUSES,
@@ -39,7 +39,7 @@ from ...records.models import (
 )
 from ...records.scores import Assessment, LabValue, ScoreResult
 from ...records.vitals import record_vital
-from ..content import SharedContent
+from ..content import SharedContent, lab_value
 from ..models import RECORD_TYPES
 from .charts import lab_chart
 from .page import ALERT, FONT, FONT_BOLD, HEAD_FILL, INK, MARGIN, MUTED, PAGE_SIZE, RULE, STRIPE_FILL
@@ -260,7 +260,7 @@ class _Writer:
                 rows = [
                     [
                         _text(lab.name),
-                        _text(_result(lab)),
+                        _text(lab_value(lab)),
                         _text(_range(lab)),
                         _flag_markup(lab.flag),
                         _text(self.day(lab.observed_at)),
@@ -332,7 +332,8 @@ class _Writer:
 
     def score_input(self, name: str, given: LabValue | Assessment | str | bool) -> str:
         if isinstance(given, LabValue):
-            return f"{name} {given.value:g} {given.unit}".rstrip() + f" ({self.day(given.observed_at)})"
+            value = f"{given.value:g} {display_unit(given.unit)}".rstrip()
+            return f"{name} {value} ({self.day(given.observed_at)})"
         if isinstance(given, bool):
             return f"{name}: {'yes' if given else 'no'}"
         labels = {"ascites": ASCITES, "encephalopathy": ENCEPHALOPATHY}.get(name, {})
@@ -371,7 +372,7 @@ class _Writer:
             rows = [
                 [
                     _text(self.when(lab.observed_at)),
-                    _text(_result(lab)),
+                    _text(lab_value(lab)),
                     _text(_range(lab)),
                     _flag_markup(lab.flag),
                 ]
@@ -547,15 +548,9 @@ def _lab_inputs(score: ScoreResult) -> list[LabValue]:
     return [given for _, given in score.inputs if isinstance(given, LabValue)]
 
 
-def _result(lab: LabResult) -> str:
-    if lab.value_numeric is None:
-        return lab.value_text or ""
-    return f"{lab.value_numeric:g} {lab.unit or ''}".strip()
-
-
 def _range(lab: LabResult) -> str:
     text = lab.reference_range
-    return f"{text} {lab.unit}".strip() if text and lab.unit else text
+    return f"{text} {display_unit(lab.unit)}".strip() if text and lab.unit else text
 
 
 def _size(size: int) -> str:
