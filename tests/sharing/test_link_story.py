@@ -5,7 +5,7 @@ page and in every email; revoking stops both, "Send again" replaces only the ema
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import default as default_policy
 
@@ -27,7 +27,8 @@ ENDS = "31 Dec 2026, 15:46 CST"
 @pytest.fixture
 def shared(app, client, inline_jobs, outbox_dir):
     """A patient shares everything for 30 days at SHARED_AT: the answer's HTML, the shown and the emailed
-    token, the share and its email."""
+    token, the share and its email. The test runs at SHARED_AT too (a minute later, ticking), so that it
+    passes on any date: on its own clock the share would have ended after 31 Dec 2026."""
     tenant = make_tenant("Lakeside Liver Clinic")
     patient = make_shared_patient(tenant, make_user(tenant, "doctor"))
     portal = make_portal_user(patient)
@@ -50,15 +51,16 @@ def shared(app, client, inline_jobs, outbox_dir):
     ]
     [shown] = set(LINK.findall(html))
     [emailed] = LINK.findall(message.get_body(preferencelist=("plain",)).get_content())
-    return {
-        "html": html,
-        "shown": shown,
-        "emailed": emailed,
-        "share": services.resolve(shown),
-        "message": message,
-        "patient": patient,
-        "tenant": tenant,
-    }
+    with time_machine.travel(SHARED_AT + timedelta(minutes=1), tick=True):
+        yield {
+            "html": html,
+            "shown": shown,
+            "emailed": emailed,
+            "share": services.resolve(shown),
+            "message": message,
+            "patient": patient,
+            "tenant": tenant,
+        }
 
 
 def test_the_created_page_tells_the_two_links_story_and_the_end_to_the_minute(shared):
