@@ -7,6 +7,7 @@ chart is open and the columns offset they were asked for, and an unknown panel o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -127,6 +128,16 @@ class Flowsheet:
     @property
     def rows(self) -> list[FlowRow]:
         return [row for panel in self.panels for row in panel.rows]
+
+
+def flowsheet_args(args: Mapping[str, str]) -> dict:
+    """The flowsheet's panel, open chart and columns offset, from the query its links write (`args`: the
+    request's query string, or any mapping)."""
+    try:
+        offset = int(args.get("offset") or 0)
+    except ValueError:
+        offset = 0
+    return {"panel": args.get("panel") or None, "chart": args.get("chart") or None, "offset": offset}
 
 
 def build_flowsheet(

@@ -12,7 +12,7 @@ from ..extensions import htmx
 from ..patients import services as patients
 from ..web import render_page
 from . import labs
-from .flowsheet import build_flowsheet
+from .flowsheet import build_flowsheet, flowsheet_args
 
 bp = Blueprint("labs", __name__, url_prefix="/patients/<int:patient_id>/labs")
 
@@ -35,15 +35,6 @@ def _room_for_the_previewed_csv(endpoint: str | None, _values: dict | None) -> N
 @bp.app_template_filter("lab_unit")
 def _lab_unit(unit: str | None) -> str:
     return labs.display_unit(unit)
-
-
-def _flowsheet_args() -> dict:
-    """The flowsheet's panel, open chart and columns offset, as the page's links name them."""
-    return {
-        "panel": request.args.get("panel") or None,
-        "chart": request.args.get("chart") or None,
-        "offset": request.args.get("offset", 0, type=int),
-    }
 
 
 def _zone() -> str:
@@ -82,7 +73,7 @@ def _lab_page(patient_id: int, *, rows=None, shared_time="", errors=None, messag
         overview = labs.lab_overview(current_actor(), patient_id)
     except LookupError:
         abort(404)
-    sheet = build_flowsheet(overview.tests, _zone(), **_flowsheet_args())
+    sheet = build_flowsheet(overview.tests, _zone(), **flowsheet_args(request.args))
     series = [s for s in overview.chart_series() if sheet.chart and s["canvas"] == sheet.chart.index]
     return render_page(
         "records/labs.html",

@@ -31,7 +31,7 @@ from ..files.storage import attachment_disposition, get_storage
 from ..jobs.models import FINISHED, Job
 from ..jobs.queue import enqueue
 from ..jobs.views import STOP_POLLING
-from ..records.flowsheet import build_flowsheet
+from ..records.flowsheet import build_flowsheet, flowsheet_args
 from ..records.labs import FLAG_LABELS, LabOverview, LabTest, group_by_test
 from ..tenancy import get_scoped
 from ..web import render_page
@@ -359,15 +359,7 @@ def _shared_view(token: str, tab: str) -> Response:
     lab_tests = _lab_tests(content)
     context = _page_context(share, visit)
     # The labs tab's panel filter and open chart (the flowsheet's links); other tabs show it unfiltered.
-    sheet_args = (
-        {
-            "panel": request.args.get("panel") or None,
-            "chart": request.args.get("chart") or None,
-            "offset": request.args.get("offset", 0, type=int),
-        }
-        if tab == "labs"
-        else {}
-    )
+    sheet_args = flowsheet_args(request.args) if tab == "labs" else {}
     lab_sheet = build_flowsheet(lab_tests, context["clinic"].timezone, **sheet_args)
     series = LabOverview(content.patient, lab_tests).chart_series()
     return render_page(
