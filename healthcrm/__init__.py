@@ -19,6 +19,7 @@ from .accounts.views import bp as accounts_bp
 from .audit import models as audit_module
 from .audit.cli import audit_cli
 from .audit.views import bp as audit_bp
+from .care import models as care_module
 from .config import load_config
 from .demo.cli import demo_command
 from .extensions import csrf, db, htmx, limiter, login_manager, migrate
@@ -34,6 +35,8 @@ from .jobs.views import bp as jobs_bp
 from .mail.views import bp as mail_bp
 from .patients import models as patients_module
 from .patients.views import bp as patients_bp
+from .portal import models as portal_module
+from .portal import tasks as portal_tasks_module
 from .portal.views import bp as portal_bp
 from .records import models as records_module
 from .records import search as search_module
@@ -53,6 +56,9 @@ from .web import start_request
 MODULES_THAT_REGISTER = (
     counters_module,
     accounts_module,
+    care_module,
+    portal_module,
+    portal_tasks_module,
     audit_module,
     files_module,
     file_tasks_module,

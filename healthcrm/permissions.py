@@ -47,6 +47,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "outbox.read": frozenset({ADMIN}),
     "jobs.overview": frozenset({ADMIN}),  # the Jobs page in the menu (everyone still reaches their own jobs)
     "portal.use": frozenset({PATIENT}),
+    # the staff side of the portal (healthcrm/care)
+    "care.tasks": frozenset(STAFF_ROLES),  # the task list: claim, reassign, complete
+    "care.inbox": frozenset(
+        STAFF_ROLES
+    ),  # patients' message threads (routed to the patient's coach or a pool)
+    "care.refills": frozenset({ADMIN, DOCTOR, NURSE}),  # approve or deny refill requests
+    "care.care_plans": frozenset({ADMIN, DOCTOR, NURSE, COACH}),  # write care plans
+    "care.change_requests": frozenset({ADMIN, DOCTOR, NURSE, FRONT_DESK}),  # approve identity changes
+    "care.registration_codes": frozenset({ADMIN, DOCTOR, NURSE, FRONT_DESK}),  # give patients a code
+    "result.hold": SIGNERS,  # hold one result back from the patient, with a reason and an end date
+    "care.settings": frozenset({ADMIN}),  # care-stage rules, topics, response targets, clinic hours
+    "care.report": frozenset({ADMIN}),  # the portal report
 }
 
 

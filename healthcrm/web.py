@@ -19,6 +19,7 @@ from jinja2_fragments.flask import render_block, render_blocks
 from limits.errors import StorageError
 from werkzeug.exceptions import Forbidden, HTTPException
 
+from . import navigation
 from .access import current_actor, enforce_access, public
 from .accounts import mfa
 from .accounts.sessions import load_live_session
@@ -27,6 +28,7 @@ from .clock import DISPLAY_FORMAT, clinic_today, format_clinic_time
 from .errors import DomainError, NotAllowed, NotFound
 from .extensions import db, htmx, login_manager
 from .permissions import AnonymousVisitor
+from .portal import clinic, notifications
 
 bp = Blueprint("web", __name__)
 
@@ -367,6 +369,14 @@ def install(app: Flask) -> None:
         app.register_error_handler(domain_error, domain_error_page)
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["day"] = format_date
+    app.jinja_env.globals.update(
+        portal_nav=navigation.portal_nav,
+        care_nav=navigation.care_nav,
+        care_admin_nav=navigation.care_admin_nav,
+        clinic_hours=clinic.hours_lines,
+        unread_notification_count=notifications.unread_count,
+        has_endpoint=lambda endpoint: endpoint in current_app.view_functions,
+    )
 
     @app.context_processor
     def _template_globals() -> dict:

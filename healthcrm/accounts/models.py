@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .. import permissions
@@ -54,6 +54,11 @@ class Tenant(db.Model):
     score_input_max_age_days: Mapped[int] = mapped_column(
         Integer, default=SCORE_INPUT_MAX_AGE_DAYS, server_default=str(SCORE_INPUT_MAX_AGE_DAYS)
     )
+    # How patients reach the clinic: shown in every portal page's footer (portal/clinic.py).
+    phone: Mapped[str | None] = mapped_column(String(40))
+    address: Mapped[str | None] = mapped_column(String(300))
+    # Opening hours in the clinic's zone: {"0": [["08:00", "17:00"]], …}, Monday = "0"; no day: closed.
+    hours: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -76,6 +81,8 @@ class User(UserMixin, TenantScoped, db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The notification kinds this person also gets by email (None: the defaults, see portal/notifications).
+    notify_email_kinds: Mapped[list | None] = mapped_column(JSON)
 
     tenant: Mapped[Tenant] = relationship(lazy="joined")
     patient = relationship("Patient", foreign_keys=[patient_id], back_populates="portal_user")

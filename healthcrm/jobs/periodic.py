@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 PERIODIC: dict[str, tuple[timedelta, str]] = {
     "sharing.sweep": (timedelta(hours=1), "healthcrm.sharing.services:sweep_expired"),
     "sharing.exports": (timedelta(hours=1), "healthcrm.sharing.export_tasks:delete_old_exports"),
+    "portal.events": (timedelta(minutes=1), "healthcrm.portal.events:sweep_unhandled"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 

@@ -168,15 +168,5 @@ class ShareVisit(TenantScoped, db.Model):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class Notification(TenantScoped, db.Model):
-    """An in-app notice for a user (the patient's portal account)."""
-
-    __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user_read", "user_id", "read_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    text: Mapped[str] = mapped_column(String(500))
-    link: Mapped[str | None] = mapped_column(String(300))
-    read_at: Mapped[datetime | None] = mapped_column(DateTime)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+# Notifications are the portal's (one table for every kind); sharing writes "share" ones.
+from ..portal.models import Notification  # noqa: E402, F401
