@@ -45,6 +45,15 @@ GRID = {
     "outbox.read":              "X . . . . .",
     "jobs.overview":            "X . . . . .",
     "portal.use":               ". . . . . X",
+    "care.tasks":               "X X X X X .",
+    "care.inbox":               "X X X X X .",
+    "care.refills":             "X X X . . .",
+    "care.care_plans":          "X X X X . .",
+    "care.change_requests":     "X X X . X .",
+    "care.registration_codes":  "X X X . X .",
+    "result.hold":              "X X . . . .",
+    "care.settings":            "X . . . . .",
+    "care.report":              "X . . . . .",
 }  # fmt: skip
 CASES = [
     (permission, role, mark == "X")
