@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import IO
 
 from sqlalchemy import String, and_, case, cast, func, select, update
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from ...accounts.models import Tenant, User
 from ...accounts.roles import COACH, NURSE, STAFF_ROLES
@@ -508,8 +508,8 @@ def _load_thread_view(actor: Actor, thread: Thread, action: str) -> ThreadView:
             scoped(Message, actor.tenant_id)
             .where(Message.thread_id == thread.id)
             .options(
-                joinedload(Message.author),
-                selectinload(Message.attachment_links).joinedload(MessageAttachment.attachment),
+                selectinload(Message.author),
+                selectinload(Message.attachment_links).selectinload(MessageAttachment.attachment),
             )
             .order_by(Message.id)
         ).unique()
