@@ -20,6 +20,7 @@ from .audit import models as audit_module
 from .audit.cli import audit_cli
 from .audit.views import bp as audit_bp
 from .care import models as care_module
+from .care.inbox_views import bp as care_inbox_bp
 from .config import load_config
 from .demo.cli import demo_command
 from .extensions import csrf, db, htmx, limiter, login_manager, migrate
@@ -37,6 +38,9 @@ from .patients import models as patients_module
 from .patients.views import bp as patients_bp
 from .portal import models as portal_module
 from .portal import tasks as portal_tasks_module
+from .portal.messages import handlers as message_handlers_module
+from .portal.messages import models as messages_module
+from .portal.messages.views import bp as portal_messages_bp
 from .portal.views import bp as portal_bp
 from .records import models as records_module
 from .records import search as search_module
@@ -59,6 +63,8 @@ MODULES_THAT_REGISTER = (
     care_module,
     portal_module,
     portal_tasks_module,
+    messages_module,
+    message_handlers_module,
     audit_module,
     files_module,
     file_tasks_module,
@@ -132,6 +138,8 @@ def register_blueprints(app: Flask) -> None:
         attachments_bp,
         provider_bp,
         sharing_bp,
+        portal_messages_bp,
+        care_inbox_bp,
     ):
         app.register_blueprint(blueprint)
 

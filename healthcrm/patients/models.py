@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
@@ -45,6 +45,8 @@ class Patient(TenantScoped, db.Model):
     insurance_group: Mapped[str | None] = mapped_column(String(60))
     care_stage: Mapped[str] = mapped_column(String(20), default="new")
     assigned_coach_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Staff may turn the portal's messages off for a patient (portal/messages): sending is then refused.
+    messaging_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
