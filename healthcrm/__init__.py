@@ -48,6 +48,10 @@ from .sharing import models as sharing_module
 from .sharing import tasks as sharing_tasks_module
 from .sharing.provider_views import bp as provider_bp
 from .sharing.views import bp as sharing_bp
+from .selfcare import handlers as selfcare_handlers_module
+from .selfcare import models as selfcare_module
+from .selfcare.portal_views import bp as portal_selfcare_bp
+from .selfcare.staff_views import bp as care_selfcare_bp
 from .web import bp as web_bp
 from .web import start_request
 
@@ -70,6 +74,8 @@ MODULES_THAT_REGISTER = (
     sharing_export_tasks_module,
     sharing_module,
     sharing_tasks_module,
+    selfcare_module,
+    selfcare_handlers_module,
 )
 
 
@@ -132,6 +138,8 @@ def register_blueprints(app: Flask) -> None:
         attachments_bp,
         provider_bp,
         sharing_bp,
+        portal_selfcare_bp,
+        care_selfcare_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -12,7 +12,8 @@ from flask_login import current_user
 from ..access import current_actor, requires
 from ..extensions import htmx
 from ..web import render_page
-from . import adherence, care_plans, handlers, refills, symptoms  # noqa: F401 - handlers register
+from . import adherence, care_plans, handlers, symptoms  # noqa: F401 - handlers register
+from . import refills as refill_service
 from .clinic import SelfCareError
 
 bp = Blueprint("portal_selfcare", __name__, url_prefix="/portal")
@@ -34,7 +35,7 @@ def _int(name: str) -> int | None:
 @bp.get("/refills")
 @patient_page
 def refills():
-    view = refills.patient_refills(current_actor(), current_user.patient_id)
+    view = refill_service.patient_refills(current_actor(), current_user.patient_id)
     return render_page("selfcare/portal_refills.html", view=view)
 
 
@@ -49,14 +50,14 @@ def refill_new():
     status = 200
     if request.method == "POST":
         try:
-            refills.request_refill(actor, current_user.patient_id, chosen, note)
+            refill_service.request_refill(actor, current_user.patient_id, chosen, note)
         except SelfCareError as error:
             errors[error.field or ""] = error.message
             status = INVALID
         else:
             flash("Your refill request is with the care team. You will be told when they answer.", "success")
             return redirect(url_for("portal_selfcare.refills"), 303)
-    view = refills.patient_refills(actor, current_user.patient_id)
+    view = refill_service.patient_refills(actor, current_user.patient_id)
     return render_page(
         "selfcare/portal_refill_new.html", view=view, chosen=chosen, note=note, errors=errors, status=status
     )
