@@ -43,15 +43,15 @@ from .records import search as search_module
 from .records.icd10 import icd10_cli
 from .records.lab_views import bp as labs_bp
 from .records.views import bp as records_bp
+from .selfcare import handlers as selfcare_handlers_module
+from .selfcare import models as selfcare_module
+from .selfcare.portal_views import bp as portal_selfcare_bp
+from .selfcare.staff_views import bp as care_selfcare_bp
 from .sharing import export_tasks as sharing_export_tasks_module
 from .sharing import models as sharing_module
 from .sharing import tasks as sharing_tasks_module
 from .sharing.provider_views import bp as provider_bp
 from .sharing.views import bp as sharing_bp
-from .selfcare import handlers as selfcare_handlers_module
-from .selfcare import models as selfcare_module
-from .selfcare.portal_views import bp as portal_selfcare_bp
-from .selfcare.staff_views import bp as care_selfcare_bp
 from .web import bp as web_bp
 from .web import start_request
 

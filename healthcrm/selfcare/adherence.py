@@ -114,7 +114,9 @@ def _cell(current: CurrentPrescription, day: date, slot: str, today: date, mark:
     return DoseCell(pid, day, slot, OPEN)
 
 
-def compute_adherence(tenant_id: int, patient_id: int, currents: list[CurrentPrescription] | None = None) -> Adherence:
+def compute_adherence(
+    tenant_id: int, patient_id: int, currents: list[CurrentPrescription] | None = None
+) -> Adherence:
     """Taken, missed and due doses of the last ADHERENCE_DAYS days (one query for the marks)."""
     zone = clinic_zone(tenant_id)
     now = clinic_now(zone)
@@ -178,7 +180,12 @@ class MarkResult:
 
 
 def mark_dose(
-    actor: Actor, patient_id: int, prescription_id: int | None, day: str | None, slot: str | None, status: str | None
+    actor: Actor,
+    patient_id: int,
+    prescription_id: int | None,
+    day: str | None,
+    slot: str | None,
+    status: str | None,
 ) -> MarkResult:
     """Mark one scheduled dose taken or missed. Another patient's prescription is NotFound; a dose that is
     not scheduled, not yet due or too old is a SelfCareError; a dose marked before stays as it was."""
@@ -188,7 +195,10 @@ def mark_dose(
         raise NotFound("prescription")
     zone = clinic_zone(tenant_id)
     today = clinic_now(zone).date()
-    current = next((c for c in current_prescriptions(tenant_id, patient.id, zone, today) if c.id == prescription_id), None)
+    current = next(
+        (c for c in current_prescriptions(tenant_id, patient.id, zone, today) if c.id == prescription_id),
+        None,
+    )
     if current is None or not current.schedule:
         raise SelfCareError("This medicine has no doses to mark.", "prescription_id")
     if status not in DOSE_STATUSES:
@@ -223,9 +233,13 @@ def mark_dose(
         )
     )
     if inserted:
-        record_event(actor, "dose.mark", resource_type="dose_mark", resource_id=mark.id, patient_id=patient.id)
+        record_event(
+            actor, "dose.mark", resource_type="dose_mark", resource_id=mark.id, patient_id=patient.id
+        )
     db.session.commit()
-    return MarkResult(DoseCell(prescription_id, dose_day, slot, mark.status, mark), current, already=not inserted)
+    return MarkResult(
+        DoseCell(prescription_id, dose_day, slot, mark.status, mark), current, already=not inserted
+    )
 
 
 def set_schedule(actor: Actor, patient_id: int, prescription_id: int, times: str | None):

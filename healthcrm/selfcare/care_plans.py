@@ -36,7 +36,9 @@ class CarePlan:
     def current(self) -> CarePlanVersion | None:
         return self.versions[0] if self.versions else None
 
-    def acknowledged_by(self, version: CarePlanVersion, user_id: int | None) -> CarePlanAcknowledgement | None:
+    def acknowledged_by(
+        self, version: CarePlanVersion, user_id: int | None
+    ) -> CarePlanAcknowledgement | None:
         return next((a for a in version.acknowledgements if a.user_id == user_id), None)
 
 
@@ -120,7 +122,9 @@ def publish_version(
     )
     if not inserted:
         db.session.rollback()
-        raise Conflict(f"Someone saved version {latest_number + 1} at the same moment. Reload it and edit that.")
+        raise Conflict(
+            f"Someone saved version {latest_number + 1} at the same moment. Reload it and edit that."
+        )
     version = db.session.scalar(
         scoped(CarePlanVersion, actor.tenant_id).where(
             CarePlanVersion.patient_id == patient.id, CarePlanVersion.number == latest_number + 1
@@ -135,7 +139,11 @@ def publish_version(
         changed_fields=["goals", "instructions"],
     )
     events.raise_event(
-        actor, "care_plan.published", patient_id=patient.id, subject=("care_plan", version.id), number=version.number
+        actor,
+        "care_plan.published",
+        patient_id=patient.id,
+        subject=("care_plan", version.id),
+        number=version.number,
     )
     events.commit()
     return version
@@ -150,7 +158,9 @@ def acknowledge(actor: Actor, patient_id: int, version_id: int | None) -> CarePl
         raise NotFound("care plan")
     latest = current_version(actor.tenant_id, patient.id)
     if latest is None or latest.id != version.id:
-        raise SelfCareError("Your care team has changed the plan since; read the new version first.", "version_id")
+        raise SelfCareError(
+            "Your care team has changed the plan since; read the new version first.", "version_id"
+        )
     inserted = insert_unless_exists(
         CarePlanAcknowledgement,
         {
@@ -169,7 +179,11 @@ def acknowledge(actor: Actor, patient_id: int, version_id: int | None) -> CarePl
     )
     if inserted:
         record_event(
-            actor, "care_plan.acknowledge", resource_type="care_plan_version", resource_id=version.id, patient_id=patient.id
+            actor,
+            "care_plan.acknowledge",
+            resource_type="care_plan_version",
+            resource_id=version.id,
+            patient_id=patient.id,
         )
         events.raise_event(
             actor,

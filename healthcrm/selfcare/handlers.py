@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import and_, func, or_, select
 
 from ..accounts.models import User
+from ..care.services import open_task
 from ..extensions import db
 from ..patients.models import Patient
 from ..permissions import roles_for
@@ -15,7 +16,6 @@ from ..portal.models import PortalEvent
 from ..portal.notifications import notify
 from ..records.models import Prescription
 from ..tenancy import get_scoped
-from ..care.services import open_task
 from .care_plans import unacknowledged_version
 from .models import PENDING, REFILL_STATUSES, CarePlanVersion, RefillRequest
 
@@ -58,7 +58,13 @@ def _refill_answer(event: PortalEvent) -> None:
 def _care_plan_notice(event: PortalEvent) -> None:
     user_id = _portal_user_id(event)
     if user_id is not None:
-        notify(event, user_id, "care_plan", "Your care team has shared a care plan for you to read.", PORTAL_CARE_PLAN)
+        notify(
+            event,
+            user_id,
+            "care_plan",
+            "Your care team has shared a care plan for you to read.",
+            PORTAL_CARE_PLAN,
+        )
 
 
 @events.handles("care_plan.acknowledged")
@@ -70,7 +76,14 @@ def _care_plan_task(event: PortalEvent) -> None:
     if coach is not None and coach.active:
         open_task(event, "care_plan", title, link=link, assignee_id=coach.id)
     else:
-        open_task(event, "care_plan", title, link=link, pool_roles=sorted(roles_for("care.care_plans")), pool_name="Care plans")
+        open_task(
+            event,
+            "care_plan",
+            title,
+            link=link,
+            pool_roles=sorted(roles_for("care.care_plans")),
+            pool_name="Care plans",
+        )
 
 
 def _before(at_column, key_column, before: Cursor):
@@ -95,7 +108,9 @@ def refill_items(tenant_id: int, patient_id: int, before: Cursor, limit: int) ->
         .limit(limit)
     ).all()
     return [
-        TimelineItem("refill", at, key, f"Refill requested: {drug}", REFILL_STATUSES.get(status), PORTAL_REFILLS)
+        TimelineItem(
+            "refill", at, key, f"Refill requested: {drug}", REFILL_STATUSES.get(status), PORTAL_REFILLS
+        )
         for key, at, status, drug in rows
     ]
 
@@ -114,8 +129,12 @@ def care_plan_items(tenant_id: int, patient_id: int, before: Cursor, limit: int)
     ).all()
     return [
         TimelineItem(
-            "care_plan", at, key, "Your care plan" if number == 1 else f"Your care plan changed (version {number})",
-            None, PORTAL_CARE_PLAN,
+            "care_plan",
+            at,
+            key,
+            "Your care plan" if number == 1 else f"Your care plan changed (version {number})",
+            None,
+            PORTAL_CARE_PLAN,
         )
         for key, at, number in rows
     ]

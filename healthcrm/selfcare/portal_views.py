@@ -39,7 +39,6 @@ def refills():
     return render_page("selfcare/portal_refills.html", view=view)
 
 
-
 @bp.route("/refills/new", methods=["GET", "POST"])
 @patient_page
 def refill_new():
@@ -99,7 +98,6 @@ def symptoms_page():  # endpoint "symptoms" (the module `symptoms` is the servic
     )
 
 
-
 # --- doses -----------------------------------------------------------------------------------------------
 
 
@@ -124,18 +122,28 @@ def dose_mark():
     day = request.form.get("day")
     try:
         result = adherence.mark_dose(
-            actor, current_user.patient_id, _int("prescription_id"), day, request.form.get("slot"),
+            actor,
+            current_user.patient_id,
+            _int("prescription_id"),
+            day,
+            request.form.get("slot"),
             request.form.get("status"),
         )
     except SelfCareError as error:
         if htmx:
-            return render_page("selfcare/portal_doses.html", block="dose_error", message=error.message, status=INVALID)
+            return render_page(
+                "selfcare/portal_doses.html", block="dose_error", message=error.message, status=INVALID
+            )
         week = adherence.week_view(actor, current_user.patient_id, _week_of())
         return render_page("selfcare/portal_doses.html", week=week, message=error.message, status=INVALID)
     if htmx:
         return render_page(
-            "selfcare/portal_doses.html", block="dose_cell", cell=result.cell, drug=result.current.prescription.drug,
-            today=result.cell.day, already=result.already,
+            "selfcare/portal_doses.html",
+            block="dose_cell",
+            cell=result.cell,
+            drug=result.current.prescription.drug,
+            today=result.cell.day,
+            already=result.already,
         )
     if result.already:
         flash("That dose was marked already; it stays as it was.", "info")

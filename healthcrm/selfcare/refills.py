@@ -87,7 +87,9 @@ def _insert_open_request(values: dict) -> int | None:
     return db.session.scalar(statement)
 
 
-def request_refill(actor: Actor, patient_id: int, prescription_id: int | None, note: str | None) -> RefillRequest:
+def request_refill(
+    actor: Actor, patient_id: int, prescription_id: int | None, note: str | None
+) -> RefillRequest:
     """Ask for a refill of one of the patient's current prescriptions. Another patient's prescription is
     NotFound; one that is not current, or already asked for, is a SelfCareError."""
     patient = patient_for(actor, patient_id)
@@ -97,10 +99,14 @@ def request_refill(actor: Actor, patient_id: int, prescription_id: int | None, n
     prescription = prescription_of_patient(tenant_id, patient.id, prescription_id)
     if prescription is None:
         raise NotFound("prescription")
-    current = {c.id for c in current_prescriptions(tenant_id, patient.id, clinic_zone(tenant_id), today_for(tenant_id))}
+    current = {
+        c.id
+        for c in current_prescriptions(tenant_id, patient.id, clinic_zone(tenant_id), today_for(tenant_id))
+    }
     if prescription.id not in current:
         raise SelfCareError(
-            "This prescription is not current any more; send your care team a message instead.", "prescription_id"
+            "This prescription is not current any more; send your care team a message instead.",
+            "prescription_id",
         )
     note = (note or "").strip() or None
     if note and len(note) > NOTE_MAX_CHARS:
@@ -118,10 +124,18 @@ def request_refill(actor: Actor, patient_id: int, prescription_id: int | None, n
     )
     if new_id is None:
         db.session.rollback()
-        raise SelfCareError("You already asked for this one; the care team will answer soon.", "prescription_id")
-    record_event(actor, "refill.request", resource_type="refill_request", resource_id=new_id, patient_id=patient.id)
+        raise SelfCareError(
+            "You already asked for this one; the care team will answer soon.", "prescription_id"
+        )
+    record_event(
+        actor, "refill.request", resource_type="refill_request", resource_id=new_id, patient_id=patient.id
+    )
     events.raise_event(
-        actor, "refill.requested", patient_id=patient.id, subject=("refill", new_id), prescription_id=prescription.id
+        actor,
+        "refill.requested",
+        patient_id=patient.id,
+        subject=("refill", new_id),
+        prescription_id=prescription.id,
     )
     events.commit()
     return get_scoped(RefillRequest, new_id, tenant_id)
@@ -157,11 +171,14 @@ def refill_queue(actor: Actor) -> RefillQueue:
 
 
 def pending_count(tenant_id: int) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(RefillRequest).where(
-            RefillRequest.tenant_id == tenant_id, RefillRequest.status == PENDING
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(RefillRequest)
+            .where(RefillRequest.tenant_id == tenant_id, RefillRequest.status == PENDING)
         )
-    ) or 0
+        or 0
+    )
 
 
 def decide_refill(actor: Actor, request_id: int, decision: str | None, reason: str | None) -> RefillRequest:
@@ -189,7 +206,9 @@ def decide_refill(actor: Actor, request_id: int, decision: str | None, reason: s
     ).first()
     if decided is None:
         db.session.rollback()
-        exists = db.session.scalar(scoped(RefillRequest, actor.tenant_id).where(RefillRequest.id == request_id))
+        exists = db.session.scalar(
+            scoped(RefillRequest, actor.tenant_id).where(RefillRequest.id == request_id)
+        )
         if exists is None:
             raise NotFound("refill request")
         raise Conflict("Someone decided this request already; the queue shows their answer.")
@@ -202,6 +221,8 @@ def decide_refill(actor: Actor, request_id: int, decision: str | None, reason: s
         patient_id=patient_id,
         changed_fields=["status", "decision_reason"] if reason else ["status"],
     )
-    events.raise_event(actor, "refill.decided", patient_id=patient_id, subject=("refill", request_id), status=status)
+    events.raise_event(
+        actor, "refill.decided", patient_id=patient_id, subject=("refill", request_id), status=status
+    )
     events.commit()
     return get_scoped(RefillRequest, request_id, actor.tenant_id)

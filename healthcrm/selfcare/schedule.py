@@ -33,13 +33,19 @@ BEDTIME = ("21:00",)
 DERIVED_SCHEDULES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("once daily", "once a day", "daily", "od", "qd", "every morning", "1x daily"), ONCE),
     **dict.fromkeys(("twice daily", "twice a day", "bid", "b.i.d.", "2x daily", "every 12 hours"), TWICE),
-    **dict.fromkeys(("three times daily", "three times a day", "tid", "t.i.d.", "3x daily", "every 8 hours"), THREE_TIMES),
-    **dict.fromkeys(("four times daily", "four times a day", "qid", "q.i.d.", "4x daily", "every 6 hours"), FOUR_TIMES),
+    **dict.fromkeys(
+        ("three times daily", "three times a day", "tid", "t.i.d.", "3x daily", "every 8 hours"), THREE_TIMES
+    ),
+    **dict.fromkeys(
+        ("four times daily", "four times a day", "qid", "q.i.d.", "4x daily", "every 6 hours"), FOUR_TIMES
+    ),
     **dict.fromkeys(("at bedtime", "nightly", "every night", "qhs", "once nightly"), BEDTIME),
 }
 MAX_DOSES_PER_DAY = 8
 SLOT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-DURATION = re.compile(r"^\s*(\d{1,3})\s*(d|day|days|w|wk|wks|week|weeks|m|mo|month|months)\s*$", re.IGNORECASE)
+DURATION = re.compile(
+    r"^\s*(\d{1,3})\s*(d|day|days|w|wk|wks|week|weeks|m|mo|month|months)\s*$", re.IGNORECASE
+)
 DAYS_PER = {"d": 1, "w": 7, "m": 30}
 
 
@@ -105,7 +111,9 @@ def _finalized_prescriptions(tenant_id: int, patient_id: int) -> list[tuple[Pres
     return [(row[0], row[1]) for row in rows]
 
 
-def current_prescriptions(tenant_id: int, patient_id: int, zone: str | None, today: date) -> list[CurrentPrescription]:
+def current_prescriptions(
+    tenant_id: int, patient_id: int, zone: str | None, today: date
+) -> list[CurrentPrescription]:
     """The patient's current prescriptions (see the module's docstring), newest visit first."""
     seen_drugs: set[str] = set()
     current: list[CurrentPrescription] = []
@@ -127,7 +135,8 @@ def find_current(
     tenant_id: int, patient_id: int, prescription_id: int, zone: str | None, today: date
 ) -> CurrentPrescription | None:
     return next(
-        (c for c in current_prescriptions(tenant_id, patient_id, zone, today) if c.id == prescription_id), None
+        (c for c in current_prescriptions(tenant_id, patient_id, zone, today) if c.id == prescription_id),
+        None,
     )
 
 

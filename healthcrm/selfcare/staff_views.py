@@ -29,14 +29,22 @@ def refills():
 def refill_decide(request_id: int):
     actor = current_actor()
     try:
-        refill_service.decide_refill(actor, request_id, request.form.get("decision"), request.form.get("reason"))
+        refill_service.decide_refill(
+            actor, request_id, request.form.get("decision"), request.form.get("reason")
+        )
     except Conflict as error:
         queue = refill_service.refill_queue(actor)
-        return render_page("selfcare/staff_refills.html", queue=queue, errors={}, message=error.message, status=409)
+        return render_page(
+            "selfcare/staff_refills.html", queue=queue, errors={}, message=error.message, status=409
+        )
     except SelfCareError as error:
         queue = refill_service.refill_queue(actor)
         return render_page(
-            "selfcare/staff_refills.html", queue=queue, errors={request_id: error.message}, message=None, status=INVALID
+            "selfcare/staff_refills.html",
+            queue=queue,
+            errors={request_id: error.message},
+            message=None,
+            status=INVALID,
         )
     flash("Decided; the patient is told.", "success")
     return redirect(url_for("care_selfcare.refills"), 303)
@@ -110,5 +118,10 @@ def care_plan_edit(patient_id: int):
             return redirect(url_for("care_selfcare.patient", patient_id=patient_id) + "#care-plan", 303)
     plan = care_plans.care_plan(actor, patient_id)
     return render_page(
-        "selfcare/staff_care_plan_edit.html", plan=plan, form=form, errors=errors, message=message, status=status
+        "selfcare/staff_care_plan_edit.html",
+        plan=plan,
+        form=form,
+        errors=errors,
+        message=message,
+        status=status,
     )

@@ -95,7 +95,9 @@ def symptom_log(actor: Actor, patient_id: int) -> SymptomLog:
             .order_by(SymptomEntry.occurred_at.desc(), SymptomEntry.id.desc())
         )
     )
-    record_event(actor, "symptom.list", resource_type="patient", resource_id=patient.id, patient_id=patient.id)
+    record_event(
+        actor, "symptom.list", resource_type="patient", resource_id=patient.id, patient_id=patient.id
+    )
     db.session.commit()
     return SymptomLog(entries, _series(entries), clinic_zone(actor.tenant_id))
 
@@ -115,7 +117,9 @@ def _parse(tenant_id: int, symptom, other_name, severity, notes, occurred_at) ->
     except (TypeError, ValueError):
         level = None
     if level is None or not SEVERITY_MIN <= level <= SEVERITY_MAX:
-        errors.append(SelfCareError("Choose how bad it is, from 0 (not at all) to 10 (the worst).", "severity"))
+        errors.append(
+            SelfCareError("Choose how bad it is, from 0 (not at all) to 10 (the worst).", "severity")
+        )
     notes = (notes or "").strip() or None
     if notes and len(notes) > NOTES_MAX_CHARS:
         errors.append(SelfCareError(f"Keep the notes under {NOTES_MAX_CHARS} characters.", "notes"))
@@ -168,9 +172,13 @@ def log_symptom(
     """Add an entry to the log (raises SymptomErrors with every fault, nothing saved)."""
     patient = patient_for(actor, patient_id)
     values = _parse(actor.tenant_id, symptom, other_name, severity, notes, occurred_at)
-    entry = SymptomEntry(tenant_id=actor.tenant_id, patient_id=patient.id, recorded_by_id=actor.user_id, **values)
+    entry = SymptomEntry(
+        tenant_id=actor.tenant_id, patient_id=patient.id, recorded_by_id=actor.user_id, **values
+    )
     db.session.add(entry)
     db.session.flush()
-    record_event(actor, "symptom.create", resource_type="symptom_entry", resource_id=entry.id, patient_id=patient.id)
+    record_event(
+        actor, "symptom.create", resource_type="symptom_entry", resource_id=entry.id, patient_id=patient.id
+    )
     db.session.commit()
     return entry

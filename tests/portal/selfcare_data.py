@@ -31,7 +31,9 @@ class Clinic:
         return Actor(tenant_id=self.tenant.id, user_id=user.id, role=user.role)
 
 
-def add_record(tenant, patient, doctor, *, days_ago: int, drugs: list[tuple], status=FINALIZED) -> MedicalRecord:
+def add_record(
+    tenant, patient, doctor, *, days_ago: int, drugs: list[tuple], status=FINALIZED
+) -> MedicalRecord:
     record = MedicalRecord(
         tenant_id=tenant.id,
         patient_id=patient.id,
@@ -47,8 +49,14 @@ def add_record(tenant, patient, doctor, *, days_ago: int, drugs: list[tuple], st
     for drug, frequency, duration in drugs:
         db.session.add(
             Prescription(
-                tenant_id=tenant.id, record_id=record.id, drug=drug, dose="10 mg", route="oral",
-                frequency=frequency, duration=duration, refills=2,
+                tenant_id=tenant.id,
+                record_id=record.id,
+                drug=drug,
+                dose="10 mg",
+                route="oral",
+                frequency=frequency,
+                duration=duration,
+                refills=2,
             )
         )
     db.session.commit()
@@ -62,13 +70,20 @@ def make_clinic(name: str = "Self Clinic") -> Clinic:
     coach = make_user(tenant, "coach")
     patient = make_patient(tenant, assigned_coach_id=coach.id)
     user = make_portal_user(patient)
-    old_record = add_record(tenant, patient, doctor, days_ago=40, drugs=[("Amoxicillin", "three times daily", "7 days")])
+    old_record = add_record(
+        tenant, patient, doctor, days_ago=40, drugs=[("Amoxicillin", "three times daily", "7 days")]
+    )
     record = add_record(
-        tenant, patient, doctor, days_ago=3,
+        tenant,
+        patient,
+        doctor,
+        days_ago=3,
         drugs=[("Lisinopril", "once daily", None), ("Metformin", "twice daily", "30 days")],
     )
     daily, twice = record.prescriptions
-    return Clinic(tenant, doctor, nurse, coach, patient, user, record, daily, twice, old_record.prescriptions[0])
+    return Clinic(
+        tenant, doctor, nurse, coach, patient, user, record, daily, twice, old_record.prescriptions[0]
+    )
 
 
 def sign_in(client, user):

@@ -41,7 +41,9 @@ def test_marking_todays_dose_with_htmx_and_the_percentage(app, client):
     data = {"prescription_id": clinic.daily.id, "day": DAY, "slot": "08:00", "status": "taken"}
     cell = client.post("/portal/doses/mark", data=data, headers={"HX-Request": "true"})
     assert cell.status_code == 200 and cell.text.strip().startswith("<td") and "Taken" in cell.text
-    plain = client.post("/portal/doses/mark", data={**data, "prescription_id": clinic.twice.id, "status": "missed"})
+    plain = client.post(
+        "/portal/doses/mark", data={**data, "prescription_id": clinic.twice.id, "status": "missed"}
+    )
     assert plain.status_code == 303
     # Once marked, a dose stays as it was.
     client.post("/portal/doses/mark", data={**data, "status": "missed"})
@@ -60,7 +62,9 @@ def test_future_unscheduled_and_other_patients_doses_are_refused(app, client):
     base = {"prescription_id": clinic.daily.id, "day": DAY, "slot": "08:00", "status": "taken"}
     assert client.post("/portal/doses/mark", data={**base, "day": "2026-12-03"}).status_code == 422
     assert client.post("/portal/doses/mark", data={**base, "slot": "09:00"}).status_code == 422
-    assert client.post("/portal/doses/mark", data={**base, "prescription_id": other.daily.id}).status_code == 404
+    assert (
+        client.post("/portal/doses/mark", data={**base, "prescription_id": other.daily.id}).status_code == 404
+    )
     assert _marks() == 0
 
 
@@ -70,7 +74,11 @@ def test_marking_one_dose_twice_at_once_makes_one_row(app):
     actor = clinic.actor()
     statuses = ["taken", "missed", "taken", "missed"]
     outcomes = parallel(
-        4, app, lambda i: adherence.mark_dose(actor, clinic.patient.id, clinic.daily.id, DAY, "08:00", statuses[i]).already
+        4,
+        app,
+        lambda i: (
+            adherence.mark_dose(actor, clinic.patient.id, clinic.daily.id, DAY, "08:00", statuses[i]).already
+        ),
     )
     assert sorted(outcomes) == [False, True, True, True], outcomes
     assert _marks() == 1

@@ -28,8 +28,18 @@ def test_versions_acknowledgement_notice_and_coach_task(app, client):
     sign_in(staff, clinic.coach)
     url = f"/care/patients/{clinic.patient.id}/care-plan"
     assert staff.post(url, data={"goals": "", "instructions": "x", "based_on": "0"}).status_code == 422
-    assert staff.post(url, data={"goals": "Walk daily", "instructions": "30 minutes", "based_on": "0"}).status_code == 303
-    assert staff.post(url, data={"goals": "Walk daily", "instructions": "45 minutes", "based_on": "1"}).status_code == 303
+    assert (
+        staff.post(
+            url, data={"goals": "Walk daily", "instructions": "30 minutes", "based_on": "0"}
+        ).status_code
+        == 303
+    )
+    assert (
+        staff.post(
+            url, data={"goals": "Walk daily", "instructions": "45 minutes", "based_on": "1"}
+        ).status_code
+        == 303
+    )
     # An editor who started from version 1 is told, and nothing is saved.
     assert staff.post(url, data={"goals": "Run", "instructions": "x", "based_on": "1"}).status_code == 409
     assert _count(CarePlanVersion) == 2
@@ -43,7 +53,11 @@ def test_versions_acknowledgement_notice_and_coach_task(app, client):
     page = client.get("/portal/care-plan")
     assert "45 minutes" in page.text and "30 minutes" not in page.text
     version = care_plans.current_version(clinic.tenant.id, clinic.patient.id)
-    first = db.session.scalar(select(CarePlanVersion).where(CarePlanVersion.number == 1, CarePlanVersion.tenant_id == clinic.tenant.id))
+    first = db.session.scalar(
+        select(CarePlanVersion).where(
+            CarePlanVersion.number == 1, CarePlanVersion.tenant_id == clinic.tenant.id
+        )
+    )
     assert client.post("/portal/care-plan/acknowledge", data={"version_id": first.id}).status_code == 422
     assert client.post("/portal/care-plan/acknowledge", data={"version_id": version.id}).status_code == 303
     assert client.post("/portal/care-plan/acknowledge", data={"version_id": version.id}).status_code == 303
@@ -58,7 +72,9 @@ def test_versions_acknowledgement_notice_and_coach_task(app, client):
 def test_another_patients_version_is_404(app, client):
     clinic = make_clinic()
     other = make_clinic("Other")
-    theirs = care_plans.publish_version(other.actor(other.coach), other.patient.id, goals="g", instructions="i", based_on=0)
+    theirs = care_plans.publish_version(
+        other.actor(other.coach), other.patient.id, goals="g", instructions="i", based_on=0
+    )
     sign_in(client, clinic.user)
     assert client.post("/portal/care-plan/acknowledge", data={"version_id": theirs.id}).status_code == 404
     assert _count(CarePlanAcknowledgement) == 0
@@ -68,8 +84,13 @@ def test_two_editors_saving_at_once_make_one_version(app):
     clinic = make_clinic()
     actors = [clinic.actor(clinic.coach), clinic.actor(clinic.nurse)]
     outcomes = parallel(
-        2, app,
-        lambda i: care_plans.publish_version(actors[i], clinic.patient.id, goals=f"g{i}", instructions="i", based_on=0).number,
+        2,
+        app,
+        lambda i: (
+            care_plans.publish_version(
+                actors[i], clinic.patient.id, goals=f"g{i}", instructions="i", based_on=0
+            ).number
+        ),
     )
     assert sum(isinstance(o, Conflict) for o in outcomes) == 1, outcomes
     assert _count(CarePlanVersion) == 1

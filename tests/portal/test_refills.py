@@ -44,7 +44,9 @@ def test_a_patient_requests_a_refill_and_a_task_opens_for_the_refill_pool(app, c
     sign_in(client, clinic.user)
     page = client.get("/portal/refills")
     assert page.status_code == 200 and "Lisinopril" in page.text and "Amoxicillin" not in page.text
-    response = client.post("/portal/refills/new", data={"prescription_id": clinic.daily.id, "note": "Running low"})
+    response = client.post(
+        "/portal/refills/new", data={"prescription_id": clinic.daily.id, "note": "Running low"}
+    )
     assert response.status_code == 303
     request = db.session.scalar(select(RefillRequest).where(RefillRequest.tenant_id == clinic.tenant.id))
     assert request.status == PENDING and request.note == "Running low"
@@ -108,7 +110,9 @@ def test_two_staff_deciding_at_once_make_one_decision(app):
 def test_two_requests_at_once_make_one(app):
     clinic = make_clinic()
     actor = clinic.actor()
-    outcomes = parallel(2, app, lambda _i: refills.request_refill(actor, clinic.patient.id, clinic.daily.id, None).id)
+    outcomes = parallel(
+        2, app, lambda _i: refills.request_refill(actor, clinic.patient.id, clinic.daily.id, None).id
+    )
     assert sum(isinstance(o, SelfCareError) for o in outcomes) == 1, outcomes
     assert _count(RefillRequest) == 1
 

@@ -28,17 +28,29 @@ def test_two_symptoms_logged_in_the_clinic_zone_and_charted(app, client):
     sign_in(client, clinic.user)
     page = client.get("/portal/symptoms")
     assert page.status_code == 200 and 'value="2026-12-02T12:00"' in page.text
-    ok = client.post("/portal/symptoms", data={"symptom": "pain", "severity": "6", "occurred_at": "2026-12-02T08:30"})
+    ok = client.post(
+        "/portal/symptoms", data={"symptom": "pain", "severity": "6", "occurred_at": "2026-12-02T08:30"}
+    )
     assert ok.status_code == 303
-    client.post("/portal/symptoms", data={"symptom": "other", "other_name": "Cramps", "severity": "3", "notes": "after lunch"})
-    client.post("/portal/symptoms", data={"symptom": "pain", "severity": "4", "occurred_at": "2026-12-02T11:00"})
+    client.post(
+        "/portal/symptoms",
+        data={"symptom": "other", "other_name": "Cramps", "severity": "3", "notes": "after lunch"},
+    )
+    client.post(
+        "/portal/symptoms", data={"symptom": "pain", "severity": "4", "occurred_at": "2026-12-02T11:00"}
+    )
     entries = _entries()
     assert [e.severity for e in entries] == [6, 3, 4]
     assert entries[0].occurred_at == datetime(2026, 12, 2, 14, 30)  # 08:30 Chicago in UTC
     page = client.get("/portal/symptoms")
-    assert "Cramps" in page.text and 'id="lab-series"' in page.text and 'lab-chart-symptom-' in page.text
+    assert "Cramps" in page.text and 'id="lab-series"' in page.text and "lab-chart-symptom-" in page.text
     with all_tenants("test"):
-        assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "symptom.create")) == 3
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "symptom.create")
+            )
+            == 3
+        )
 
 
 @time_machine.travel(NOON_UTC, tick=False)
