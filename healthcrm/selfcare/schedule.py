@@ -72,7 +72,15 @@ def duration_days(duration: str | None) -> int | None:
 def derived_schedule(frequency: str | None) -> tuple[str, ...]:
     """The dose times for a common frequency wording, else none."""
     key = " ".join((frequency or "").lower().split())
-    return DERIVED_SCHEDULES.get(key, ())
+    if "as needed" in key or "prn" in key.split():
+        return ()
+    if key in DERIVED_SCHEDULES:
+        return DERIVED_SCHEDULES[key]
+    # "twice daily with meals": a known wording followed by a note.
+    for wording in sorted(DERIVED_SCHEDULES, key=len, reverse=True):
+        if key.startswith(wording + " "):
+            return DERIVED_SCHEDULES[wording]
+    return ()
 
 
 def schedule_of(prescription: Prescription) -> tuple[str, ...]:
