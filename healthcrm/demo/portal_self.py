@@ -17,7 +17,6 @@ from ..portal import events
 from ..selfcare.models import APPROVED, PENDING, CarePlanVersion, DoseMark, RefillRequest, SymptomEntry
 from ..selfcare.schedule import current_prescriptions
 
-
 SYMPTOMS = ("fatigue", "pain", "nausea")
 
 
