@@ -22,7 +22,7 @@ def _count(model) -> int:
         return db.session.scalar(select(func.count()).select_from(model))
 
 
-def test_versions_acknowledgement_notice_and_coach_task(app, client):
+def test_versions_acknowledgement_notice_and_coach_task(app, client, drain_jobs):
     clinic = make_clinic()
     staff = app.test_client()
     sign_in(staff, clinic.coach)
@@ -43,6 +43,7 @@ def test_versions_acknowledgement_notice_and_coach_task(app, client):
     # An editor who started from version 1 is told, and nothing is saved.
     assert staff.post(url, data={"goals": "Run", "instructions": "x", "based_on": "1"}).status_code == 409
     assert _count(CarePlanVersion) == 2
+    drain_jobs()
     notice = db.session.scalar(select(Notification).where(Notification.user_id == clinic.user.id))
     assert notice.kind == "care_plan" and "Walk" not in notice.text
     assert [a.text for a in self_care_attention(clinic.tenant.id, clinic.patient.id, clinic.user.id)] == [
@@ -62,6 +63,7 @@ def test_versions_acknowledgement_notice_and_coach_task(app, client):
     assert client.post("/portal/care-plan/acknowledge", data={"version_id": version.id}).status_code == 303
     assert client.post("/portal/care-plan/acknowledge", data={"version_id": version.id}).status_code == 303
     assert _count(CarePlanAcknowledgement) == 1
+    drain_jobs()
     task = db.session.scalar(select(Task).where(Task.kind == "care_plan", Task.tenant_id == clinic.tenant.id))
     assert task.assignee_id == clinic.coach.id
     assert self_care_attention(clinic.tenant.id, clinic.patient.id, clinic.user.id) == []

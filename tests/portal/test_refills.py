@@ -39,7 +39,7 @@ def _today(clinic):
     return today_for(clinic.tenant.id)
 
 
-def test_a_patient_requests_a_refill_and_a_task_opens_for_the_refill_pool(app, client):
+def test_a_patient_requests_a_refill_and_a_task_opens_for_the_refill_pool(app, client, drain_jobs):
     clinic = make_clinic()
     sign_in(client, clinic.user)
     page = client.get("/portal/refills")
@@ -50,6 +50,7 @@ def test_a_patient_requests_a_refill_and_a_task_opens_for_the_refill_pool(app, c
     assert response.status_code == 303
     request = db.session.scalar(select(RefillRequest).where(RefillRequest.tenant_id == clinic.tenant.id))
     assert request.status == PENDING and request.note == "Running low"
+    drain_jobs()
     task = db.session.scalar(select(Task).where(Task.tenant_id == clinic.tenant.id))
     assert task.kind == "refill" and set(task.pool_roles) == {"admin", "doctor", "nurse"}
     assert _count(AuditEvent, AuditEvent.action == "refill.request") == 1
@@ -68,7 +69,7 @@ def test_a_prescription_that_is_not_current_is_refused_and_another_patients_is_4
     assert _count(RefillRequest) == 0
 
 
-def test_staff_approve_and_the_patient_is_told_without_health_information(app, client):
+def test_staff_approve_and_the_patient_is_told_without_health_information(app, client, drain_jobs):
     clinic = make_clinic()
     request = refills.request_refill(clinic.actor(), clinic.patient.id, clinic.daily.id, None)
     sign_in(client, clinic.nurse)
@@ -78,6 +79,7 @@ def test_staff_approve_and_the_patient_is_told_without_health_information(app, c
     assert response.status_code == 303
     db.session.expire_all()
     assert db.session.get(RefillRequest, request.id).status == APPROVED
+    drain_jobs()
     notice = db.session.scalar(select(Notification).where(Notification.user_id == clinic.user.id))
     assert notice.kind == "refill" and "Lisinopril" not in notice.text
 
@@ -92,7 +94,7 @@ def test_a_denial_needs_a_reason(app, client):
     assert db.session.get(RefillRequest, request.id).status == PENDING
 
 
-def test_two_staff_deciding_at_once_make_one_decision(app):
+def test_two_staff_deciding_at_once_make_one_decision(app, drain_jobs):
     clinic = make_clinic()
     request_id = refills.request_refill(clinic.actor(), clinic.patient.id, clinic.daily.id, None).id
     actors = [clinic.actor(clinic.nurse), clinic.actor(clinic.doctor)]
@@ -104,6 +106,7 @@ def test_two_staff_deciding_at_once_make_one_decision(app):
     outcomes = parallel(2, app, decide)
     assert sum(isinstance(o, Conflict) for o in outcomes) == 1, outcomes
     assert _count(AuditEvent, AuditEvent.action.in_(["refill.approve", "refill.deny"])) == 1
+    drain_jobs()
     assert _count(Notification, Notification.kind == "refill") == 1
 
 
