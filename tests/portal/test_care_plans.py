@@ -96,3 +96,27 @@ def test_two_editors_saving_at_once_make_one_version(app):
     )
     assert sum(isinstance(o, Conflict) for o in outcomes) == 1, outcomes
     assert _count(CarePlanVersion) == 1
+
+
+def test_timeline_sources_give_refills_and_care_plan_versions_newest_first(app):
+    from healthcrm.portal.feed import TIMELINE_SOURCES
+    from healthcrm.selfcare import refills
+
+    clinic = make_clinic()
+    refills.request_refill(clinic.actor(), clinic.patient.id, clinic.daily.id, None)
+    care_plans.publish_version(
+        clinic.actor(clinic.coach), clinic.patient.id, goals="g", instructions="i", based_on=0
+    )
+    care_plans.publish_version(
+        clinic.actor(clinic.coach), clinic.patient.id, goals="g2", instructions="i", based_on=1
+    )
+    _label, refill_source = TIMELINE_SOURCES["refill"]
+    items = refill_source(clinic.tenant.id, clinic.patient.id, None, 10)
+    assert [i.title for i in items] == ["Refill requested: Lisinopril"]
+    _label, plan_source = TIMELINE_SOURCES["care_plan"]
+    first_page = plan_source(clinic.tenant.id, clinic.patient.id, None, 1)
+    assert first_page[0].title == "Your care plan changed (version 2)"
+    rest = plan_source(clinic.tenant.id, clinic.patient.id, (first_page[0].at, first_page[0].key), 10)
+    assert [i.title for i in rest] == ["Your care plan"]
+    other = make_clinic("Other")
+    assert plan_source(other.tenant.id, clinic.patient.id, None, 10) == []
