@@ -131,8 +131,15 @@ def dose_mark():
         )
     except SelfCareError as error:
         if htmx:
+            # The cell the form came from (the target), with the reason in it.
+            slot = (request.form.get("slot") or "").replace(":", "")
+            cell_key = f"dose-{_int('prescription_id')}-{day}-{slot}"
             return render_page(
-                "selfcare/portal_doses.html", block="dose_error", message=error.message, status=INVALID
+                "selfcare/portal_doses.html",
+                block="dose_error",
+                message=error.message,
+                cell_key=cell_key,
+                status=INVALID,
             )
         week = adherence.week_view(actor, current_user.patient_id, _week_of())
         return render_page("selfcare/portal_doses.html", week=week, message=error.message, status=INVALID)

@@ -62,6 +62,10 @@ def test_future_unscheduled_and_other_patients_doses_are_refused(app, client):
     base = {"prescription_id": clinic.daily.id, "day": DAY, "slot": "08:00", "status": "taken"}
     assert client.post("/portal/doses/mark", data={**base, "day": "2026-12-03"}).status_code == 422
     assert client.post("/portal/doses/mark", data={**base, "slot": "09:00"}).status_code == 422
+    in_place = client.post(
+        "/portal/doses/mark", data={**base, "day": "2026-12-03"}, headers={"HX-Request": "true"}
+    )
+    assert in_place.status_code == 422 and in_place.text.startswith("<td") and "not before" in in_place.text
     assert (
         client.post("/portal/doses/mark", data={**base, "prescription_id": other.daily.id}).status_code == 404
     )
