@@ -47,6 +47,10 @@ from .records import search as search_module
 from .records.icd10 import icd10_cli
 from .records.lab_views import bp as labs_bp
 from .records.views import bp as records_bp
+from .selfcare import handlers as selfcare_handlers_module
+from .selfcare import models as selfcare_module
+from .selfcare.portal_views import bp as portal_selfcare_bp
+from .selfcare.staff_views import bp as care_selfcare_bp
 from .sharing import export_tasks as sharing_export_tasks_module
 from .sharing import models as sharing_module
 from .sharing import tasks as sharing_tasks_module
@@ -76,6 +80,8 @@ MODULES_THAT_REGISTER = (
     sharing_export_tasks_module,
     sharing_module,
     sharing_tasks_module,
+    selfcare_module,
+    selfcare_handlers_module,
 )
 
 
@@ -140,6 +146,8 @@ def register_blueprints(app: Flask) -> None:
         sharing_bp,
         portal_messages_bp,
         care_inbox_bp,
+        portal_selfcare_bp,
+        care_selfcare_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -27,6 +27,7 @@ from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
 from ..tenant_scope import all_tenants
 from . import portal_msg
+from .portal_self import seed as seed_self_service
 from .records import CodeListMissing, seed_records
 from .templates import seed_templates
 
@@ -290,6 +291,7 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
     except CodeListMissing as error:
         raise DemoError(str(error)) from error
     portal_msg.seed(tenant, patients, staff, rng)
+    seed_self_service(tenant, patients, staff, rng)
 
     record_event(Actor.system(tenant.id), "demo.seeded", resource_type="tenant", resource_id=tenant.id)
     return tenant

@@ -158,6 +158,10 @@ class Prescription(TenantScoped, db.Model):
     frequency: Mapped[str] = mapped_column(String(100))
     duration: Mapped[str | None] = mapped_column(String(100))
     refills: Mapped[int] = mapped_column(Integer, default=0)
+    # The dose times of day for the portal's adherence marks (["08:00", "20:00"]); None: derived from
+    # `frequency` for the common ones (healthcrm/selfcare/schedule.py). Not clinical content: staff may set
+    # it on a finalized record too.
+    schedule: Mapped[list | None] = mapped_column(JSON)
 
     record: Mapped[MedicalRecord] = relationship(back_populates="prescriptions")
 
