@@ -37,6 +37,7 @@ from .patients import models as patients_module
 from .patients.views import bp as patients_bp
 from .portal import models as portal_module
 from .portal import tasks as portal_tasks_module
+from .portal.timeline_views import bp as portal_timeline_bp
 from .portal.views import bp as portal_bp
 from .records import models as records_module
 from .records import search as search_module
@@ -44,6 +45,7 @@ from .records.icd10 import icd10_cli
 from .records.lab_views import bp as labs_bp
 from .records.views import bp as records_bp
 from .sharing import export_tasks as sharing_export_tasks_module
+from .sharing import feed as sharing_feed_module
 from .sharing import models as sharing_module
 from .sharing import tasks as sharing_tasks_module
 from .sharing.provider_views import bp as provider_bp
@@ -68,6 +70,7 @@ MODULES_THAT_REGISTER = (
     records_module,
     search_module,
     sharing_export_tasks_module,
+    sharing_feed_module,
     sharing_module,
     sharing_tasks_module,
 )
@@ -125,6 +128,7 @@ def register_blueprints(app: Flask) -> None:
         records_bp,
         labs_bp,
         portal_bp,
+        portal_timeline_bp,
         audit_bp,
         jobs_bp,
         mail_bp,
