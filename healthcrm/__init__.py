@@ -41,6 +41,7 @@ from .portal import tasks as portal_tasks_module
 from .portal.messages import handlers as message_handlers_module
 from .portal.messages import models as messages_module
 from .portal.messages.views import bp as portal_messages_bp
+from .portal.timeline_views import bp as portal_timeline_bp
 from .portal.views import bp as portal_bp
 from .records import models as records_module
 from .records import search as search_module
@@ -52,6 +53,7 @@ from .selfcare import models as selfcare_module
 from .selfcare.portal_views import bp as portal_selfcare_bp
 from .selfcare.staff_views import bp as care_selfcare_bp
 from .sharing import export_tasks as sharing_export_tasks_module
+from .sharing import feed as sharing_feed_module
 from .sharing import models as sharing_module
 from .sharing import tasks as sharing_tasks_module
 from .sharing.provider_views import bp as provider_bp
@@ -78,6 +80,7 @@ MODULES_THAT_REGISTER = (
     records_module,
     search_module,
     sharing_export_tasks_module,
+    sharing_feed_module,
     sharing_module,
     sharing_tasks_module,
     selfcare_module,
@@ -137,6 +140,7 @@ def register_blueprints(app: Flask) -> None:
         records_bp,
         labs_bp,
         portal_bp,
+        portal_timeline_bp,
         audit_bp,
         jobs_bp,
         mail_bp,

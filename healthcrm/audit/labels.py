@@ -39,6 +39,8 @@ ACTION_LABELS: dict[str, str] = {
     # patients
     "patient.list": "Listed patients",
     "patient.view": "Viewed a patient",
+    "portal.home.view": "Opened their portal home page",
+    "portal.timeline.view": "Read their portal timeline",
     "patient.create": "Added a patient",
     "patient.update": "Edited a patient",
     "patient.portal_invited": "Invited the patient to the portal",
