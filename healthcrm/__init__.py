@@ -20,6 +20,9 @@ from .audit import models as audit_module
 from .audit.cli import audit_cli
 from .audit.views import bp as audit_bp
 from .care import models as care_module
+from .care.report_views import bp as care_report_bp
+from .care.settings_views import bp as care_settings_bp
+from .care.task_views import bp as care_tasks_bp
 from .config import load_config
 from .demo.cli import demo_command
 from .extensions import csrf, db, htmx, limiter, login_manager, migrate
@@ -37,6 +40,7 @@ from .patients import models as patients_module
 from .patients.views import bp as patients_bp
 from .portal import models as portal_module
 from .portal import tasks as portal_tasks_module
+from .portal.notification_views import bp as portal_notifications_bp
 from .portal.views import bp as portal_bp
 from .records import models as records_module
 from .records import search as search_module
@@ -132,6 +136,10 @@ def register_blueprints(app: Flask) -> None:
         attachments_bp,
         provider_bp,
         sharing_bp,
+        care_tasks_bp,
+        care_settings_bp,
+        care_report_bp,
+        portal_notifications_bp,
     ):
         app.register_blueprint(blueprint)
 
