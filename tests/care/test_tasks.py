@@ -18,7 +18,7 @@ from tests.factories import make_tenant, make_user
 
 HX = {"HX-Request": "true"}
 # Tuesday 3 March 2026, 10:00 in New York (EST).
-TUESDAY_10 = datetime(2026, 3, 3, 15, 0)  # noqa: DTZ001 - naive UTC
+TUESDAY_10 = datetime(2026, 3, 3, 15, 0)
 
 
 def actions(task_id: int) -> list[str]:
@@ -32,24 +32,24 @@ def actions(task_id: int) -> list[str]:
 
 
 def test_open_task_is_due_after_the_kinds_target_in_clinic_hours(clinic):
-    with time_machine.travel(datetime(2026, 3, 6, 21, 0), tick=False):  # noqa: DTZ001 - Friday 16:00 EST
+    with time_machine.travel(datetime(2026, 3, 6, 21, 0), tick=False):
         message = clinic.task("message")
         refill = clinic.task("refill")
         other = clinic.task("document")
     # 8 clinic hours: 1 on Friday, 7 on Monday (after the clocks changed) → 15:00 EDT = 19:00 UTC.
-    assert message.due_at == datetime(2026, 3, 9, 19, 0)  # noqa: DTZ001
+    assert message.due_at == datetime(2026, 3, 9, 19, 0)
     # 16: Friday 1 + Monday 9 + Tuesday 6 → Tuesday 14:00 EDT.
-    assert refill.due_at == datetime(2026, 3, 10, 18, 0)  # noqa: DTZ001
+    assert refill.due_at == datetime(2026, 3, 10, 18, 0)
     # 24 (the default): Friday 1 + Monday 9 + Tuesday 9 + Wednesday 5 → Wednesday 13:00 EDT.
-    assert other.due_at == datetime(2026, 3, 11, 17, 0)  # noqa: DTZ001
+    assert other.due_at == datetime(2026, 3, 11, 17, 0)
 
 
 def test_a_clinics_own_target_and_an_explicit_due_time(clinic):
     db.session.add(ResponseTarget(tenant_id=clinic.tenant.id, kind="message", hours=2))
     db.session.commit()
     with time_machine.travel(TUESDAY_10, tick=False):
-        assert clinic.task("message").due_at == datetime(2026, 3, 3, 17, 0)  # noqa: DTZ001
-        given = datetime(2026, 4, 1, 12, 0)  # noqa: DTZ001
+        assert clinic.task("message").due_at == datetime(2026, 3, 3, 17, 0)
+        given = datetime(2026, 4, 1, 12, 0)
         assert clinic.task("message", due_at=given).due_at == given
 
 
@@ -58,7 +58,7 @@ def test_filters_mine_pools_overdue_done(clinic):
         mine = clinic.task(assignee_id=clinic.nurse.id, pool_roles=None)
         pool = clinic.task()
         doctors = clinic.task(pool_roles=["doctor"])
-        late = clinic.task(due_at=datetime(2026, 3, 2, 15, 0))  # noqa: DTZ001
+        late = clinic.task(due_at=datetime(2026, 3, 2, 15, 0))
         done = clinic.task()
         services.complete_task(clinic.actor(clinic.nurse), done.id, "Answered")
         nurse = clinic.actor(clinic.nurse)
@@ -108,7 +108,7 @@ def test_concurrent_claims_give_one_owner(app, clinic):
 def test_waiting_on_the_patient_pauses_the_clock_and_resuming_restarts_it(clinic):
     with time_machine.travel(TUESDAY_10, tick=False):
         task = clinic.task("message")  # due Tuesday 18:00 EST + … = Wednesday 09:00 EST
-        assert task.due_at == datetime(2026, 3, 4, 14, 0)  # noqa: DTZ001
+        assert task.due_at == datetime(2026, 3, 4, 14, 0)
     nurse = clinic.actor(clinic.nurse)
     with time_machine.travel(datetime(2026, 3, 3, 19, 0), tick=False):  # Tuesday 14:00: 4 h used
         paused = services.wait_on_patient(nurse, task.id)
@@ -118,16 +118,16 @@ def test_waiting_on_the_patient_pauses_the_clock_and_resuming_restarts_it(clinic
         assert task.id not in {t.id for t in services.list_tasks(nurse, "overdue").items}
         resumed = services.resume_task(nurse, task.id)
     assert resumed.status == OPEN
-    assert resumed.due_at == datetime(2026, 3, 10, 19, 0)  # noqa: DTZ001 - 15:00 EDT, 4 h later
+    assert resumed.due_at == datetime(2026, 3, 10, 19, 0)
     assert actions(task.id) == ["task.waiting", "task.resumed"]
 
 
 def test_an_overdue_task_paused_stays_overdue_when_resumed(clinic):
     with time_machine.travel(TUESDAY_10, tick=False):
-        task = clinic.task(due_at=datetime(2026, 3, 3, 14, 0))  # noqa: DTZ001 - an hour ago
+        task = clinic.task(due_at=datetime(2026, 3, 3, 14, 0))
         services.wait_on_patient(clinic.actor(clinic.nurse), task.id)
         resumed = services.resume_task(clinic.actor(clinic.nurse), task.id)
-    assert resumed.due_at == datetime(2026, 3, 3, 14, 0)  # noqa: DTZ001
+    assert resumed.due_at == datetime(2026, 3, 3, 14, 0)
 
 
 def test_reassign_to_staff_only_and_complete_with_a_note(clinic):
@@ -152,7 +152,7 @@ def test_reassign_to_staff_only_and_complete_with_a_note(clinic):
 
 def test_the_list_page_shows_overdue_tasks_with_by_how_long(clinic, signed_in):
     with time_machine.travel(TUESDAY_10, tick=True):
-        clinic.task(due_at=datetime(2026, 3, 3, 12, 0))  # noqa: DTZ001 - 3 h ago
+        clinic.task(due_at=datetime(2026, 3, 3, 12, 0))
         client = signed_in(clinic.nurse)
         page = client.get("/care/tasks?filter=overdue")
     assert page.status_code == 200
