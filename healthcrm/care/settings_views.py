@@ -57,8 +57,9 @@ def _refused(error: DomainError, **extra):
 @requires("care.settings")
 def index():
     editing = None
-    if request.args.get("edit"):
-        editing = get_scoped(CareStageRule, request.args.get("edit"), current_user.tenant_id)
+    rule_id = request.args.get("edit", type=int)
+    if rule_id:
+        editing = get_scoped(CareStageRule, rule_id, current_user.tenant_id)
     return _page(editing=editing)
 
 

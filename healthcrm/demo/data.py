@@ -26,6 +26,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
 from ..tenant_scope import all_tenants
+from .portal_tasks import seed as seed_portal_tasks
 from .records import CodeListMissing, seed_records
 from .templates import seed_templates
 
@@ -289,6 +290,7 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
     except CodeListMissing as error:
         raise DemoError(str(error)) from error
 
+    seed_portal_tasks(tenant, patients, staff, rng)
     record_event(Actor.system(tenant.id), "demo.seeded", resource_type="tenant", resource_id=tenant.id)
     return tenant
 
