@@ -10,6 +10,7 @@ two workers (or a job run twice) send one email. The email says only that someth
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import redis
 from flask import current_app
@@ -26,6 +27,11 @@ from .models import Notification, PortalEvent
 
 log = logging.getLogger(__name__)
 LIST_PAGE_SIZE = 30
+# The sweep emails what no job did (the queue was down, or `notify` ran outside an event's handling), but
+# leaves recent ones to their jobs and gives up on old ones (an email days late helps nobody).
+EMAIL_SWEEP_AFTER = timedelta(minutes=2)
+EMAIL_SWEEP_WITHIN = timedelta(days=2)
+EMAIL_SWEEP_BATCH = 200
 
 # Kinds a patient may also get by email, with the words on the choices form. Every email says only that
 # something is waiting, never what (mail/templates: no health information).
@@ -186,7 +192,13 @@ def email_notification(notification_id: int, tenant_id: int) -> bool:
     notification = get_scoped(Notification, notification_id, tenant_id)
     user = get_scoped(User, notification.user_id, tenant_id)
     # Chosen when the notification was made; checked again in case the patient changed their mind since.
-    if user is None or not user.active or not user.email or notification.kind not in email_kinds(user):
+    if (
+        user is None
+        or not user.is_patient
+        or not user.active
+        or not user.email
+        or notification.kind not in email_kinds(user)
+    ):
         db.session.commit()  # nothing to send, and nothing to send later either
         return False
     from ..mail.services import compose, deliver  # noqa: PLC0415 - mail renders templates (Flask)
@@ -200,3 +212,31 @@ def email_notification(notification_id: int, tenant_id: int) -> bool:
         raise
     db.session.commit()
     return True
+
+
+def sweep_unsent_emails() -> str:
+    """Email recent notifications that no job emailed (the periodic `portal.notification_emails`)."""
+    now = utcnow()
+    # Across clinics on purpose: each notification is then emailed within its own clinic.
+    rows = db.session.execute(
+        select(Notification.id, Notification.tenant_id)
+        .join(User, User.id == Notification.user_id)
+        .where(
+            Notification.emailed_at.is_(None),
+            Notification.kind.in_(EMAIL_KINDS),
+            Notification.created_at < now - EMAIL_SWEEP_AFTER,
+            Notification.created_at > now - EMAIL_SWEEP_WITHIN,
+            User.role == "patient",
+        )
+        .order_by(Notification.id)
+        .limit(EMAIL_SWEEP_BATCH)
+        .execution_options(all_tenants=True)
+    ).all()
+    db.session.rollback()
+    sent = 0
+    for notification_id, tenant_id in rows:
+        try:
+            sent += email_notification(notification_id, tenant_id)
+        except Exception:
+            log.exception("email for notification %s not sent; it stays for the next sweep", notification_id)
+    return f"{sent} of {len(rows)} unsent notification emails sent"

@@ -3,14 +3,17 @@ choices, and one email per notification however often the event or the email job
 
 from __future__ import annotations
 
+from datetime import timedelta
 from email import policy
 from email.parser import BytesParser
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from healthcrm.accounts.models import Tenant
 from healthcrm.audit.services import Actor
+from healthcrm.clock import utcnow
 from healthcrm.extensions import db
 from healthcrm.portal import events, notifications
 from healthcrm.portal.models import Notification, PortalEvent
@@ -205,3 +208,15 @@ def test_staff_may_not_open_the_patients_notifications(app, client):
     login(client, nurse.email)
     assert client.get("/portal/notifications").status_code == 403
     assert client.get("/portal/notifications/badge").status_code == 403
+
+
+def test_the_sweep_emails_what_no_job_sent(app, patient_user, outbox_dir, monkeypatch):
+    monkeypatch.setattr(notifications, "queue_email", lambda *_args: None)  # the queue was down
+    event = raise_reply(patient_user)
+    events.handle_event(event.id, patient_user.tenant_id)
+    _share_notice(patient_user)  # sharing's notices are not emailed
+    assert notifications.sweep_unsent_emails().startswith("0 of 0")
+    with time_machine.travel(utcnow() + notifications.EMAIL_SWEEP_AFTER + timedelta(seconds=5), tick=False):
+        assert notifications.sweep_unsent_emails() == "1 of 1 unsent notification emails sent"
+        assert notifications.sweep_unsent_emails().startswith("0 of 0")
+    assert len(emails(outbox_dir)) == 1
