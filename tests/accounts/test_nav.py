@@ -9,13 +9,13 @@ import pytest
 from healthcrm.accounts.roles import STAFF_ROLES
 from tests.factories import login, make_tenant, make_user
 
-ADMIN_PAGES = ["/users", "/audit", "/admin/sharing", "/outbox", "/jobs"]
+ADMIN_PAGES = ["/users", "/audit", "/admin/sharing", "/outbox", "/jobs", "/care/settings", "/care/report"]
 EXPECTED = {
-    "admin": {"main": ["/patients", "/records", "/record-templates"], "admin": ADMIN_PAGES},
-    "doctor": {"main": ["/patients", "/records"], "admin": []},
-    "nurse": {"main": ["/patients", "/records"], "admin": []},
-    "coach": {"main": ["/patients", "/records"], "admin": []},
-    "front_desk": {"main": ["/patients"], "admin": []},
+    "admin": {"main": ["/patients", "/records", "/care/tasks", "/record-templates"], "admin": ADMIN_PAGES},
+    "doctor": {"main": ["/patients", "/records", "/care/tasks"], "admin": []},
+    "nurse": {"main": ["/patients", "/records", "/care/tasks"], "admin": []},
+    "coach": {"main": ["/patients", "/records", "/care/tasks"], "admin": []},
+    "front_desk": {"main": ["/patients", "/care/tasks"], "admin": []},
 }
 
 
