@@ -21,6 +21,9 @@ from .audit.cli import audit_cli
 from .audit.views import bp as audit_bp
 from .care import models as care_module
 from .care.inbox_views import bp as care_inbox_bp
+from .care.report_views import bp as care_report_bp
+from .care.settings_views import bp as care_settings_bp
+from .care.task_views import bp as care_tasks_bp
 from .config import load_config
 from .demo.cli import demo_command
 from .extensions import csrf, db, htmx, limiter, login_manager, migrate
@@ -41,6 +44,7 @@ from .portal import tasks as portal_tasks_module
 from .portal.messages import handlers as message_handlers_module
 from .portal.messages import models as messages_module
 from .portal.messages.views import bp as portal_messages_bp
+from .portal.notification_views import bp as portal_notifications_bp
 from .portal.timeline_views import bp as portal_timeline_bp
 from .portal.views import bp as portal_bp
 from .records import models as records_module
@@ -152,6 +156,10 @@ def register_blueprints(app: Flask) -> None:
         care_inbox_bp,
         portal_selfcare_bp,
         care_selfcare_bp,
+        care_tasks_bp,
+        care_settings_bp,
+        care_report_bp,
+        portal_notifications_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
@@ -58,3 +58,66 @@ class Task(TenantScoped, db.Model):
     @property
     def status_label(self) -> str:
         return TASK_STATUSES.get(self.status, self.status)
+
+
+# Response targets in clinic hours, per task kind; "default" for every other kind.
+DEFAULT_KIND = "default"
+DEFAULT_RESPONSE_HOURS = {"message": 8, "refill": 16, DEFAULT_KIND: 24}
+TARGET_KINDS = {
+    "message": "Messages",
+    "refill": "Refill requests",
+    "document": "Uploaded documents",
+    "profile_change": "Profile change requests",
+    "care_plan": "Care plan acknowledgements",
+    DEFAULT_KIND: "Everything else",
+}
+
+
+class ResponseTarget(TenantScoped, db.Model):
+    """How many clinic hours the clinic gives itself to act on a task of one kind."""
+
+    __tablename__ = "care_response_targets"
+    __table_args__ = (UniqueConstraint("tenant_id", "kind", name="uq_care_response_targets_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    hours: Mapped[int] = mapped_column(Integer)
+
+
+ANY_STAGE = "*"
+
+
+class CareStageRule(TenantScoped, db.Model):
+    """When an event of `event_kind` happens (the patient's first of that kind, if `first_time_only`) and the
+    patient is in `from_stage` (or any stage: "*"), move the patient to `to_stage`."""
+
+    __tablename__ = "care_stage_rules"
+    __table_args__ = (
+        # One rule per event and stage: two rules could only disagree.
+        UniqueConstraint("tenant_id", "event_kind", "from_stage", name="uq_care_stage_rules_event_stage"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_kind: Mapped[str] = mapped_column(String(60))
+    from_stage: Mapped[str] = mapped_column(String(20), default=ANY_STAGE)
+    to_stage: Mapped[str] = mapped_column(String(20))
+    first_time_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CareStageMove(TenantScoped, db.Model):
+    """A patient's care stage changed by a rule (the history on the patient page)."""
+
+    __tablename__ = "care_stage_moves"
+    __table_args__ = (Index("ix_care_stage_moves_patient", "tenant_id", "patient_id", "moved_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    from_stage: Mapped[str] = mapped_column(String(20))
+    to_stage: Mapped[str] = mapped_column(String(20))
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("care_stage_rules.id"))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("portal_events.id"))
+    moved_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    rule = relationship("CareStageRule")

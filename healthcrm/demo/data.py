@@ -28,6 +28,7 @@ from ..patients.models import EmergencyContact, Patient
 from ..tenant_scope import all_tenants
 from . import portal_msg
 from .portal_self import seed as seed_self_service
+from .portal_tasks import seed as seed_portal_tasks
 from .records import CodeListMissing, seed_records
 from .templates import seed_templates
 
@@ -293,6 +294,7 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
     portal_msg.seed(tenant, patients, staff, rng)
     seed_self_service(tenant, patients, staff, rng)
 
+    seed_portal_tasks(tenant, patients, staff, rng)
     record_event(Actor.system(tenant.id), "demo.seeded", resource_type="tenant", resource_id=tenant.id)
     return tenant
 

@@ -27,6 +27,10 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "sharing.sweep": (timedelta(hours=1), "healthcrm.sharing.services:sweep_expired"),
     "sharing.exports": (timedelta(hours=1), "healthcrm.sharing.export_tasks:delete_old_exports"),
     "portal.events": (timedelta(minutes=1), "healthcrm.portal.events:sweep_unhandled"),
+    "portal.notification_emails": (
+        timedelta(minutes=5),
+        "healthcrm.portal.notifications:sweep_unsent_emails",
+    ),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 

@@ -32,6 +32,7 @@ SUBJECTS = {
     "share_link": "A secure link was shared with you",
     "share_code": "Your one-time code",
     "share_notice": "News about a link you shared",
+    "portal_notice": "You have a new message",
 }
 _OUTBOX_NAME = re.compile(r"[0-9T]{15}-[0-9a-f]{32}\.eml")
 

@@ -9,13 +9,14 @@ import pytest
 from healthcrm.accounts.roles import STAFF_ROLES
 from tests.factories import login, make_tenant, make_user
 
-ADMIN_PAGES = ["/users", "/audit", "/admin/sharing", "/outbox", "/jobs"]
+ADMIN_PAGES = ["/users", "/audit", "/admin/sharing", "/outbox", "/jobs", "/care/settings", "/care/report"]
+CARE_CLINICAL = ["/care/tasks", "/care/inbox", "/care/refills"]
 EXPECTED = {
-    "admin": {"main": ["/patients", "/records", "/record-templates"], "admin": ADMIN_PAGES},
-    "doctor": {"main": ["/patients", "/records"], "admin": []},
-    "nurse": {"main": ["/patients", "/records"], "admin": []},
-    "coach": {"main": ["/patients", "/records"], "admin": []},
-    "front_desk": {"main": ["/patients"], "admin": []},
+    "admin": {"main": ["/patients", "/records", *CARE_CLINICAL, "/record-templates"], "admin": ADMIN_PAGES},
+    "doctor": {"main": ["/patients", "/records", *CARE_CLINICAL], "admin": []},
+    "nurse": {"main": ["/patients", "/records", *CARE_CLINICAL], "admin": []},
+    "coach": {"main": ["/patients", "/records", "/care/tasks", "/care/inbox"], "admin": []},
+    "front_desk": {"main": ["/patients", "/care/tasks", "/care/inbox"], "admin": []},
 }
 
 

@@ -73,6 +73,7 @@ def _contexts(people) -> dict[str, tuple[str, dict]]:
             portal.email,
             {"share": share, "kind": "opened", "user": portal, "paused_until": ""},
         ),
+        "portal_notice": (portal.email, {"clinic": people["tenant"].name, "url": url}),
     }
 
 
