@@ -39,7 +39,9 @@ from .portal import models as portal_module
 from .portal import tasks as portal_tasks_module
 from .portal.views import bp as portal_bp
 from .records import models as records_module
+from .records import result_holds as result_holds_module
 from .records import search as search_module
+from .records.hold_views import bp as result_holds_bp
 from .records.icd10 import icd10_cli
 from .records.lab_views import bp as labs_bp
 from .records.views import bp as records_bp
@@ -66,6 +68,7 @@ MODULES_THAT_REGISTER = (
     tasks_module,
     patients_module,
     records_module,
+    result_holds_module,
     search_module,
     sharing_export_tasks_module,
     sharing_module,
@@ -124,6 +127,7 @@ def register_blueprints(app: Flask) -> None:
         patients_bp,
         records_bp,
         labs_bp,
+        result_holds_bp,
         portal_bp,
         audit_bp,
         jobs_bp,

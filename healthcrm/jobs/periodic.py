@@ -27,6 +27,7 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "sharing.sweep": (timedelta(hours=1), "healthcrm.sharing.services:sweep_expired"),
     "sharing.exports": (timedelta(hours=1), "healthcrm.sharing.export_tasks:delete_old_exports"),
     "portal.events": (timedelta(minutes=1), "healthcrm.portal.events:sweep_unhandled"),
+    "records.result_holds": (timedelta(hours=1), "healthcrm.records.result_holds:release_expired_holds"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 
