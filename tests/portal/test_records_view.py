@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from healthcrm.audit.models import AuditEvent
 from healthcrm.audit.services import Actor
+from healthcrm.clock import utcnow
 from healthcrm.extensions import db
 from healthcrm.portal import events
 from healthcrm.portal.models import Notification, PortalEvent
@@ -223,7 +224,7 @@ def test_the_hold_form_refuses_an_over_long_hold_with_422_and_changes_nothing(cl
     lab = add_lab(clinic["patient"], "718-7", "Hemoglobin", 13.0, "g/dL", SECOND_VISIT, 12, 15.5)
     db.session.commit()
     login(client, clinic["doctor"].email)
-    too_far = (datetime.now().date() + timedelta(days=60)).isoformat()
+    too_far = (utcnow().date() + timedelta(days=60)).isoformat()
     answer = client.post(f"/care/results/{lab.id}/hold", data={"reason": "Wait", "until": too_far})
     assert answer.status_code == 422 and "at most 30 days" in answer.get_data(as_text=True)
     db.session.refresh(lab)
