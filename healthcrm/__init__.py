@@ -48,7 +48,9 @@ from .portal.notification_views import bp as portal_notifications_bp
 from .portal.timeline_views import bp as portal_timeline_bp
 from .portal.views import bp as portal_bp
 from .records import models as records_module
+from .records import result_holds as result_holds_module
 from .records import search as search_module
+from .records.hold_views import bp as result_holds_bp
 from .records.icd10 import icd10_cli
 from .records.lab_views import bp as labs_bp
 from .records.views import bp as records_bp
@@ -82,6 +84,7 @@ MODULES_THAT_REGISTER = (
     tasks_module,
     patients_module,
     records_module,
+    result_holds_module,
     search_module,
     sharing_export_tasks_module,
     sharing_feed_module,
@@ -143,6 +146,7 @@ def register_blueprints(app: Flask) -> None:
         patients_bp,
         records_bp,
         labs_bp,
+        result_holds_bp,
         portal_bp,
         portal_timeline_bp,
         audit_bp,

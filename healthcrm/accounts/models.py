@@ -30,6 +30,7 @@ from .roles import (  # noqa: F401
 
 # How old a liver score's input (a lab, an assessment) may be before the score says so; per clinic.
 SCORE_INPUT_MAX_AGE_DAYS = 90
+RESULT_HOLD_MAX_DAYS = 30  # a clinic's default longest hold of one result, in days
 
 
 def _unit_system_for_new_clinic(context) -> str:
@@ -53,6 +54,10 @@ class Tenant(db.Model):
     )
     score_input_max_age_days: Mapped[int] = mapped_column(
         Integer, default=SCORE_INPUT_MAX_AGE_DAYS, server_default=str(SCORE_INPUT_MAX_AGE_DAYS)
+    )
+    # The longest a clinician may hold one result back from the patient (records/result_holds.py).
+    result_hold_max_days: Mapped[int] = mapped_column(
+        Integer, default=RESULT_HOLD_MAX_DAYS, server_default=str(RESULT_HOLD_MAX_DAYS)
     )
     # How patients reach the clinic: shown in every portal page's footer (portal/clinic.py).
     phone: Mapped[str | None] = mapped_column(String(40))

@@ -31,6 +31,7 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
         timedelta(minutes=5),
         "healthcrm.portal.notifications:sweep_unsent_emails",
     ),
+    "records.result_holds": (timedelta(hours=1), "healthcrm.records.result_holds:release_expired_holds"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 

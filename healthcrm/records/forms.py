@@ -104,6 +104,8 @@ class RecordForm(FlaskForm):
     labs = FieldList(FormField(LabRow), min_entries=LAB_ROWS, max_entries=MAX_LABS)
     treatment_plan = TextAreaField("Treatment plan", validators=[Optional(), Length(max=10000)])
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=20000)])
+    patient_summary = TextAreaField("Summary for the patient", validators=[Optional(), Length(max=5000)])
+    notes_visible_to_patient = BooleanField("Let the patient read the notes")
     follow_up_required = BooleanField("Follow-up required")
     follow_up_date = DateField("Follow-up date", validators=[Optional()])
 
@@ -176,6 +178,8 @@ class RecordForm(FlaskForm):
             chief_complaint=self.chief_complaint.data or "",
             treatment_plan=self.treatment_plan.data,
             notes=self.notes.data,
+            patient_summary=self.patient_summary.data,
+            notes_visible_to_patient=bool(self.notes_visible_to_patient.data),
             bp_systolic=self.bp_systolic.data,
             bp_diastolic=self.bp_diastolic.data,
             pulse=self.pulse.data,
@@ -209,6 +213,8 @@ class RecordForm(FlaskForm):
             "on_dialysis",
             "treatment_plan",
             "notes",
+            "patient_summary",
+            "notes_visible_to_patient",
             "follow_up_required",
             "follow_up_date",
         ):
@@ -338,9 +344,25 @@ class TemplateForm(FlaskForm):
         self.default_diagnoses.data = ", ".join(d["code"] for d in version.default_diagnoses)
 
 
+class PatientViewForm(FlaskForm):
+    """What the patient reads of a finalized record (the record page)."""
+
+    patient_summary = TextAreaField("Summary for the patient", validators=[Optional(), Length(max=5000)])
+    notes_visible_to_patient = BooleanField("Let the patient read the notes and addenda")
+
+
+class ResultHoldForm(FlaskForm):
+    reason = TextAreaField("Why the result is held", validators=[Optional(), Length(max=500)])
+    until = DateField("Release on", validators=[Optional()])
+
+
 class ClinicalSettingsForm(FlaskForm):
     unit_system = SelectField("Units for weight, height and temperature", choices=units.UNIT_SYSTEMS)
     score_input_max_age_days = IntegerField(
         "A score's input is old after (days)",
         validators=[InputRequired(message="Enter a number of days.")],
+    )
+    result_hold_max_days = IntegerField(
+        "Longest hold of a result from the patient (days)",
+        validators=[Optional()],  # left empty: unchanged
     )

@@ -29,6 +29,7 @@ from ..errors import DomainError, NotFound
 from ..extensions import db
 from ..patients.models import Patient
 from ..permissions import require
+from ..portal import events
 from ..tenancy import get_scoped, scoped
 from .models import LabImport, LabResult, MedicalRecord
 
@@ -47,6 +48,7 @@ MAX_NAME = 200
 MAX_UNIT = 30
 MAX_TEXT_VALUE = 200
 
+RESULT_RELEASED = "result.released"  # the portal event of results the patient can now see
 HIGH = "H"
 LOW = "L"
 NORMAL = "N"
@@ -584,6 +586,15 @@ def _stage(
         db.session.add(result)
         results.append(result)
     db.session.flush()
+    # Released to the patient at once (records/result_holds.py): one event for the rows saved together.
+    events.raise_event(
+        actor,
+        RESULT_RELEASED,
+        patient_id=patient.id,
+        tenant_id=patient.tenant_id,
+        subject=("lab_result", results[0].id),
+        count=len(results),
+    )
     return results
 
 
@@ -632,7 +643,7 @@ def add_lab_results(
     (nothing is saved), NotAllowed for a role that may not add labs.
     """
     results = stage_lab_results(actor, patient_id, rows, record_id)
-    db.session.commit()
+    events.commit()
     return results
 
 
@@ -716,7 +727,7 @@ def import_lab_csv(
         patient_id=patient.id,
         changed_fields=sorted({name for result in results for name in _filled_fields(result)}),
     )
-    db.session.commit()
+    events.commit()
     return results
 
 

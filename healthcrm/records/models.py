@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import false
 
 from ..clock import utcnow
 from ..extensions import db
@@ -61,6 +62,11 @@ class MedicalRecord(TenantScoped, db.Model):
     chief_complaint: Mapped[str] = mapped_column(String(500))
     treatment_plan: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
+    # What the patient reads of this visit (records/patient_view.py): a plain-language summary, and the
+    # clinical notes (and addenda) only when a clinician marks them visible. Release settings of the
+    # patient's copy, not clinical content: they may change after finalizing (audited).
+    patient_summary: Mapped[str | None] = mapped_column(Text)
+    notes_visible_to_patient: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     bp_systolic: Mapped[int | None] = mapped_column(Integer)
     bp_diastolic: Mapped[int | None] = mapped_column(Integer)
     pulse: Mapped[int | None] = mapped_column(Integer)
@@ -186,8 +192,21 @@ class LabResult(TenantScoped, db.Model):
     observed_at: Mapped[datetime] = mapped_column(DateTime)
     entered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Results reach the patient at once (the US information-blocking rule) unless a clinician holds this
+    # one (records/result_holds.py): hidden from the patient before `hold_until` (a clinic date, the day it
+    # shows), or until released early (`hold_released_at`). Reason, who and when stay for the history.
+    hold_until: Mapped[date | None] = mapped_column(Date)
+    hold_reason: Mapped[str | None] = mapped_column(String(500))
+    held_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    held_at: Mapped[datetime | None] = mapped_column(DateTime)
+    hold_released_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     record: Mapped[MedicalRecord | None] = relationship(back_populates="labs")
+    held_by = relationship("User", foreign_keys=[held_by_id])
+
+    def is_held(self, today: date) -> bool:
+        """Whether the patient may not see this result on the clinic's day `today`."""
+        return self.hold_until is not None and self.hold_released_at is None and today < self.hold_until
 
     @property
     def display_value(self) -> str:

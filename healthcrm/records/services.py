@@ -26,6 +26,7 @@ from ..extensions import db
 from ..paging import PageWindow
 from ..patients.models import Patient
 from ..permissions import require, roles_for
+from ..portal import events
 from ..tenancy import get_scoped, scoped
 from . import units
 from .icd10 import find_code
@@ -71,7 +72,8 @@ VITAL_RANGES = {
 SI_FIELD_KINDS = {quantity.field: kind for kind, quantity in units.VITALS.items()}
 SCALAR_FIELDS = (
     "doctor_id", "visit_at", "chief_complaint", "treatment_plan", "notes", *VITAL_RANGES, "ascites",
-    "encephalopathy", "on_dialysis", "follow_up_required", "follow_up_date",
+    "encephalopathy", "on_dialysis", "follow_up_required", "follow_up_date", "patient_summary",
+    "notes_visible_to_patient",
 )  # fmt: skip
 
 
@@ -113,6 +115,9 @@ class RecordInput:
     chief_complaint: str
     treatment_plan: str | None = None
     notes: str | None = None
+    # What the patient reads (records/patient_view.py): a plain-language summary; the notes only if marked.
+    patient_summary: str | None = None
+    notes_visible_to_patient: bool = False
     bp_systolic: int | None = None
     bp_diastolic: int | None = None
     pulse: int | None = None
@@ -471,7 +476,7 @@ def _save(actor: Actor, record: MedicalRecord, data: RecordInput, action: str) -
         patient_id=record.patient_id,
         changed_fields=changed,
     )
-    db.session.commit()
+    events.commit()  # with the events of the form's new labs, if any
     return record
 
 

@@ -447,12 +447,17 @@ def _set_template_active(template_id: int, active: bool, done: str):
 def clinical_settings():
     tenant = current_user.tenant
     form = ClinicalSettingsForm(
-        unit_system=tenant.unit_system, score_input_max_age_days=tenant.score_input_max_age_days
+        unit_system=tenant.unit_system,
+        score_input_max_age_days=tenant.score_input_max_age_days,
+        result_hold_max_days=tenant.result_hold_max_days,
     )
     if form.validate_on_submit():
         try:
             clinic_settings.set_clinical_settings(
-                current_actor(), form.unit_system.data, form.score_input_max_age_days.data
+                current_actor(),
+                form.unit_system.data,
+                form.score_input_max_age_days.data,
+                form.result_hold_max_days.data,
             )
         except records.RecordError as error:
             _show_template_error(form, error)

@@ -27,6 +27,7 @@ from ..records.models import (
     LabResult,
     MedicalRecord,
 )
+from ..records.patient_view import patient_copy, patient_today, released_labs
 from ..records.scores import ScoreResult
 from .models import RECORD_TYPES, SCOPE_ALL, SCOPE_RECORDS, ShareLink
 
@@ -121,6 +122,12 @@ def shared_content(share: ShareLink) -> SharedContent:
         records_query = records_query.where(MedicalRecord.id.in_(share.scope_record_ids or [0]))
     in_scope_records = list(db.session.scalars(records_query))
     record_ids = [record.id for record in in_scope_records]
+    # A share the patient made shows what the patient may see (records/patient_view.py): no hidden notes,
+    # no held result. Staff sharing for the patient share the clinical record.
+    made_by_patient = not share.created_by_staff
+    today = patient_today(share.tenant_id)
+    if made_by_patient:
+        in_scope_records = patient_copy(in_scope_records, today)
     if "visits" in covers or "prescriptions" in covers:
         content.records = in_scope_records
     if "visits" in covers:
@@ -150,12 +157,16 @@ def shared_content(share: ShareLink) -> SharedContent:
             )
         )
     if "labs" in covers:
-        labs_query = select(LabResult).where(
-            LabResult.tenant_id == share.tenant_id, LabResult.patient_id == patient.id
-        )
-        if share.scope == SCOPE_RECORDS:
-            labs_query = labs_query.where(LabResult.record_id.in_(record_ids or [0]))
-        content.labs = list(db.session.scalars(labs_query.order_by(LabResult.observed_at, LabResult.id)))
+        if made_by_patient:
+            chosen = record_ids if share.scope == SCOPE_RECORDS else None
+            content.labs = released_labs(share.tenant_id, patient.id, today, chosen)
+        else:
+            labs_query = select(LabResult).where(
+                LabResult.tenant_id == share.tenant_id, LabResult.patient_id == patient.id
+            )
+            if share.scope == SCOPE_RECORDS:
+                labs_query = labs_query.where(LabResult.record_id.in_(record_ids or [0]))
+            content.labs = list(db.session.scalars(labs_query.order_by(LabResult.observed_at, LabResult.id)))
         content.latest_labs = _latest_per_test(content.labs)[:KEY_LAB_LIMIT]
         assessed = in_scope_records if "visits" in covers else []
         content.scores = scores_from(patient, latest_inputs(content.labs), assessed)

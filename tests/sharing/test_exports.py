@@ -81,7 +81,7 @@ def test_watermark_names_the_recipient_the_share_and_the_minute(clinic):
 
 def test_pdf_has_the_watermark_on_every_page_and_the_shared_content(clinic):
     patient = make_shared_patient(*clinic)
-    share = make_share(patient)
+    share = make_share(patient, created_by_staff=True)  # staff-made: addenda and notes shown
     texts, pages, progress = _pdf(share)
     watermark = watermark_text(share, ACCESSED)
     assert pages == len(texts) >= 2
@@ -124,7 +124,7 @@ def test_patient_entered_text_is_shown_literally(clinic):
     record.chief_complaint = 'Pain <b>& "swelling"</b> <font size=40>'
     record.notes = "Line one\nLine two & <three>"
     db.session.commit()
-    everything = "\n".join(_pdf(make_share(patient))[0])
+    everything = "\n".join(_pdf(make_share(patient, created_by_staff=True))[0])
     assert 'Pain <b>& "swelling"</b> <font size=40>' in everything
     assert "Line two & <three>" in everything
 

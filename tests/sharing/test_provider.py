@@ -512,7 +512,9 @@ def test_the_labs_tab_is_a_flowsheet_newest_first_with_flags_and_a_chart_on_dema
 
 
 def test_records_show_finalized_visits_with_addenda_marked_and_amended_after_sharing(clinic, provider):
-    share = make_share(clinic["patient"])
+    # Made by staff: a share the patient makes shows addenda only where the notes are visible to the
+    # patient (records/patient_view.py, tests/portal/test_records_view.py).
+    share = make_share(clinic["patient"], created_by_staff=True)
     browser = provider(share)
     browser.start()
     text = browser.get("/records").get_data(as_text=True)
