@@ -26,6 +26,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
 from ..tenant_scope import all_tenants
+from . import portal_docs
 from .records import CodeListMissing, seed_records
 from .templates import seed_templates
 
@@ -288,6 +289,8 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
         seed_records(tenant, patients, [staff[DOCTOR]], rng)
     except CodeListMissing as error:
         raise DemoError(str(error)) from error
+
+    portal_docs.seed(tenant, patients, staff, rng)
 
     record_event(Actor.system(tenant.id), "demo.seeded", resource_type="tenant", resource_id=tenant.id)
     return tenant

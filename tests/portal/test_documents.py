@@ -11,9 +11,11 @@ from sqlalchemy import func, select
 
 from healthcrm.audit.models import AuditEvent
 from healthcrm.audit.services import Actor
+from healthcrm.demo.data import seed_demo
 from healthcrm.extensions import db
 from healthcrm.files import patient_files
 from healthcrm.files.models import SCAN_INFECTED, SCAN_PENDING, Attachment
+from healthcrm.files.services import read_version
 from healthcrm.tenant_scope import all_tenants
 from tests.factories import login, make_patient, make_portal_user, make_tenant, make_user
 from tests.files import samples
@@ -231,3 +233,14 @@ def test_a_coach_reads_but_cannot_upload_or_toggle(client, clinic):
     assert "letter.pdf" in page and "Make visible to patient" not in page and "Add a document" not in page
     url = f"/care/documents/patients/{clinic['patient'].id}/{letter.id}/visibility"
     assert client.post(url, data={"visible": "1"}).status_code == 403
+
+
+def test_the_demo_gives_portal_patients_a_document_of_their_own_and_a_clinic_letter(app):
+    seed_demo(None)
+    with all_tenants("test"):
+        documents = list(db.session.scalars(select(Attachment).where(Attachment.record_id.is_(None))))
+        assert {d.source for d in documents} == {"portal", "staff"}
+        assert all(d.visible_to_patient for d in documents)
+        assert len({d.tenant_id for d in documents}) >= 2
+        letter = next(d for d in documents if d.source == "staff")
+        assert b"".join(read_version(letter.current_version)).startswith(b"%PDF")
