@@ -20,7 +20,7 @@ from healthcrm.files import patient_files
 from healthcrm.files.document_events import CLINICAL_POOL_ROLES, document_items, open_document_task
 from healthcrm.files.models import SCAN_NOT_SCANNED, SCAN_PENDING, Attachment, AttachmentVersion
 from healthcrm.files.services import read_version
-from healthcrm.files.storage import STORAGE_EXTENSION
+from healthcrm.files.storage import get_storage
 from healthcrm.files.uploads import UploadRejected
 from healthcrm.portal import events
 from healthcrm.portal.models import PortalEvent
@@ -61,9 +61,10 @@ def _count(model, *where) -> int:
         return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
-def _stored_files(app) -> list:
-    root = app.extensions[STORAGE_EXTENSION].root
-    return [p for p in root.rglob("*") if p.is_file() and "medical-records" in p.parts]
+def _stored_files(app) -> set:
+    """The objects in the store (the folder outlives a test on PostgreSQL: compare before and after)."""
+    root = get_storage(app).root
+    return {p for p in root.rglob("*") if p.is_file() and "medical-records" in p.parts}
 
 
 def test_a_patient_stores_a_document_in_their_own_file(app, clinic):
@@ -77,7 +78,7 @@ def test_a_patient_stores_a_document_in_their_own_file(app, clinic):
     assert f"/patient-{clinic['patient'].id}/" in version.storage_key
     audit = db.session.scalar(
         select(AuditEvent).where(
-            AuditEvent.action == "attachment.upload", AuditEvent.resource_id == document.id
+            AuditEvent.action == "attachment.upload", AuditEvent.resource_id == str(document.id)
         )
     )
     assert audit.patient_id == clinic["patient"].id and audit.actor_user_id == clinic["portal_user"].id
@@ -142,21 +143,23 @@ def test_record_attachments_and_patient_documents_are_apart(app, clinic):
     ],
 )
 def test_a_bad_file_is_refused_with_a_clear_message_and_nothing_stored(app, clinic, name, data, words):
+    before = _stored_files(app)
     with pytest.raises(patient_files.DocumentRejected) as refused:
         _store(clinic["portal_user"], clinic["patient"], name, data)
     assert refused.value.reason.startswith(f"{name}: ") and words in refused.value.reason
     assert isinstance(refused.value, UploadRejected) and refused.value.status == 422
     assert _count(Attachment) == 0 and _count(AttachmentVersion) == 0 and _count(PortalEvent) == 0
     assert _count(AuditEvent, AuditEvent.action == "attachment.upload") == 0
-    assert _stored_files(app) == []
+    assert _stored_files(app) == before
 
 
 def test_a_file_over_the_limit_is_refused(app, clinic):
     app.config["ATTACHMENT_MAX_BYTES"] = 1000
+    before = _stored_files(app)
     with pytest.raises(patient_files.DocumentTooLarge) as refused:
         _store(clinic["portal_user"], clinic["patient"], "big.txt", b"a" * 1001)
     assert "limit" in refused.value.reason and refused.value.status == 413
-    assert _count(Attachment) == 0 and _stored_files(app) == []
+    assert _count(Attachment) == 0 and _stored_files(app) == before
 
 
 def test_the_clinic_quota_counts_patient_documents(app, clinic):

@@ -84,7 +84,9 @@ def test_the_patient_uploads_a_document_and_sees_it(patient_client, clinic):
     assert view.headers["Content-Security-Policy"].startswith("sandbox;")
     download = patient_client.get(f"/portal/documents/{document.id}/download")
     assert download.status_code == 200 and download.headers["Content-Disposition"].startswith("attachment")
-    actions = set(db.session.scalars(select(AuditEvent.action).where(AuditEvent.resource_id == document.id)))
+    actions = set(
+        db.session.scalars(select(AuditEvent.action).where(AuditEvent.resource_id == str(document.id)))
+    )
     assert {"attachment.upload", "attachment.view", "attachment.download"} <= actions
 
 
@@ -198,7 +200,9 @@ def test_visible_to_patient_toggles_with_and_without_htmx(nurse_client, clinic):
     db.session.refresh(letter)
     assert letter.visible_to_patient is False
     assert nurse_client.post(url, data={"visible": "maybe"}).status_code == 400
-    actions = list(db.session.scalars(select(AuditEvent.action).where(AuditEvent.resource_id == letter.id)))
+    actions = list(
+        db.session.scalars(select(AuditEvent.action).where(AuditEvent.resource_id == str(letter.id)))
+    )
     assert "attachment.show_to_patient" in actions and "attachment.hide_from_patient" in actions
 
 
