@@ -25,6 +25,7 @@ from healthcrm.files.uploads import UploadRejected
 from healthcrm.portal import events
 from healthcrm.portal.models import PortalEvent
 from healthcrm.tenant_scope import all_tenants
+from tests.concurrency import parallel
 from tests.factories import make_patient, make_portal_user, make_tenant, make_user
 from tests.files import samples
 
@@ -265,3 +266,25 @@ def test_the_timeline_source_pages_by_time_and_id(app, clinic):
     assert all(item.kind == "document" and item.title == "You added a document" for item in first + rest)
     with app.test_request_context():
         assert document_items(tenant_id, clinic["other"].id, None, 10) == []
+
+
+def test_two_uploads_of_one_name_at_once_make_one_document_with_two_versions(app, clinic):
+    tenant_id, user_id, patient_id = clinic["tenant"].id, clinic["portal_user"].id, clinic["patient"].id
+
+    def upload(i: int):
+        actor = Actor(tenant_id=tenant_id, user_id=user_id, role="patient")
+        data = samples.png((10 + i, 10))
+        document = patient_files.store_patient_file(
+            actor, patient_id, "photo.png", io.BytesIO(data), source=patient_files.PORTAL
+        )
+        return document.id
+
+    outcomes = parallel(2, app, upload)
+    assert all(isinstance(o, int) for o in outcomes), outcomes
+    assert outcomes[0] == outcomes[1]
+    numbers = db.session.scalars(
+        select(AttachmentVersion.number)
+        .where(AttachmentVersion.tenant_id == tenant_id)
+        .order_by(AttachmentVersion.number)
+    )
+    assert list(numbers) == [1, 2]
