@@ -31,6 +31,8 @@ from .files import models as files_module
 from .files import tasks as file_tasks_module
 from .files.attachment_views import bp as attachments_bp
 from .files.cli import files_cli
+from .files.document_views import portal_bp as portal_documents_bp
+from .files.document_views import staff_bp as patient_documents_bp
 from .files.views import bp as files_bp
 from .jobs import models as jobs_module
 from .jobs import tasks as tasks_module
@@ -154,6 +156,8 @@ def register_blueprints(app: Flask) -> None:
         mail_bp,
         files_bp,
         attachments_bp,
+        portal_documents_bp,
+        patient_documents_bp,
         provider_bp,
         sharing_bp,
         portal_messages_bp,

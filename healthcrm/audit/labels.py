@@ -100,6 +100,8 @@ ACTION_LABELS: dict[str, str] = {
     "attachment.scan_clean": "A file passed the virus scan",
     "attachment.quarantine": "A file was quarantined",
     "attachment.checksum_mismatch": "A file failed its integrity check",
+    "attachment.show_to_patient": "Made a document visible to the patient",
+    "attachment.hide_from_patient": "Hid a document from the patient",
     # sharing: the staff or patient side
     # self-service (healthcrm/selfcare)
     "refill.list": "Read the refill requests",

@@ -115,7 +115,7 @@ def _rejected(error):
 
 
 @bp.errorhandler(services.ChecksumMismatch)
-def _checksum_mismatch(_error):
+def checksum_mismatch_page(_error):
     return _error_page(
         502,
         "This file was not sent",
@@ -296,6 +296,9 @@ def _preview(attachment: Attachment) -> Preview:
 def show(attachment_id: int):
     actor = current_actor()
     attachment = services.get_attachment(actor, attachment_id)
+    if attachment.record_id is None:
+        # A patient document: it lives in the documents section of the patient page.
+        return redirect(url_for("patient_documents.staff_index", patient_id=attachment.patient_id), code=303)
     return render_page(
         "files/attachment.html",
         block="attachment",

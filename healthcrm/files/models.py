@@ -1,8 +1,12 @@
-"""Attachments on medical records: named files with versions, the uploads that make them, and who opened them.
+"""Attachments on medical records, and the patient's own documents: named files with versions, the uploads
+that make them, and who opened them.
 
 An `Attachment` is one named file on a record ("MRI report.pdf"); each upload of that name, or a "replace",
 adds an `AttachmentVersion`, and nothing is ever overwritten: versions are rows pointing at their own object
-keys. An `UploadSession` tracks a browser upload from its first byte to the checked version, so an
+keys. An attachment with no record is a patient document (healthcrm/files/patient_files.py): uploaded by the
+patient from the portal or by staff, shown to the patient when `visible_to_patient`.
+
+An `UploadSession` tracks a browser upload from its first byte to the checked version, so an
 interrupted multipart upload can resume. `FileAccess` counts every view and download per version.
 """
 
@@ -10,7 +14,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
@@ -44,6 +60,12 @@ PREVIEW_PENDING = "pending"
 PREVIEW_READY = "ready"
 PREVIEW_NONE = "none"  # nothing to render (a CSV), or it could not be rendered
 
+# Where a patient document came from (None for a record's attachment).
+SOURCE_PORTAL = "portal"  # the patient, on the portal's documents page
+SOURCE_MESSAGE = "message"  # the patient, attached to a message
+SOURCE_STAFF = "staff"  # staff, on the patient page
+PATIENT_SOURCES = frozenset({SOURCE_PORTAL, SOURCE_MESSAGE, SOURCE_STAFF})
+
 ACCESS_VIEW = "view"
 ACCESS_DOWNLOAD = "download"
 
@@ -53,10 +75,20 @@ class Attachment(TenantScoped, db.Model):
     __table_args__ = (
         # One attachment per name per record: a second upload of the name is a new version of it.
         UniqueConstraint("record_id", "name_key", name="uq_attachments_record_name"),
+        # Likewise one patient document per name per patient (NULL record ids never clash in the one above).
+        Index(
+            "uq_attachments_patient_document_name",
+            "patient_id",
+            "name_key",
+            unique=True,
+            sqlite_where=text("record_id IS NULL"),
+            postgresql_where=text("record_id IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    record_id: Mapped[int] = mapped_column(ForeignKey("medical_records.id"), index=True)
+    # None: a patient document, kept on the patient rather than on a visit.
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("medical_records.id"), index=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     filename: Mapped[str] = mapped_column(String(255))
     name_key: Mapped[str] = mapped_column(String(255))  # the name folded for comparison
@@ -66,6 +98,10 @@ class Attachment(TenantScoped, db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # Patient documents only: where it came from (SOURCE_*), and whether the patient sees it (their own
+    # uploads: yes; staff's: once staff mark it visible).
+    source: Mapped[str | None] = mapped_column(String(20))
+    visible_to_patient: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     record = relationship("MedicalRecord")
     current_version: Mapped[AttachmentVersion | None] = relationship(
@@ -77,6 +113,14 @@ class Attachment(TenantScoped, db.Model):
         order_by="AttachmentVersion.number.desc()",
         cascade="all, delete-orphan",
     )
+
+    @property
+    def is_patient_document(self) -> bool:
+        return self.record_id is None
+
+    @property
+    def uploaded_by_patient(self) -> bool:
+        return self.source in (SOURCE_PORTAL, SOURCE_MESSAGE)
 
 
 class AttachmentVersion(TenantScoped, db.Model):

@@ -123,10 +123,17 @@ def _tell_uploader(version: AttachmentVersion) -> None:
     user = get_scoped(User, version.uploaded_by_id, version.tenant_id)
     if user is None or not user.email:
         return
-    record = version.attachment.record
+    attachment = version.attachment
+    if attachment.record_id is None and user.patient_id is not None:
+        # A patient's own upload: the portal's documents page says it is quarantined; an email would
+        # carry the file's name, and portal emails carry no health information.
+        return
     base = current_app.config["PUBLIC_URL"]
     with current_app.test_request_context(base_url=base):
-        url = url_for("records.show", record_id=record.id, _external=True)
+        if attachment.record_id is None:
+            url = url_for("patients.show", patient_id=attachment.patient_id, _external=True)
+        else:
+            url = url_for("records.show", record_id=attachment.record_id, _external=True)
     deliver(
         compose(
             user.email,

@@ -98,6 +98,14 @@ def _require(actor: Actor, roles: frozenset[str]) -> None:
         raise NotAllowed(actor.role)
 
 
+def key_owner(attachment: Attachment) -> str:
+    """The folder of an attachment's objects under its clinic: its record's id, or `patient-<id>` for a
+    patient document (which has no record)."""
+    if attachment.record_id is not None:
+        return str(attachment.record_id)
+    return f"patient-{attachment.patient_id}"
+
+
 def _record(actor: Actor, record_id: int) -> MedicalRecord:
     record = get_scoped(MedicalRecord, record_id, actor.tenant_id)
     if record is None:
@@ -182,7 +190,12 @@ def log_access(actor: Actor, version: AttachmentVersion, action: str) -> None:
 def open_version(actor: Actor, attachment_id: int, version_id: int | None, *, inline: bool) -> Delivery:
     """Verify a version against its checksum and hand it out (inline only for kinds browsers show
     safely). Raises FileNotOpenable, ChecksumMismatch, NotFound."""
-    version = get_version(actor, attachment_id, version_id)
+    return deliver_version(actor, get_version(actor, attachment_id, version_id), inline=inline)
+
+
+def deliver_version(actor: Actor, version: AttachmentVersion, *, inline: bool) -> Delivery:
+    """Hand out a version the caller has already found the actor may open (open_version for staff; the
+    portal's documents for the patient): scan state and checksum checked, counted, audited, committed."""
     _openable(version)
     inline = inline and version.kind in INLINE_TYPES
     content_type = INLINE_TYPES[version.kind] if inline else version.content_type
@@ -273,7 +286,7 @@ def restore_version(actor: Actor, attachment_id: int, version_id: int) -> Attach
     _openable(old)
     attachment = old.attachment
     storage = _storage()
-    key = make_key(actor.tenant_id, attachment.record_id, old.original_name)
+    key = make_key(actor.tenant_id, key_owner(attachment), old.original_name)
     if old.compression == "gzip":
         key += ".gz"
     storage_class = S3_STORAGE_CLASS if isinstance(storage, S3Storage) else None

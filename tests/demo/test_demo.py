@@ -188,6 +188,7 @@ def test_every_database_gets_the_same_people(app, tmp_path):
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'other-demo.db'}",
         SECRET_KEY=app.config["SECRET_KEY"],
         TESTING=True,
+        STORAGE_LOCAL_ROOT=str(tmp_path / "storage"),  # the demo's patient documents
     )
     db.init_app(other)
     with other.app_context():
