@@ -372,6 +372,7 @@ def install(app: Flask) -> None:
     app.jinja_env.globals.update(
         portal_nav=navigation.portal_nav,
         care_nav=navigation.care_nav,
+        care_queues=navigation.care_queues,
         care_admin_nav=navigation.care_admin_nav,
         clinic_hours=clinic.hours_lines,
         unread_notification_count=notifications.unread_count,

@@ -10,7 +10,7 @@ from healthcrm.accounts.roles import STAFF_ROLES
 from tests.factories import login, make_tenant, make_user
 
 ADMIN_PAGES = ["/users", "/audit", "/admin/sharing", "/outbox", "/jobs", "/care/settings", "/care/report"]
-CARE_CLINICAL = ["/care/tasks", "/care/inbox", "/care/refills"]
+CARE_CLINICAL = ["/care/tasks", "/care/inbox"]
 EXPECTED = {
     "admin": {"main": ["/patients", "/records", *CARE_CLINICAL, "/record-templates"], "admin": ADMIN_PAGES},
     "doctor": {"main": ["/patients", "/records", *CARE_CLINICAL], "admin": []},
