@@ -55,6 +55,10 @@ def test_a_provider_opens_a_share_with_passcode_and_emailed_code_on_a_phone(
     patient = make_shared_patient(tenant, doctor)
     make_portal_user(patient)
     first_visit = _finalized(patient)[0]
+    # The clinician showed the notes (and so their addenda) to the patient: a share the patient makes
+    # carries them too (records/patient_view.py).
+    for record in _finalized(patient):
+        record.notes_visible_to_patient = True
     _attach(first_visit, "Liver ultrasound report.pdf", samples.pdf(), "pdf", "application/pdf")
     _attach(first_visit, "Skin photo.jpg", samples.photo((640, 480)), "jpeg", "image/jpeg")
     _attach(first_visit, "CT abdomen.dcm", samples.dicom(), "dicom", "application/dicom")
