@@ -55,6 +55,7 @@ from .records import search as search_module
 from .records.hold_views import bp as result_holds_bp
 from .records.icd10 import icd10_cli
 from .records.lab_views import bp as labs_bp
+from .records.portal_views import bp as portal_records_bp
 from .records.views import bp as records_bp
 from .selfcare import handlers as selfcare_handlers_module
 from .selfcare import models as selfcare_module
@@ -148,6 +149,7 @@ def register_blueprints(app: Flask) -> None:
         patients_bp,
         records_bp,
         labs_bp,
+        portal_records_bp,
         result_holds_bp,
         portal_bp,
         portal_timeline_bp,
