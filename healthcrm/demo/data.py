@@ -25,6 +25,7 @@ from ..audit.services import Actor, record_event
 from ..clock import utcnow
 from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
+from ..portal import events
 from ..tenant_scope import all_tenants
 from . import portal_docs, portal_msg
 from .portal_self import seed as seed_self_service
@@ -195,9 +196,12 @@ def seed_demo(password: str | None) -> DemoResult:
             result.password = password
             result.passwords_changed = _set_passwords(tenants, users, password)
         result.logins = [DemoLogin(user.tenant.name, user.role, user.email) for user in users]
-        db.session.commit()
+        # The seeded portal activity raised events (a message sent, a refill requested): queue their
+        # handling now, so the demo's tasks and notifications exist when the server starts.
+        events.commit()
     except Exception:
         db.session.rollback()
+        events.discard_pending()
         raise
     return result
 

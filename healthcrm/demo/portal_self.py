@@ -56,7 +56,7 @@ def _refills(tenant, patient, user, doctor, currents, patient_actor, now) -> Non
 
 
 def seed(tenant: Tenant, patients: list[Patient], staff: dict[str, User], rng: random.Random) -> None:
-    """Add the activity (flushes, does not commit); the events raised are handled by the sweep."""
+    """Add the activity (flushes, does not commit); `seed_demo` queues the handling of the events raised."""
     today = clinic_today(tenant.timezone)
     doctor, coach = staff[DOCTOR], staff.get(COACH, staff[ADMIN])
     portal_users = db.session.scalars(

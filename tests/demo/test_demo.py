@@ -185,10 +185,10 @@ def test_every_database_gets_the_same_people(app, tmp_path):
     # A second, separate database: the seeds alone decide who is in the demo.
     other = Flask(__name__)
     other.config.update(
+        {key: value for key, value in app.config.items() if not key.startswith("SQLALCHEMY_")},
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'other-demo.db'}",
-        SECRET_KEY=app.config["SECRET_KEY"],
-        TESTING=True,
         STORAGE_LOCAL_ROOT=str(tmp_path / "storage"),  # the demo's patient documents
+        REDIS_URL="",  # the events the demo raises are handled inline, in this database
     )
     db.init_app(other)
     with other.app_context():
