@@ -105,6 +105,8 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
             minutes=int(os.environ.get("PATIENT_IDLE_MINUTES", PATIENT_IDLE_MINUTES))
         ),
         "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=SESSION_ABSOLUTE_HOURS),
+        # How often a portal page asks for the unread-notification badge (seconds).
+        "NOTIFICATION_POLL_SECONDS": int(os.environ.get("NOTIFICATION_POLL_SECONDS", "20")),
         "MAX_CONTENT_LENGTH": MAX_CONTENT_BYTES,
         "SESSION_COOKIE_NAME": "hc_flash",
         "SESSION_COOKIE_HTTPONLY": True,
