@@ -39,6 +39,7 @@ def _list_page(status: int = 200):
         items=rows,
         older=rows[-1].id if more and rows else None,
         kind_labels=KIND_LABELS,
+        action_labels=notifications.ACTION_LABELS,
         before=before,
     )
 
@@ -62,18 +63,31 @@ def mark_read(notification_id: int):
     if notifications.own_notification(actor, notification_id) is None:
         abort(404)
     notifications.mark_read(actor, notification_id)
-    if htmx:
-        return _list_page()
-    return redirect(url_for("portal_notifications.index"), code=303)
+    return _after_marking()
 
 
 @bp.post("/mark-all-read")
 @requires("portal.use")
 def mark_all_read():
     notifications.mark_read(current_actor())
+    if request.form.get("back") != "home":
+        flash("All notifications marked as read.", "success")
+    return _after_marking()
+
+
+def _after_marking():
+    """The page the marking came from (the list, or the portal home's card), or its fragment for htmx."""
+    if request.form.get("back") == "home":
+        if not htmx:
+            return redirect(url_for("portal.home"), code=303)
+        return render_page(
+            "portal/home.html",
+            block="notices",
+            notices=notifications.unread_notifications(current_actor()),
+            action_labels=notifications.ACTION_LABELS,
+        )
     if htmx:
         return _list_page()
-    flash("All notifications marked as read.", "success")
     return redirect(url_for("portal_notifications.index"), code=303)
 
 

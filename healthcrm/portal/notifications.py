@@ -112,6 +112,24 @@ def unread_count(user) -> int:
 
 # --- the list --------------------------------------------------------------------------------------------
 
+HOME_UNREAD_MAX = 5
+# What the link of a notification of each kind says (the portal home and the list).
+ACTION_LABELS = {
+    "message": "Read the message",
+    "result": "See your results",
+    "refill": "See your refill requests",
+    "care_plan": "Read your care plan",
+    "share": "See your shared records",
+}
+
+
+def unread_notifications(actor: Actor, limit: int = HOME_UNREAD_MAX) -> list[Notification]:
+    """The person's newest unread notifications (the portal home's card)."""
+    statement = scoped(Notification, actor.tenant_id).where(
+        Notification.user_id == actor.user_id, Notification.read_at.is_(None)
+    )
+    return list(db.session.scalars(statement.order_by(Notification.id.desc()).limit(limit)))
+
 
 def list_notifications(actor: Actor, before_id: int | None = None) -> list[Notification]:
     """The person's notifications, newest first, a page at a time (keyset on the id); one more than the

@@ -6,6 +6,7 @@ from flask_login import current_user
 from ..access import current_actor, requires
 from ..web import render_page
 from . import dashboard as dashboard_service
+from . import notifications
 from .timeline import kinds
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -15,13 +16,16 @@ bp = Blueprint("portal", __name__, url_prefix="/portal")
 @requires("portal.use")
 def home():
     # The patient is the session's, never one named by the request (a 404 if the account has none).
-    board = dashboard_service.dashboard(current_actor(), current_user.patient_id)
+    actor = current_actor()
+    board = dashboard_service.dashboard(actor, current_user.patient_id)
     return render_page(
         "portal/home.html",
         board=board,
         patient=board.patient,
         kind_labels=kinds(),
         quick_actions=_quick_actions(),
+        notices=notifications.unread_notifications(actor),
+        action_labels=notifications.ACTION_LABELS,
     )
 
 

@@ -489,34 +489,6 @@ def shareable_records(actor: Actor, patient_id: int) -> list[MedicalRecord]:
     )
 
 
-def unread_notifications(actor: Actor) -> list[Notification]:
-    """The signed-in user's unread notices, newest first."""
-    return list(
-        db.session.scalars(
-            scoped(Notification, actor.tenant_id)
-            .where(Notification.user_id == actor.user_id, Notification.read_at.is_(None))
-            .order_by(Notification.id.desc())
-        )
-    )
-
-
-def mark_read(actor: Actor, notification_id: int | None = None) -> None:
-    """Mark one of the user's notices as read (all of them when no id is given)."""
-    statement = (
-        update(Notification)
-        .where(
-            Notification.tenant_id == actor.tenant_id,
-            Notification.user_id == actor.user_id,
-            Notification.read_at.is_(None),
-        )
-        .values(read_at=utcnow())
-    )
-    if notification_id is not None:
-        statement = statement.where(Notification.id == notification_id)
-    db.session.execute(statement)
-    db.session.commit()
-
-
 # --- the provider's side ---------------------------------------------------------------------------------
 
 

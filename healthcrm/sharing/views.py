@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from ..access import current_actor, patient_only, requires
@@ -311,35 +311,9 @@ def overview():
     return render_page("sharing/overview.html", overview=sharing_overview(current_actor()))
 
 
-# --- the patient's notifications -------------------------------------------------------------------------
+# --- template helpers ------------------------------------------------------------------------------------
 
 
 bp.add_app_template_global(services.share_time, "share_time")
 bp.add_app_template_global(services.share_time_span, "share_time_span")
 bp.add_app_template_filter(describe_user_agent, "browser")
-
-
-@bp.app_template_global()
-def unread_notifications() -> list:
-    """The signed-in patient's unread notices (the portal home lists them)."""
-    return services.unread_notifications(current_actor())
-
-
-def _notifications_answer() -> Response:
-    if htmx:
-        return Response(render_template("sharing/_notifications.html"))
-    return redirect(url_for("portal.home"), code=303)
-
-
-@bp.post("/portal/notifications/<int:notification_id>/read")
-@patient_only
-def mark_read(notification_id: int):
-    services.mark_read(current_actor(), notification_id)
-    return _notifications_answer()
-
-
-@bp.post("/portal/notifications/read")
-@patient_only
-def mark_all_read():
-    services.mark_read(current_actor())
-    return _notifications_answer()

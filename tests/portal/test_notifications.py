@@ -220,3 +220,29 @@ def test_the_sweep_emails_what_no_job_sent(app, patient_user, outbox_dir, monkey
         assert notifications.sweep_unsent_emails() == "1 of 1 unsent notification emails sent"
         assert notifications.sweep_unsent_emails().startswith("0 of 0")
     assert len(emails(outbox_dir)) == 1
+
+
+def test_the_home_card_names_each_kinds_link_and_marks_read_in_place(client, patient_user):
+    for kind, text, link in (
+        ("care_plan", "Your care team has shared a care plan for you to read.", "/portal/care-plan"),
+        ("share", "Dr. Ruiz opened the records you shared.", None),
+    ):
+        db.session.add(
+            Notification(
+                tenant_id=patient_user.tenant_id, user_id=patient_user.id, kind=kind, text=text, link=link
+            )
+        )
+    db.session.commit()
+    login(client, patient_user.email)
+    home = client.get("/portal").get_data(as_text=True)
+    assert '<a href="/portal/care-plan">Read your care plan</a>' in home
+    assert "See your shared records</a>" in home and home.count("See your shared records") == 1
+    care_plan = db.session.scalar(select(Notification).where(Notification.kind == "care_plan"))
+    answer = client.post(
+        f"/portal/notifications/{care_plan.id}/mark-read",
+        data={"back": "home"},
+        headers={"HX-Request": "true"},
+    )
+    fragment = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "<html" not in fragment
+    assert "care plan" not in fragment and "Dr. Ruiz" in fragment

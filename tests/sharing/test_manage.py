@@ -572,16 +572,16 @@ def test_the_portal_home_lists_unread_notices_until_read(client, clinic):
     assert "Dr. Ana Ruiz opened the records you shared." in home and "2 new" in home
     assert "Someone else" not in home
     first = db.session.scalar(select(Notification).where(Notification.text.startswith("Dr. Ana")))
-    answer = client.post(f"/portal/notifications/{first.id}/read", data={}, headers=HX)
+    answer = client.post(f"/portal/notifications/{first.id}/mark-read", data={"back": "home"}, headers=HX)
     assert answer.status_code == 200
     html = answer.get_data(as_text=True)
     assert "<html" not in html and "Dr. Ana Ruiz" not in html and "paused" in html
     # Another user's notice cannot be marked from here.
     mine_only = db.session.scalar(select(Notification).where(Notification.user_id == other.id))
-    client.post(f"/portal/notifications/{mine_only.id}/read")
+    client.post(f"/portal/notifications/{mine_only.id}/mark-read", data={"back": "home"})
     db.session.refresh(mine_only)
     assert mine_only.read_at is None
-    plain = client.post("/portal/notifications/read", data={})
+    plain = client.post("/portal/notifications/mark-all-read", data={"back": "home"})
     assert plain.status_code == 303 and plain.headers["Location"].endswith("/portal")
     # The notices card is gone (the top bar's bell, a link to every notification, stays).
     assert 'id="notifications-title"' not in client.get("/portal").get_data(as_text=True)
