@@ -47,7 +47,7 @@ class ProfileChangeRequest(TenantScoped, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
-    # {"last_name": {"from": "Smith", "to": "Jones"}, ...}: only the fields asked to change; dates in ISO form.
+    # {"last_name": {"from": "Smith", "to": "Jones"}}: only the fields asked to change; dates in ISO form.
     changes: Mapped[dict] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default=PENDING)
