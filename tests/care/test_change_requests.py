@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from healthcrm.audit.models import AuditEvent
 from healthcrm.audit.services import Actor
 from healthcrm.care.models import DONE, Task
-from healthcrm.errors import Conflict
+from healthcrm.errors import Conflict, NotAllowed
 from healthcrm.extensions import db
 from healthcrm.patients.models import Patient
 from healthcrm.portal.models import Notification
@@ -164,7 +164,7 @@ def test_reject_needs_a_note_and_changes_nothing_on_the_patient(desk, client, dr
 
 def test_coaches_and_patients_cannot_decide(desk, client):
     request_id = desk.ask()
-    with pytest.raises(Exception):  # noqa: B017, PT011 - NotAllowed
+    with pytest.raises(NotAllowed):
         services.decide_change(desk.actor(desk.coach), request_id, "approve", None)
     sign_in(client, desk.user)
     assert client.post(
