@@ -6,6 +6,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.test_html_checks import AXE_JS, _axe
 from tests.factories import make_user
 from tests.portal.selfcare_data import make_clinic
 
@@ -19,6 +20,8 @@ def test_profile_on_a_phone_and_the_change_queue_on_a_desktop(app, new_context, 
     sign_in(page, clinic.user.email)
     page.goto(f"{live_server}/portal/profile")
     assert page.evaluate(OVERFLOW) <= 0, "the profile scrolls sideways at 390 px"
+    axe = AXE_JS.read_text()
+    assert _axe(page, "patient-profile", axe) == []
     page.evaluate("() => { window.notReloaded = true; }")
     page.get_by_label("City").fill("Springfield")
     page.get_by_role("button", name="Save contact details").click()
@@ -37,6 +40,7 @@ def test_profile_on_a_phone_and_the_change_queue_on_a_desktop(app, new_context, 
     sign_in(staff, front_desk.email)
     staff.goto(f"{live_server}/care/change-requests")
     assert staff.evaluate(OVERFLOW) <= 0, "the queue scrolls sideways at 1280 px"
+    assert _axe(staff, "front_desk-change-requests", axe) == []
     expect(staff.get_by_text("Okafor")).to_be_visible()
     staff.get_by_role("button", name="Approve and change the profile").click()
     expect(staff.get_by_text("Decided; the patient is told.")).to_be_visible()
