@@ -19,7 +19,7 @@ from ...care.models import DONE, Task
 from ...clock import utcnow
 from ...errors import Conflict, NotFound
 from ...extensions import db
-from ...patients.models import SEXES, EmergencyContact, Patient
+from ...patients.models import EmergencyContact, Patient
 from ...patients.services import PHONE_SEPARATORS, PatientError
 from ...patients.services import _validate as validate_patient
 from ...permissions import require
@@ -479,10 +479,6 @@ def decide_change(
     )
     events.commit()
     return get_scoped(ProfileChangeRequest, request_id, actor.tenant_id)
-
-
-def sex_choices() -> dict[str, str]:
-    return SEXES
 
 
 __all__ = [
