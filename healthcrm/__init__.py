@@ -20,6 +20,7 @@ from .audit import models as audit_module
 from .audit.cli import audit_cli
 from .audit.views import bp as audit_bp
 from .care import models as care_module
+from .care.change_views import bp as care_changes_bp
 from .care.inbox_views import bp as care_inbox_bp
 from .care.report_views import bp as care_report_bp
 from .care.settings_views import bp as care_settings_bp
@@ -47,6 +48,9 @@ from .portal.messages import handlers as message_handlers_module
 from .portal.messages import models as messages_module
 from .portal.messages.views import bp as portal_messages_bp
 from .portal.notification_views import bp as portal_notifications_bp
+from .portal.profile import handlers as profile_handlers_module
+from .portal.profile import models as profile_module
+from .portal.profile.views import bp as portal_profile_bp
 from .portal.timeline_views import bp as portal_timeline_bp
 from .portal.views import bp as portal_bp
 from .records import models as records_module
@@ -95,6 +99,8 @@ MODULES_THAT_REGISTER = (
     sharing_tasks_module,
     selfcare_module,
     selfcare_handlers_module,
+    profile_module,
+    profile_handlers_module,
 )
 
 
@@ -170,6 +176,8 @@ def register_blueprints(app: Flask) -> None:
         care_settings_bp,
         care_report_bp,
         portal_notifications_bp,
+        portal_profile_bp,
+        care_changes_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -20,6 +20,7 @@ KIND_LABELS = {
     "result": "Result",
     "refill": "Refill",
     "care_plan": "Care plan",
+    "profile": "Profile",
     "share": "Sharing",
 }
 

@@ -123,8 +123,13 @@ def _visits_by_role(data: dict) -> dict[str, list[Visit]]:
         "front_desk": [
             Visit("front_desk-patients", "/patients"),
             Visit("front_desk-patient", staff["patient"]),
+            Visit("front_desk-change-requests", "/care/change-requests"),
         ],
-        "patient": [Visit("patient-portal", "/portal"), Visit("patient-shares", "/portal/shares")],
+        "patient": [
+            Visit("patient-portal", "/portal"),
+            Visit("patient-shares", "/portal/shares"),
+            Visit("patient-profile", "/portal/profile"),
+        ],
     }
 
 
