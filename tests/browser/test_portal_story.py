@@ -2,10 +2,10 @@
 1280 px, each in their own browser, the patient's page never reloaded while the team answers.
 
 The patient sees the home page and timeline, reads a released result with its chart, writes with a photo,
-asks for a refill, logs two symptoms, marks today's dose taken and acknowledges the care plan; the coach
-finds the tasks those made and replies; a nurse approves the refill (a refill is a prescribing decision: the
-`care.refills` permission is the clinicians', not the coach's); the patient's notification badge shows the
-answer without a reload.
+asks for a refill, logs two symptoms, marks today's dose taken, acknowledges the care plan and asks to
+change their name; the coach finds the tasks those made and replies; a nurse approves the refill (a refill
+is a prescribing decision: the `care.refills` permission is the clinicians', not the coach's) and the front
+desk approves the name change; the patient's notification badge shows the answers without a reload.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from healthcrm.extensions import db
 from healthcrm.records.models import LabResult
 from healthcrm.selfcare import care_plans
 from tests.browser.conftest import DESKTOP, PHONE
+from tests.factories import make_user
 from tests.portal.selfcare_data import make_clinic
 
 OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -125,6 +126,16 @@ def test_the_portal_story_from_the_patients_phone_to_the_care_team_and_back(
     phone.get_by_role("button", name="I have read my care plan").click()
     expect(phone.locator("main")).to_contain_text("You acknowledged")
 
+    # A name change is a request the clinic decides.
+    phone.goto(f"{live_server}/portal/profile")
+    _fits(phone, "the profile")
+    identity = phone.locator("#identity")
+    identity.get_by_text("Ask the clinic to change these").click()
+    identity.get_by_label("Last name").fill("Rivera-Ient")
+    identity.get_by_label("Why (optional)").fill("I married in October.")
+    identity.get_by_role("button", name="Send the request").click()
+    expect(phone.locator("#identity")).to_contain_text("Rivera-Ient")
+
     # The patient reads what is there, then waits on the home page; it is not reloaded from here on.
     phone.goto(f"{live_server}/portal/notifications")
     phone.get_by_role("button", name="Mark all as read").click()
@@ -155,9 +166,19 @@ def test_the_portal_story_from_the_patients_phone_to_the_care_team_and_back(
     ward.get_by_role("button", name="Approve").first.click()
     expect(ward.locator("main")).to_contain_text("Approved")
 
+    # The front desk approves the name change (identity changes are the desk's and the clinicians').
+    front = new_context(viewport=DESKTOP).new_page()
+    sign_in(front, make_user(clinic.tenant, "front_desk").email)
+    front.goto(f"{live_server}/care/change-requests")
+    expect(front.locator("main")).to_contain_text("Rivera-Ient")
+    front.get_by_role("button", name="Approve and change the profile").click()
+    expect(front.locator("main")).to_contain_text("Approved")
+
     # The patient's bell counts the answers, without a reload.
     expect(phone.locator("#notification-badge .badge")).to_be_visible(timeout=20_000)
     assert phone.evaluate("() => window.notReloaded") is True
     phone.locator("#notification-badge").click()
     expect(phone.locator("main")).to_contain_text("refill")
+    phone.goto(f"{live_server}/portal/profile")
+    expect(phone.locator("main")).to_contain_text("Rivera-Ient")
     console.assert_clean()
