@@ -125,12 +125,8 @@ def _revoke_unused(tenant_id: int, patient_id: int, now: datetime) -> list[int]:
     return [row.id for row in rows]
 
 
-def issue_code(
-    actor: Actor, patient_id: int, *, code: str | None = None, days: int = CODE_DAYS
-) -> IssuedCode:
-    """Issue a code for a patient without a portal account; an earlier unused code stops working.
-
-    `code` is for the demo only (a known value); otherwise it is random from `secrets`."""
+def issue_code(actor: Actor, patient_id: int, *, days: int = CODE_DAYS) -> IssuedCode:
+    """Issue a code for a patient without a portal account; an earlier unused code stops working."""
     patient = _patient(actor, patient_id)
     user = patient.portal_user
     if user is not None and user.has_password:
@@ -144,7 +140,7 @@ def issue_code(
             resource_id=old_id,
             patient_id=patient.id,
         )
-    raw = normalise_code(code) if code else new_code()
+    raw = new_code()
     row = RegistrationCode(
         tenant_id=patient.tenant_id,
         patient_id=patient.id,
@@ -326,3 +322,42 @@ def complete_registration(token: str, password: str, actor: Actor) -> User:
     events.raise_event(who, "account.registered", patient_id=patient.id, subject=("user", user.id))
     events.commit()
     return user
+
+
+def ensure_demo_code(tenant_id: int, code: str) -> RegistrationCode | None:
+    """`flask demo` only: keep `code` (a known value) open for the first patient of the clinic without a
+    portal account. A run reopens it when it has expired or was revoked; once someone registered with it,
+    it stays used and None comes back. Does not commit (the demo commits once)."""
+    digest = code_digest(code)
+    row = db.session.scalar(select(RegistrationCode).where(RegistrationCode.code_hash == digest))
+    now = utcnow()
+    if row is not None:
+        if row.used_at is not None:
+            return None
+        if not row.is_open:  # expired or revoked since: open again (an open one is left as it is)
+            row.revoked_at = None
+            row.expires_at = now + timedelta(days=CODE_DAYS)
+        return row
+    with_account = select(User.patient_id).where(User.tenant_id == tenant_id, User.patient_id.is_not(None))
+    patient = db.session.scalar(
+        scoped(Patient, tenant_id).where(Patient.id.not_in(with_account)).order_by(Patient.id)
+    )
+    if patient is None:
+        return None
+    row = RegistrationCode(
+        tenant_id=tenant_id,
+        patient_id=patient.id,
+        code_hash=digest,
+        created_at=now,
+        expires_at=now + timedelta(days=CODE_DAYS),
+    )
+    db.session.add(row)
+    db.session.flush()
+    record_event(
+        Actor.system(tenant_id),
+        "patient.registration_code_issued",
+        resource_type="registration_code",
+        resource_id=row.id,
+        patient_id=patient.id,
+    )
+    return row

@@ -14,6 +14,7 @@ from healthcrm.accounts import registration
 from healthcrm.accounts.models import User
 from healthcrm.accounts.registration import REFUSED, RegistrationCode
 from healthcrm.audit.services import Actor
+from healthcrm.demo.data import seed_demo
 from healthcrm.extensions import db
 from healthcrm.portal.models import PortalEvent
 from tests.accounts.pages import flashes
@@ -190,3 +191,19 @@ def test_eight_browsers_finishing_with_one_code_make_one_account(app, client, ou
         == 1
     )
     assert len(audit_events("patient.registered")) == 1
+
+
+def test_the_demo_prints_an_open_code_per_clinic_that_registers_its_patient(app, outbox):
+    result = seed_demo("demo-password-1")
+    assert [c.code for c in result.registration_codes] == ["RVSD-2026-AB", "WTRS-2026-CD"]
+    again = seed_demo(None)
+    assert again.registration_codes == result.registration_codes  # deterministic, nothing new
+    assert _count(RegistrationCode) == 2
+    demo = result.registration_codes[0]
+    browser = app.test_client()
+    answer = _register(browser, demo.code, date.fromisoformat(demo.date_of_birth), "tryer@example.com")
+    assert answer.status_code == 200
+    link = outbox.link("tryer@example.com", "register")
+    assert browser.post(link, data={"password": PASSWORD, "confirm": PASSWORD}).status_code == 303
+    # Used: the next run does not print it again.
+    assert [c.code for c in seed_demo(None).registration_codes] == ["WTRS-2026-CD"]
