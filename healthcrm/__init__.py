@@ -14,7 +14,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import counters as counters_module
 from . import web
 from .accounts import models as accounts_module
+from .accounts import registration as registration_module
 from .accounts.cli import tenant_cli
+from .accounts.registration_views import bp as registration_bp
 from .accounts.views import bp as accounts_bp
 from .audit import models as audit_module
 from .audit.cli import audit_cli
@@ -79,6 +81,7 @@ from .web import start_request
 MODULES_THAT_REGISTER = (
     counters_module,
     accounts_module,
+    registration_module,
     care_module,
     portal_module,
     portal_tasks_module,
@@ -152,6 +155,7 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (
         web_bp,
         accounts_bp,
+        registration_bp,
         patients_bp,
         records_bp,
         labs_bp,

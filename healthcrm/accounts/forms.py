@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from .models import ROLE_LABELS, STAFF_ROLES
@@ -60,3 +60,11 @@ class RoleForm(FlaskForm):
 
 class ClinicSecurityForm(FlaskForm):
     mfa_required_for_staff = BooleanField("Require two-step sign-in for all staff")
+
+
+class RegisterForm(FlaskForm):
+    code = StringField(
+        "Registration code (on the letter from your clinic)", validators=[DataRequired(), Length(max=40)]
+    )
+    date_of_birth = DateField("Your date of birth", validators=[DataRequired()])
+    email = EmailField("Your email", validators=[DataRequired(), Email(), Length(max=254)])

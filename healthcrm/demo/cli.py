@@ -45,6 +45,11 @@ def _print_result(result: DemoResult, *, password_given: bool) -> None:
     else:
         click.echo(f"Password for every demo user: {result.password}")
     click.echo(f"Open {DEMO_URL} and sign in with any email above.")
+    if result.registration_codes:
+        click.echo("")
+        click.echo(f"To try registering, open {DEMO_URL}/register with one of these (any email of yours):")
+        for code in result.registration_codes:
+            click.echo(f"  {code.clinic}: code {code.code}, {code.patient}, born {code.date_of_birth}")
 
 
 def _print_logins(logins: list[DemoLogin]) -> None:

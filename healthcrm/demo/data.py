@@ -19,6 +19,7 @@ from typing import NamedTuple
 from faker import Faker
 from sqlalchemy import select
 
+from ..accounts import registration
 from ..accounts.models import ADMIN, ALL_ROLES, COACH, DOCTOR, FRONT_DESK, NURSE, PATIENT, Tenant, User
 from ..accounts.secrets import hash_password, password_problem, verify_password
 from ..audit.services import Actor, record_event
@@ -151,6 +152,16 @@ class DemoLogin(NamedTuple):
     email: str
 
 
+@dataclass(frozen=True)
+class DemoCode:
+    """An open registration code of a demo patient without an account, to try /register with."""
+
+    clinic: str
+    patient: str
+    date_of_birth: str
+    code: str
+
+
 @dataclass
 class DemoResult:
     """What a run of `seed_demo` did.
@@ -164,6 +175,7 @@ class DemoResult:
     password: str | None = None
     passwords_changed: bool = False
     logins: list[DemoLogin] = field(default_factory=list)
+    registration_codes: list[DemoCode] = field(default_factory=list)
 
 
 @all_tenants("the demo seeds and checks every demo clinic")
@@ -196,6 +208,7 @@ def seed_demo(password: str | None) -> DemoResult:
             result.password = password
             result.passwords_changed = _set_passwords(tenants, users, password)
         result.logins = [DemoLogin(user.tenant.name, user.role, user.email) for user in users]
+        result.registration_codes = _registration_codes(tenants)
         # The seeded portal activity raised events (a message sent, a refill requested): queue their
         # handling now, so the demo's tasks and notifications exist when the server starts.
         events.commit()
@@ -204,6 +217,24 @@ def seed_demo(password: str | None) -> DemoResult:
         events.discard_pending()
         raise
     return result
+
+
+# --- registration codes -------------------------------------------------------------------------------
+
+# A known code per clinic (Crockford base32: no I, L, O, U), kept open on every run until someone uses it.
+DEMO_REGISTRATION_CODES = {"riverside": "RVSD-2026-AB", "lakeside": "WTRS-2026-CD"}
+
+
+def _registration_codes(tenants: list[Tenant]) -> list[DemoCode]:
+    codes = []
+    for tenant in tenants:
+        code = DEMO_REGISTRATION_CODES.get(tenant.slug)
+        row = registration.ensure_demo_code(tenant.id, code) if code else None
+        if row is not None:
+            codes.append(
+                DemoCode(tenant.name, row.patient.full_name, row.patient.date_of_birth.isoformat(), code)
+            )
+    return codes
 
 
 # --- passwords -----------------------------------------------------------------------------------

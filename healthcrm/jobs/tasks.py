@@ -51,3 +51,26 @@ def email_invitation(user_id: int, *, progress) -> dict:
         )
     )
     return {"sent": True}
+
+
+@task("accounts.email_registration")
+def email_registration(code_id: int, email: str, *, progress) -> dict:
+    """The "choose your password" link for a patient who gave a right registration code."""
+    from ..accounts import registration  # noqa: PLC0415
+
+    prepared = registration.prepare_registration_link(code_id, email, progress.tenant_id)
+    if prepared is None:
+        return {"sent": False}
+    row, url = prepared
+    progress(50)
+    deliver(
+        compose(
+            row.verify_email,
+            "registration",
+            tenant_id=row.tenant_id,
+            patient=row.patient,
+            url=url,
+            hours=registration.VERIFY_HOURS,
+        )
+    )
+    return {"sent": True}

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from ..access import current_actor, requires
+from ..accounts import registration
 from ..accounts import services as accounts
 from ..records.forms import AllergyForm, ImmunizationForm
 from ..records.labs import FLAG_LABELS
@@ -105,6 +106,7 @@ def _profile_page(actor, patient, invite_form: InvitePatientForm, status: int = 
         flag_labels=FLAG_LABELS,
         allergy_form=AllergyForm(),
         immunization_form=ImmunizationForm(),
+        registration_code=registration.open_code(patient.tenant_id, patient.id),
         status=status,
     )
 
@@ -154,3 +156,34 @@ def invite(patient_id: int):
     if patient is None:
         abort(404)
     return _profile_page(actor, patient, form, status=INVALID)
+
+
+@bp.post("/<int:patient_id>/registration-code")
+@can_edit
+def issue_registration_code(patient_id: int):
+    """Issue a code for self-registration and show it once, as a printable letter."""
+    try:
+        issued = registration.issue_code(current_actor(), patient_id)
+    except LookupError:
+        abort(404)
+    except accounts.AccountError as error:
+        flash(error.message, "error")
+        return redirect(url_for("patients.show", patient_id=patient_id), code=303)
+    return render_page(
+        "patients/registration_code.html",
+        patient=issued.row.patient,
+        issued=issued,
+        clinic=current_user.tenant,
+        register_url=issued.register_url,
+    )
+
+
+@bp.post("/<int:patient_id>/registration-code/revoke")
+@can_edit
+def revoke_registration_code(patient_id: int):
+    try:
+        revoked = registration.revoke_code(current_actor(), patient_id)
+    except LookupError:
+        abort(404)
+    flash("The registration code no longer works." if revoked else "There was no open code.", "info")
+    return redirect(url_for("patients.show", patient_id=patient_id), code=303)
