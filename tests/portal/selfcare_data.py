@@ -20,7 +20,7 @@ class Clinic:
     nurse: object
     coach: object
     patient: object
-    user: object
+    user: object  # None until the patient registers
     record: object
     daily: object  # "once daily", ongoing
     twice: object  # "twice daily", 30 days
@@ -63,13 +63,14 @@ def add_record(
     return record
 
 
-def make_clinic(name: str = "Self Clinic") -> Clinic:
+def make_clinic(name: str = "Self Clinic", *, account: bool = True) -> Clinic:
+    """The clinic; the patient has a portal account unless `account` is False (they will register)."""
     tenant = make_tenant(name)
     doctor = make_user(tenant, "doctor")
     nurse = make_user(tenant, "nurse")
     coach = make_user(tenant, "coach")
     patient = make_patient(tenant, assigned_coach_id=coach.id)
-    user = make_portal_user(patient)
+    user = make_portal_user(patient) if account else None
     old_record = add_record(
         tenant, patient, doctor, days_ago=40, drugs=[("Amoxicillin", "three times daily", "7 days")]
     )

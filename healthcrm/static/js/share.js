@@ -1,15 +1,6 @@
-// The provider's pages of a share link: the print button, and lab charts after htmx brings in a tab.
+// The provider's pages of a share link: lab charts after htmx brings in a tab.
 (function () {
   "use strict";
-
-  // <button data-print> opens the browser's print dialog (the print stylesheet lays the page out).
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-print]");
-    if (button) {
-      event.preventDefault();
-      window.print();
-    }
-  });
 
   // lab-chart.js draws the charts once, when it runs; htmx swaps in the lab results tab later (and drops
   // any <script> in it). When a swap leaves charts undrawn, run lab-chart.js again: a script of this
