@@ -29,7 +29,7 @@ from ..accounts.models import PATIENT, Tenant, User
 from ..accounts.secrets import hash_password, verify_password
 from ..audit.services import Actor, record_event
 from ..clock import clinic_day_end, clinic_today, format_clinic_time, to_clinic_time, utcnow
-from ..errors import DomainError, NotAllowed
+from ..errors import DomainError, NotAllowed, NotFound
 from ..extensions import db
 from ..jobs.queue import enqueue
 from ..patients.models import Patient
@@ -513,6 +513,15 @@ def mark_read(actor: Actor, notification_id: int | None = None) -> None:
     )
     if notification_id is not None:
         statement = statement.where(Notification.id == notification_id)
+        mine = db.session.scalar(
+            select(Notification.id).where(
+                Notification.tenant_id == actor.tenant_id,
+                Notification.user_id == actor.user_id,
+                Notification.id == notification_id,
+            )
+        )
+        if mine is None:  # another person's or another clinic's notice: not found, nothing changes
+            raise NotFound("notification")
     db.session.execute(statement)
     db.session.commit()
 
