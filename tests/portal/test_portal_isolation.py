@@ -37,6 +37,7 @@ from healthcrm.files import patient_files
 from healthcrm.patients.models import Patient
 from healthcrm.portal.messages import services as messages
 from healthcrm.portal.models import Notification
+from healthcrm.portal.profile import services as profile
 from healthcrm.records.models import FINALIZED, MedicalRecord
 from healthcrm.tenant_scope import all_tenants
 from tests.factories import login, make_portal_user, make_tenant, make_user
@@ -96,6 +97,30 @@ def _notification_id(owner: Owner) -> str:
     return str(notice.id)
 
 
+def _contact_id(owner: Owner) -> str:
+    contact = profile.add_emergency_contact(
+        owner.actor,
+        owner.patient.id,
+        {"name": "Their Contact", "relationship": "Sister", "phone": "555 0100"},
+    )
+    return str(contact.id)
+
+
+def _request_id(owner: Owner) -> str:
+    request = profile.request_change(
+        owner.actor,
+        owner.patient.id,
+        {
+            "first_name": owner.patient.first_name,
+            "last_name": "Theirs-Changed",
+            "date_of_birth": owner.patient.date_of_birth.isoformat(),
+            "sex": owner.patient.sex,
+        },
+        None,
+    )
+    return str(request.id)
+
+
 # One entry per URL argument name: how to make that kind of object for a patient. Add yours here.
 FACTORIES: dict[str, Callable[[Owner], str]] = {
     "record_id": _record_id,
@@ -103,6 +128,8 @@ FACTORIES: dict[str, Callable[[Owner], str]] = {
     "attachment_id": _attachment_id,
     "thread_id": _thread_id,
     "notification_id": _notification_id,
+    "contact_id": _contact_id,
+    "request_id": _request_id,
 }
 
 
