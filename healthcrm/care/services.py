@@ -91,6 +91,35 @@ def open_task(
     )
 
 
+def complete_tasks_about(actor: Actor, kind: str, subject_type: str, subject_id: int, note: str) -> int:
+    """Complete the open tasks of `kind` about one item, in the caller's transaction (no commit): the
+    action that answers them (a reply, a refill decided, a change request decided) is what did the task.
+    Each is completed once (a guarded UPDATE) and audited. Returns how many were completed."""
+    tasks = db.session.scalars(
+        scoped(Task, actor.tenant_id).where(
+            Task.kind == kind,
+            Task.subject_type == subject_type,
+            Task.subject_id == subject_id,
+            Task.status != DONE,
+        )
+    ).all()
+    completed = 0
+    for task in tasks:
+        if _guarded(
+            actor,
+            task.id,
+            Task.status != DONE,
+            status=DONE,
+            completed_at=utcnow(),
+            completed_by_id=actor.user_id,
+            completion_note=note,
+            paused_at=None,
+        ):
+            _audit(actor, "task.completed", task, ("status", "completion_note"))
+            completed += 1
+    return completed
+
+
 # --- the list --------------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from ..records.models import Prescription
 from ..tenancy import get_scoped
 from .care_plans import unacknowledged_version
 from .models import PENDING, REFILL_STATUSES, CarePlanVersion, RefillRequest
+from .refills import TASK_KIND as REFILL_TASK_KIND
 
 # Paths, not url_for: handlers run in jobs, without a request to build URLs from.
 PORTAL_REFILLS = "/portal/refills"
@@ -37,9 +38,12 @@ def _portal_user_id(event: PortalEvent) -> int | None:
 
 @events.handles("refill.requested")
 def _refill_task(event: PortalEvent) -> None:
+    request = get_scoped(RefillRequest, event.subject_id, event.tenant_id)
+    if request is None or request.status != PENDING:
+        return  # decided before this event was handled: nothing is left to do
     open_task(
         event,
-        "refill",
+        REFILL_TASK_KIND,
         "Refill request",
         link=f"{STAFF_REFILLS}#refill-{event.subject_id}",
         pool_roles=sorted(roles_for("care.refills")),

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
 from ..audit.services import Actor, record_event
+from ..care.services import complete_tasks_about
 from ..clock import utcnow
 from ..errors import Conflict, NotFound
 from ..extensions import db
@@ -26,6 +27,7 @@ NOTE_MAX_CHARS = 1000
 REASON_MAX_CHARS = 1000
 RECENTLY_DECIDED = 20  # decided requests shown under the staff queue
 DECISIONS = {"approve": APPROVED, "deny": DENIED}
+TASK_KIND = "refill"  # the staff task "review this refill request"
 
 
 @dataclass
@@ -223,6 +225,9 @@ def decide_refill(actor: Actor, request_id: int, decision: str | None, reason: s
     )
     events.raise_event(
         actor, "refill.decided", patient_id=patient_id, subject=("refill", request_id), status=status
+    )
+    complete_tasks_about(
+        actor, TASK_KIND, "refill", request_id, "Approved." if status == APPROVED else "Denied."
     )
     events.commit()
     return get_scoped(RefillRequest, request_id, actor.tenant_id)

@@ -4,8 +4,8 @@ inbox, and nothing of another patient's reachable."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import delete, func, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select
 
 from healthcrm.audit.models import AuditEvent
 from healthcrm.audit.services import Actor
@@ -412,3 +412,43 @@ def test_timeline_and_attention_sources(client, clinic):
     attention = [a for fn in ATTENTION_SOURCES for a in fn(tenant_id, patient_id, clinic["me"].id)]
     assert [a.text for a in attention] == ["2 unread messages"]
     assert source(tenant_id, clinic["other_patient"].id, None, 10) == []
+
+
+def test_a_staff_reply_completes_the_answer_task_and_the_next_patient_message_opens_one(
+    client, clinic, drain_jobs
+):
+    sign_in(client, clinic["me"].email)
+    assert _send(client).status_code == 303
+    thread = _only_thread()
+    drain_jobs()
+    coach = Actor(tenant_id=clinic["coach"].tenant_id, user_id=clinic["coach"].id, role="coach")
+    services.staff_reply(coach, thread.id, "Rest it for two days, then walk again.")
+    drain_jobs()
+    with all_tenants("test"):
+        tasks = db.session.scalars(select(Task).order_by(Task.id)).all()
+    assert [(t.status, t.completion_note) for t in tasks] == [("done", "Answered in the inbox.")]
+    assert tasks[0].completed_by_id == clinic["coach"].id
+    # The patient writes again: a new task to answer.
+    me = Actor(tenant_id=clinic["me"].tenant_id, user_id=clinic["me"].id, role="patient")
+    services.patient_reply(me, clinic["me"].patient_id, thread.id, "Still sore.")
+    drain_jobs()
+    with all_tenants("test"):
+        statuses = db.session.scalars(select(Task.status).order_by(Task.id)).all()
+    assert statuses == ["done", "open"]
+
+
+def test_a_message_answered_before_its_event_is_handled_gets_no_task(client, clinic, inline_jobs):
+    me = Actor(tenant_id=clinic["me"].tenant_id, user_id=clinic["me"].id, role="patient")
+    thread = services.start_thread(me, clinic["me"].patient_id, subject="Quick one", body="Is it fasting?")
+    coach = Actor(tenant_id=clinic["coach"].tenant_id, user_id=clinic["coach"].id, role="coach")
+    with all_tenants("test"):
+        db.session.execute(delete(Task))  # as if the queue had not handled the event yet
+        sent = db.session.scalar(
+            select(PortalEvent).where(PortalEvent.kind == services.SENT_KIND).order_by(PortalEvent.id.desc())
+        )
+        db.session.execute(update(PortalEvent).where(PortalEvent.id == sent.id).values(handled_at=None))
+        db.session.commit()
+    services.staff_reply(coach, thread.id, "Yes, 8 hours.")
+    db.session.expire_all()  # the job sees the database, not this test's loaded thread
+    events.handle_event(sent.id, sent.tenant_id)
+    assert _count(Task) == 0

@@ -58,6 +58,12 @@ def test_a_patient_requests_a_refill_and_a_task_opens_for_the_refill_pool(app, c
     again = client.post("/portal/refills/new", data={"prescription_id": clinic.daily.id})
     assert again.status_code == 422 and "already asked" in again.text
     assert _count(RefillRequest) == 1
+    # Deciding the request is what the task asked: it completes, audited, with the decision as its note.
+    refills.decide_refill(clinic.actor(clinic.nurse), request.id, "approve", None)
+    db.session.refresh(task)
+    assert task.status == "done" and task.completed_by_id == clinic.nurse.id
+    assert task.completion_note == "Approved."
+    assert _count(AuditEvent, AuditEvent.action == "task.completed") == 1
 
 
 def test_a_prescription_that_is_not_current_is_refused_and_another_patients_is_404(app, client):

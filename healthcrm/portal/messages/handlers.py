@@ -14,10 +14,9 @@ from .. import events
 from ..feed import Attention, Cursor, TimelineItem, attention_source, timeline_source
 from ..models import PortalEvent
 from ..notifications import notify
-from .models import CLOSED, WAITING, Message, Thread
-from .services import REPLIED_KIND, SENT_KIND, unread_message_count
+from .models import CLOSED, NEW, WAITING, Message, Thread
+from .services import REPLIED_KIND, SENT_KIND, TASK_KIND, unread_message_count
 
-TASK_KIND = "message"
 PORTAL_PREFIX = "/portal/messages"
 INBOX_PREFIX = "/care/inbox"
 
@@ -34,8 +33,8 @@ def inbox_thread_path(thread_id: int) -> str:
 def open_answer_task(event: PortalEvent) -> None:
     """A task to answer, for the thread's person or pool; none while the thread already has one open."""
     thread = get_scoped(Thread, event.subject_id, event.tenant_id)
-    if thread is None:
-        return
+    if thread is None or thread.status != NEW:
+        return  # answered (or closed) before this event was handled: nothing is left to answer
     already = db.session.scalar(
         scoped(Task, event.tenant_id).where(
             Task.kind == TASK_KIND,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from ...accounts.models import Tenant, User
 from ...accounts.roles import COACH, NURSE, STAFF_ROLES
 from ...audit.services import Actor, record_event
+from ...care.services import complete_tasks_about
 from ...clock import utcnow
 from ...counters import insert_unless_exists
 from ...errors import DomainError, NotFound
@@ -56,6 +57,7 @@ MESSAGING_OFF_TEXT = (
 )
 SENT_KIND = "message.sent"
 REPLIED_KIND = "message.replied"
+TASK_KIND = "message"  # the staff task "answer this message", one open per thread
 
 
 class MessageError(DomainError):
@@ -647,6 +649,7 @@ def staff_reply(actor: Actor, thread_id: int, body: str, uploads: list[Upload] |
             thread_id=thread.id,
             message_id=message.id,
         )
+        complete_tasks_about(actor, TASK_KIND, "thread", thread.id, "Answered in the inbox.")
     except Exception:
         db.session.rollback()
         events.discard_pending()

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ...audit.services import Actor, record_event
-from ...care.models import DONE, Task
+from ...care.services import complete_tasks_about
 from ...clock import utcnow
 from ...errors import Conflict, NotFound
 from ...extensions import db
@@ -314,35 +314,9 @@ def request_change(
     return get_scoped(ProfileChangeRequest, new_id, actor.tenant_id)
 
 
-def _close_task(actor: Actor, request_id: int, patient_id: int, note: str) -> None:
+def _close_task(actor: Actor, request_id: int, note: str) -> None:
     """Complete the staff task opened for the request, in the decision's transaction."""
-    tasks = db.session.scalars(
-        scoped(Task, actor.tenant_id).where(
-            Task.kind == TASK_KIND, Task.subject_id == request_id, Task.status != DONE
-        )
-    ).all()
-    for task in tasks:
-        done = db.session.execute(
-            update(Task)
-            .where(Task.id == task.id, Task.tenant_id == actor.tenant_id, Task.status != DONE)
-            .values(
-                status=DONE,
-                completed_at=utcnow(),
-                completed_by_id=actor.user_id,
-                completion_note=note,
-                paused_at=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if done.rowcount == 1:
-            record_event(
-                actor,
-                "task.completed",
-                resource_type="care_task",
-                resource_id=task.id,
-                patient_id=patient_id,
-                changed_fields=["status", "completion_note"],
-            )
+    complete_tasks_about(actor, TASK_KIND, TASK_KIND, request_id, note)
 
 
 def withdraw_change(actor: Actor, patient_id: int, request_id: int | None) -> None:
@@ -377,7 +351,7 @@ def withdraw_change(actor: Actor, patient_id: int, request_id: int | None) -> No
         patient_id=patient.id,
         changed_fields=["status"],
     )
-    _close_task(actor, request_id, patient.id, "Withdrawn by the patient.")
+    _close_task(actor, request_id, "Withdrawn by the patient.")
     events.raise_event(actor, WITHDRAWN_KIND, patient_id=patient.id, subject=(TASK_KIND, request_id))
     events.commit()
 
@@ -473,7 +447,7 @@ def decide_change(
             patient_id=patient_id,
             changed_fields=sorted(name for name in IDENTITY_FIELDS if name in changes),
         )
-    _close_task(actor, request_id, patient_id, "Approved." if status == APPROVED else f"Not approved: {note}")
+    _close_task(actor, request_id, "Approved." if status == APPROVED else f"Not approved: {note}")
     events.raise_event(
         actor, DECIDED_KIND, patient_id=patient_id, subject=(TASK_KIND, request_id), status=status
     )
