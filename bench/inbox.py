@@ -16,21 +16,17 @@ Uses a throw-away SQLite file, or the PostgreSQL database in DATABASE_URL (its t
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
 import statistics
 import tempfile
-import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, render_template
-from flask_migrate import upgrade
 from jinja2 import DictLoader
-from sqlalchemy import event, insert, text
+from pages import QueryCounter, analyze, bench_app, migrate_fresh, p95, sign_in, time_page
+from sqlalchemy import insert
 
-from healthcrm import create_app
 from healthcrm.accounts.models import COACH, NURSE, PATIENT, Tenant, User
 from healthcrm.accounts.secrets import hash_password
 from healthcrm.audit.services import Actor
@@ -41,7 +37,6 @@ from healthcrm.portal.messages.models import NEW, Message, Thread, ThreadRead
 
 BATCH_ROWS = 10_000
 PASSWORD = "bench-password-1"  # noqa: S105 - the throw-away bench coach
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 SMALL = 1_000
 BASELINE_TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Inbox</title></head><body>
@@ -189,39 +184,6 @@ class Clinic:
         self.threads = total
 
 
-def _sign_in(client, email: str) -> None:
-    page = client.get("/forgot").get_data(as_text=True)
-    token = CSRF_META.search(page).group(1)
-    response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    if response.status_code not in (302, 303):
-        raise SystemExit(f"Sign-in failed with {response.status_code}")
-
-
-class QueryCounter:
-    def __init__(self, engine):
-        self.count = 0
-        event.listen(engine, "before_cursor_execute", self._count)
-
-    def _count(self, *args) -> None:
-        self.count += 1
-
-
-def _time(client, url: str, requests: int, counter: QueryCounter | None) -> tuple[list[float], list[int]]:
-    warm_up = client.get(url)
-    if warm_up.status_code != 200 or "Question" not in warm_up.get_data(as_text=True):
-        raise SystemExit(f"{url} answered {warm_up.status_code} without threads")
-    seconds, queries = [], []
-    for _ in range(requests):
-        before = counter.count if counter else 0
-        start = time.perf_counter()
-        response = client.get(url)
-        seconds.append(time.perf_counter() - start)
-        queries.append((counter.count - before) if counter else 0)
-        if response.status_code != 200:
-            raise SystemExit(f"{url} answered {response.status_code}")
-    return seconds, queries
-
-
 def _baseline_app(rows: list[dict]) -> Flask:
     app = Flask("baseline")
     app.jinja_loader = DictLoader({"inbox.html": BASELINE_TEMPLATE})
@@ -233,10 +195,6 @@ def _baseline_app(rows: list[dict]) -> Flask:
     return app
 
 
-def _p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[-1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -245,22 +203,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="healthcrm-bench-"))
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}"
-    app = create_app(
-        {
-            "APP_ENV": "testing",
-            "INSTANCE_PATH": str(workdir),
-            "SECRET_KEY": "bench",
-            "SQLALCHEMY_DATABASE_URI": url,
-        }
-    )
+    app = bench_app(workdir)
     client = app.test_client()
     results = []
     with app.app_context():
-        db.drop_all()
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        upgrade()
+        migrate_fresh()
         clinic = Clinic()
         counter = QueryCounter(db.engine)
         database = db.engine.dialect.name
@@ -268,14 +215,12 @@ def main() -> None:
         email = clinic.coach.email
         db.session.commit()
     # Requests run outside the bench's app context: each has its own, as in production.
-    _sign_in(client, email)
+    sign_in(client, email, PASSWORD)
     base_median = None
     for size in sorted({min(SMALL, args.threads), args.threads}):
         with app.app_context():
             clinic.grow_to(size)
-            if database == "postgresql":
-                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                    connection.execute(text("ANALYZE"))
+            analyze()
             page = services.inbox(coach)
             rows = [
                 {
@@ -291,7 +236,9 @@ def main() -> None:
             next_cursor = page.next_cursor
             db.session.remove()
         if base_median is None:
-            base_seconds, _ = _time(_baseline_app(rows).test_client(), "/care/inbox", args.requests, None)
+            base_seconds, _ = time_page(
+                _baseline_app(rows).test_client(), "/care/inbox", args.requests, None, must_show="Question"
+            )
             base_median = statistics.median(base_seconds)
             results.append(("baseline (Flask + Jinja, rows in memory)", "", base_seconds, [0]))
         for label, path in (
@@ -299,7 +246,7 @@ def main() -> None:
             ("GET /care/inbox?scope=mine", "/care/inbox?scope=mine"),
             ("GET /care/inbox (second page)", f"/care/inbox?before={next_cursor}"),
         ):
-            seconds, queries = _time(client, path, args.requests, counter)
+            seconds, queries = time_page(client, path, args.requests, counter, must_show="Question")
             results.append((label, f"{size:,}", seconds, queries))
     print(
         f"{database}: the inbox of a clinic with {args.threads:,} open threads; "
@@ -309,7 +256,7 @@ def main() -> None:
     for label, size, seconds, queries in results:
         median = statistics.median(seconds)
         print(
-            f"{label:<42} {size:>8} {median * 1000:>10.2f} {_p95(seconds) * 1000:>8.2f}"
+            f"{label:<42} {size:>8} {median * 1000:>10.2f} {p95(seconds) * 1000:>8.2f}"
             f" {median / base_median:>8.1f} {statistics.median(queries):>8g}"
         )
     with app.app_context():

@@ -18,21 +18,17 @@ from __future__ import annotations
 
 import argparse
 import html
-import os
 import re
 import shutil
 import statistics
 import tempfile
-import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, render_template
-from flask_migrate import upgrade
 from jinja2 import DictLoader
-from sqlalchemy import event, text
+from pages import QueryCounter, analyze, bench_app, migrate_fresh, p95, sign_in, time_page
 
-from healthcrm import create_app
 from healthcrm.accounts.models import COACH, DOCTOR, PATIENT, Tenant, User
 from healthcrm.accounts.secrets import hash_password
 from healthcrm.extensions import db
@@ -42,7 +38,6 @@ from healthcrm.records.models import FINALIZED, LabResult, MedicalRecord, Prescr
 from healthcrm.sharing.models import SCOPE_ALL, ShareLink
 
 PASSWORD = "bench-password-1"  # noqa: S105 - the throw-away bench patient
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 OLDER_LINK = re.compile(r'href="(/portal/timeline\?[^"]*after=[^"]+)"')
 LABS = (("2345-7", "Glucose", "mg/dL", 70, 99), ("4548-4", "Hemoglobin A1c", "%", 4.0, 5.6))
 BASELINE_TEMPLATE = """<!doctype html>
@@ -189,39 +184,6 @@ class History:
         self.years += 1
 
 
-def _sign_in(client, email: str) -> None:
-    page = client.get("/forgot").get_data(as_text=True)
-    token = CSRF_META.search(page).group(1)
-    response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    if response.status_code not in (302, 303):
-        raise SystemExit(f"Sign-in failed with {response.status_code}")
-
-
-class QueryCounter:
-    def __init__(self, engine):
-        self.count = 0
-        event.listen(engine, "before_cursor_execute", self._count)
-
-    def _count(self, *args) -> None:
-        self.count += 1
-
-
-def _time(client, url: str, requests: int, counter: QueryCounter | None) -> tuple[list[float], list[int]]:
-    warm_up = client.get(url)
-    if warm_up.status_code != 200:
-        raise SystemExit(f"{url} answered {warm_up.status_code}")
-    seconds, queries = [], []
-    for _ in range(requests):
-        before = counter.count if counter else 0
-        start = time.perf_counter()
-        response = client.get(url)
-        seconds.append(time.perf_counter() - start)
-        queries.append((counter.count - before) if counter else 0)
-        if response.status_code != 200:
-            raise SystemExit(f"{url} answered {response.status_code}")
-    return seconds, queries
-
-
 def _later_page(client, depth: int) -> str:
     """The timeline page `depth` "older" links down, as the patient scrolling reaches it."""
     url = "/portal/timeline"
@@ -253,10 +215,6 @@ def _baseline_app() -> Flask:
     return app
 
 
-def _p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[-1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -265,36 +223,23 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="healthcrm-bench-"))
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}"
-    app = create_app(
-        {
-            "APP_ENV": "testing",
-            "INSTANCE_PATH": str(workdir),
-            "SECRET_KEY": "bench",
-            "SQLALCHEMY_DATABASE_URI": url,
-        }
-    )
+    app = bench_app(workdir)
     client = app.test_client()
     with app.app_context():
-        db.drop_all()
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        upgrade()
+        migrate_fresh()
         history = History()
         counter = QueryCounter(db.engine)
         database = db.engine.dialect.name
         email = history.user.email
-    _sign_in(client, email)
-    base_seconds, _ = _time(_baseline_app().test_client(), "/portal/timeline", args.requests, None)
+    sign_in(client, email, PASSWORD)
+    base_seconds, _ = time_page(_baseline_app().test_client(), "/portal/timeline", args.requests, None)
     base_median = statistics.median(base_seconds)
     results = [("baseline (Flask + Jinja, rows in memory)", "", base_seconds, [0])]
     for years in sorted({1, args.years}):
         with app.app_context():
             while history.years < years:
                 history.add_year()
-            if database == "postgresql":
-                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                    connection.execute(text("ANALYZE"))
+            analyze()
             db.session.remove()
         for label, path in (
             ("GET /portal/timeline", "/portal/timeline"),
@@ -302,7 +247,7 @@ def main() -> None:
             ("GET /portal/timeline?kind=result", "/portal/timeline?kind=result"),
             ("GET /portal (home)", "/portal"),
         ):
-            seconds, queries = _time(client, path, args.requests, counter)
+            seconds, queries = time_page(client, path, args.requests, counter)
             results.append((label, f"{years}", seconds, queries))
     print(f"{database}: the timeline and home page of a patient with {args.years} years of history")
     print("(a year: 12 visits with 2 prescriptions each, 60 results, 52 message threads, 4 shares);")
@@ -311,7 +256,7 @@ def main() -> None:
     for label, years, seconds, queries in results:
         median = statistics.median(seconds)
         print(
-            f"{label:<42} {years:>6} {median * 1000:>10.2f} {_p95(seconds) * 1000:>8.2f}"
+            f"{label:<42} {years:>6} {median * 1000:>10.2f} {p95(seconds) * 1000:>8.2f}"
             f" {median / base_median:>8.1f} {statistics.median(queries):>8g}"
         )
     with app.app_context():

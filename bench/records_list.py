@@ -17,9 +17,7 @@ recreated).
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import re
 import shutil
 import statistics
 import tempfile
@@ -28,12 +26,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, render_template
-from flask_migrate import upgrade
 from jinja2 import DictLoader
-from sqlalchemy import event, insert, select, text
+from pages import QueryCounter, analyze, bench_app, migrate_fresh, p95, sign_in, time_page
+from sqlalchemy import insert, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from healthcrm import create_app
 from healthcrm.accounts.models import DOCTOR, Tenant, User
 from healthcrm.accounts.secrets import hash_password
 from healthcrm.extensions import db
@@ -47,7 +44,6 @@ PASSWORD = "bench-password-1"  # noqa: S105 - the throw-away bench doctor
 DOCTORS = 5
 RECORDS_PER_PATIENT = 20
 HISTORY_DAYS = 730
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 # A few codes, enough for the filtered list (K70 …) to find something.
 CODES = {
     "K7031": "Alcoholic cirrhosis of liver with ascites",
@@ -236,40 +232,6 @@ def _seed(records: int, labs: int) -> tuple[Tenant, User]:
     return tenant, doctors[0]
 
 
-def _sign_in(client, email: str) -> None:
-    page = client.get("/forgot").get_data(as_text=True)
-    token = CSRF_META.search(page).group(1)
-    response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    if response.status_code not in (302, 303):
-        raise SystemExit(f"Sign-in failed with {response.status_code}")
-
-
-class QueryCounter:
-    def __init__(self, engine):
-        self.count = 0
-        event.listen(engine, "before_cursor_execute", self._count)
-
-    def _count(self, *args) -> None:
-        self.count += 1
-
-
-def _time(client, url: str, requests: int, counter: QueryCounter | None) -> tuple[list[float], list[int]]:
-    """Seconds and SQL statements per request, after one warm-up request."""
-    warm_up = client.get(url)
-    if warm_up.status_code != 200 or "/records/" not in warm_up.get_data(as_text=True):
-        raise SystemExit(f"{url} answered {warm_up.status_code} without records")
-    seconds, queries = [], []
-    for _ in range(requests):
-        before = counter.count if counter else 0
-        start = time.perf_counter()
-        response = client.get(url)
-        seconds.append(time.perf_counter() - start)
-        queries.append((counter.count - before) if counter else 0)
-        if response.status_code != 200:
-            raise SystemExit(f"{url} answered {response.status_code}")
-    return seconds, queries
-
-
 def _baseline_app(rows: list[dict]) -> Flask:
     app = Flask("baseline")
     app.jinja_loader = DictLoader({"records.html": BASELINE_TEMPLATE})
@@ -311,10 +273,6 @@ def _first_page_rows() -> list[dict]:
     ]
 
 
-def _p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[-1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -324,28 +282,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="healthcrm-bench-"))
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}"
-    app = create_app(
-        {
-            "APP_ENV": "testing",
-            "INSTANCE_PATH": str(workdir),
-            "SECRET_KEY": "bench",
-            "SQLALCHEMY_DATABASE_URI": url,
-        }
-    )
+    app = bench_app(workdir)
     with app.app_context():
         # The schema as production has it: the migrations, which add PostgreSQL's trigram search indexes.
-        db.drop_all()
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        upgrade()
+        migrate_fresh()
         started = time.perf_counter()
         _, doctor = _seed(args.records, args.labs)
         seeded = time.perf_counter() - started
-        if db.engine.dialect.name == "postgresql":
-            # Fresh tables have no planner statistics until autovacuum gets to them; a clinic's database has.
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                connection.execute(text("ANALYZE"))
+        analyze()
         email = doctor.email
         rows = _first_page_rows()
         counter = QueryCounter(db.engine)
@@ -355,12 +299,12 @@ def main() -> None:
     print(f"seeded in {seeded:.1f} s; {args.requests} requests per page\n")
 
     baseline = _baseline_app(rows).test_client()
-    base_seconds, _ = _time(baseline, "/records", args.requests, None)
+    base_seconds, _ = time_page(baseline, "/records", args.requests, None, must_show="/records/")
     base_median = statistics.median(base_seconds)
 
     client = app.test_client()
     with app.app_context():
-        _sign_in(client, email)
+        sign_in(client, email, PASSWORD)
     results = [("baseline (Flask + Jinja, rows in memory)", base_seconds, [0])]
     for label, path in (
         ("GET /records", "/records"),
@@ -371,14 +315,14 @@ def main() -> None:
         ("GET /records?q=k7 (two letters)", "/records?q=k7"),
     ):
         with app.app_context():
-            seconds, queries = _time(client, path, args.requests, counter)
+            seconds, queries = time_page(client, path, args.requests, counter, must_show="/records/")
         results.append((label, seconds, queries))
 
     print(f"{'page':<42} {'median ms':>10} {'p95 ms':>8} {'× base':>8} {'queries':>8}")
     for label, seconds, queries in results:
         median = statistics.median(seconds)
         print(
-            f"{label:<42} {median * 1000:>10.2f} {_p95(seconds) * 1000:>8.2f} {median / base_median:>8.1f}"
+            f"{label:<42} {median * 1000:>10.2f} {p95(seconds) * 1000:>8.2f} {median / base_median:>8.1f}"
             f" {statistics.median(queries):>8g}"
         )
     with app.app_context():
