@@ -6,14 +6,12 @@ skipped (the refusal of a file type, checked before anything is stored, runs eit
 
 from __future__ import annotations
 
-import inspect
 import io
 
 import pytest
 from sqlalchemy import func, select
 
 from healthcrm.extensions import db
-from healthcrm.files import patient_files
 from healthcrm.portal.messages.models import Message, MessageAttachment, Thread
 from healthcrm.tenant_scope import all_tenants
 from tests.factories import login as sign_in
@@ -27,10 +25,6 @@ PNG = bytes.fromhex(
 PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj "
     b"3 0 obj<</Type/Page/MediaBox[0 0 10 10]/Parent 2 0 R>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-)
-STORE_IMPLEMENTED = "NotImplementedError" not in inspect.getsource(patient_files.store_patient_file)
-needs_store = pytest.mark.skipif(
-    not STORE_IMPLEMENTED, reason="store_patient_file is implemented by the documents helper (issue 11)"
 )
 
 
@@ -84,7 +78,6 @@ def test_a_file_that_is_not_a_photo_or_a_pdf_is_refused_before_anything_is_store
     assert _count(Thread) == 0 and _count(Message) == 0
 
 
-@needs_store
 def test_a_photo_and_a_pdf_attach_and_download_for_the_patient_and_the_coach(client, people):
     login(client, people["me"].email)
     assert _send_with(client, ("knee.png", PNG), ("letter.pdf", PDF)).status_code == 303
@@ -103,7 +96,6 @@ def test_a_photo_and_a_pdf_attach_and_download_for_the_patient_and_the_coach(cli
     assert staff.status_code == 200 and staff.data == PNG
 
 
-@needs_store
 def test_another_patients_attachment_answers_404(client, people):
     login(client, people["other"].email)
     _send_with(client, ("theirs.png", PNG), subject="Theirs")
@@ -121,7 +113,6 @@ def test_another_patients_attachment_answers_404(client, people):
     assert client.get(f"/care/inbox/{mine.id}/files/{their_file}").status_code == 404
 
 
-@needs_store
 def test_a_reply_from_the_care_team_can_carry_a_file(client, people):
     login(client, people["me"].email)
     _send_with(client, ("knee.png", PNG))

@@ -764,10 +764,8 @@ def attachment_of_thread(actor: Actor, thread: Thread, attachment_id: int):
 
 def open_attachment(actor: Actor, thread_id: int, attachment_id: int, *, patient_id: int | None = None):
     """The current version of a message's attachment, checked to belong to the thread (and, for a patient,
-    the thread to them), logged and audited as a download. Returns a files.services.Delivery."""
+    the thread to them), handed out by files.deliver_version as a download (a files.services.Delivery)."""
     from ...files import services as files  # noqa: PLC0415
-    from ...files.models import ACCESS_DOWNLOAD  # noqa: PLC0415
-    from ...files.storage import S3Storage  # noqa: PLC0415
 
     thread = (
         _own_thread(actor, patient_id, thread_id)
@@ -778,20 +776,5 @@ def open_attachment(actor: Actor, thread_id: int, attachment_id: int, *, patient
     version = attachment.current_version
     if version is None:
         raise NotFound(attachment_id)
-    files._openable(version)
-    storage = files._storage()
-    files._verify(storage, version)
-    files.log_access(actor, version, ACCESS_DOWNLOAD)
-    db.session.commit()
-    delivery = files.Delivery(version, version.original_name, version.content_type, False, size=version.size)
-    if isinstance(storage, S3Storage):
-        delivery.redirect_url = storage.presigned_get(
-            version.storage_key,
-            files.DOWNLOAD_URL_SECONDS,
-            download_name=version.original_name,
-            inline=False,
-            content_type=version.content_type,
-        )
-    else:
-        delivery.chunks = files.read_version(version)
-    return delivery
+    # The same checks as every file: scan state, checksum (a mismatch audited), the access log, audit.
+    return files.deliver_version(actor, version, inline=False)
