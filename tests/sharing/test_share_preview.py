@@ -151,3 +151,21 @@ def test_another_patients_record_in_the_scope_is_refused(client, clinic, outbox_
         text = answer.get_data(as_text=True)
         assert BANNER not in text and "Fatigue and itching" not in text.split("</form>")[-1]
         _nothing_made(outbox_dir)
+
+
+def test_a_shared_file_is_named_in_the_preview_with_no_way_to_open_or_download_it(
+    app, client, clinic, outbox_dir
+):
+    from tests.files import samples
+    from tests.sharing.test_provider import _attach
+
+    with time_machine.travel(NOW, tick=False):
+        _attach(clinic["record"], "liver-scan.png", samples.png(), "png", "image/png")
+        login(client, clinic["user"].email)
+        answer = client.post("/portal/shares/new", data={**_form(allow_download="y"), "preview": "1"})
+        assert answer.status_code == 200
+        files = _sections(answer.get_data(as_text=True))["files"]
+        assert "liver-scan.png" in files and "Download" not in files and "View" not in files
+        text = answer.get_data(as_text=True)
+        assert "/s/" not in text and "<img" not in text.split(BANNER)[-1]
+        _nothing_made(outbox_dir)
