@@ -124,6 +124,7 @@ ACTION_LABELS: dict[str, str] = {
     "care_plan.acknowledge": "Acknowledged the care plan",
     "share.list": "Listed share links",
     "share.create": "Shared records",
+    "share.preview": "Previewed what a share would show",
     "share.extend": "Extended a share link",
     "share.expire": "A share link expired",
     "share.revoke": "Revoked a share link",

@@ -26,9 +26,10 @@ from . import feed
 PAGE_SIZE = 20
 CURSOR_SALT = "portal-timeline-cursor"
 # Keys are row ids (positive); these bound them on either side when a position is translated for a source
-# of another kind (see `_source_before`).
-KEY_ABOVE_ALL = 2**62
-KEY_BELOW_ALL = -(2**62)
+# of another kind (see `_source_before`). They fit a 32-bit INTEGER column: PostgreSQL refuses a larger
+# bound for one ("integer out of range"), and serial ids stop below 2**31 - 1.
+KEY_ABOVE_ALL = 2**31 - 1
+KEY_BELOW_ALL = -(2**31)
 
 
 class BadCursor(ValueError):

@@ -1,5 +1,6 @@
-"""The patient's visits and results on their portal timeline (portal/feed.py), one query per page each, and
-"new results" on the dashboard. Only what the patient may see: finalized visits, released results."""
+"""The patient's visits, prescriptions and results on their portal timeline (portal/feed.py), one query
+per page each, and "new results" on the dashboard. Only what the patient may see: finalized visits (and
+their prescriptions), released results."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import and_, func, or_, select, true
 from ..extensions import db
 from ..portal.feed import Attention, Cursor, TimelineItem, attention_source, timeline_source
 from ..portal.models import Notification
-from .models import FINALIZED, LabResult, MedicalRecord
+from .models import FINALIZED, LabResult, MedicalRecord, Prescription
 from .patient_view import patient_today, plain_flag, released
 
 
@@ -42,6 +43,36 @@ def visit_items(tenant_id: int, patient_id: int, before: Cursor, limit: int) -> 
             title="A visit was signed",
             detail=row.chief_complaint,
             link=url_for("portal_records.show", record_id=row.id),
+        )
+        for row in rows
+    ]
+
+
+@timeline_source("prescription", "Prescriptions")
+def prescription_items(tenant_id: int, patient_id: int, before: Cursor, limit: int) -> list[TimelineItem]:
+    """Prescriptions of the patient's finalized visits, at the time their visit was signed."""
+    at = func.coalesce(MedicalRecord.finalized_at, MedicalRecord.visit_at)
+    rows = db.session.execute(
+        select(Prescription.id, Prescription.drug, Prescription.dose, Prescription.frequency, at.label("at"))
+        .join(MedicalRecord, MedicalRecord.id == Prescription.record_id)
+        .where(
+            Prescription.tenant_id == tenant_id,
+            MedicalRecord.tenant_id == tenant_id,
+            MedicalRecord.patient_id == patient_id,
+            MedicalRecord.status == FINALIZED,
+            _older_than(at, Prescription.id, before),
+        )
+        .order_by(at.desc(), Prescription.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        TimelineItem(
+            kind="prescription",
+            at=row.at,
+            key=row.id,
+            title=f"Prescribed: {row.drug}",
+            detail=", ".join(part for part in (row.dose, row.frequency) if part) or None,
+            link=url_for("portal_records.medications"),
         )
         for row in rows
     ]

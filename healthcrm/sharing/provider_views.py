@@ -348,6 +348,33 @@ def _page_context(share: ShareLink, visit: ShareVisit) -> dict:
     }
 
 
+def sections_context(share: ShareLink, content: SharedContent, tab: str, args=None) -> dict:
+    """What the shared sections (sharing/provider/_sections.html) need to show `content`: the provider's
+    view, and the patient's preview of a share not made yet (sharing/preview.py), from the same code."""
+    clinic = _clinic(share)
+    lab_tests = _lab_tests(content)
+    # The labs tab's panel filter and open chart (the flowsheet's links); other tabs show it unfiltered.
+    sheet_args = flowsheet_args(args) if tab == "labs" and args is not None else {}
+    lab_sheet = build_flowsheet(lab_tests, clinic.timezone, **sheet_args)
+    series = LabOverview(content.patient, lab_tests).chart_series()
+    return {
+        "share": share,
+        "clinic": clinic,
+        "when": _clinic_time(clinic.timezone),
+        "tab": tab,
+        "tabs": _tabs(share),
+        "content": content,
+        "what": describe_scope(share),
+        "lab_tests": lab_tests,
+        "lab_sheet": lab_sheet,
+        "lab_series": [s for s in series if lab_sheet.chart and s["canvas"] == lab_sheet.chart.index],
+        "timezone": clinic.timezone,
+        "flag_labels": FLAG_LABELS,
+        "previewable": file_previews.previewable,
+        "preview": False,  # True on the patient's preview: no link to a file, a download or another tab
+    }
+
+
 def _shared_view(token: str, tab: str) -> Response:
     share, visit = _admitted(token)
     tabs = _tabs(share)
@@ -356,27 +383,11 @@ def _shared_view(token: str, tab: str) -> Response:
     # Logged before the content is read: nothing is shown that the patient's access log does not list.
     services.log_view(share, "print view" if tab == PRINT else tabs[tab], **_client())
     content = shared_content(share)
-    lab_tests = _lab_tests(content)
-    context = _page_context(share, visit)
-    # The labs tab's panel filter and open chart (the flowsheet's links); other tabs show it unfiltered.
-    sheet_args = flowsheet_args(request.args) if tab == "labs" else {}
-    lab_sheet = build_flowsheet(lab_tests, context["clinic"].timezone, **sheet_args)
-    series = LabOverview(content.patient, lab_tests).chart_series()
     return render_page(
         "sharing/provider/view.html",
         block=None if tab == PRINT else "panel",
-        **context,
+        **{**_page_context(share, visit), **sections_context(share, content, tab, request.args)},
         token=token,
-        tab=tab,
-        tabs=tabs,
-        content=content,
-        what=describe_scope(share),
-        lab_tests=lab_tests,
-        lab_sheet=lab_sheet,
-        lab_series=[s for s in series if lab_sheet.chart and s["canvas"] == lab_sheet.chart.index],
-        timezone=context["clinic"].timezone,
-        flag_labels=FLAG_LABELS,
-        previewable=file_previews.previewable,
         fragment=tab != PRINT and bool(htmx and not htmx.boosted),
     )
 

@@ -21,9 +21,11 @@ from ..patients.models import Patient
 from ..tenancy import get_scoped
 from ..useragent import describe_user_agent
 from ..web import render_fragment, render_page
+from . import preview as preview_service
 from . import services
 from .forms import ExtendForm, PasscodeForm, ShareForm
 from .overview import sharing_overview
+from .provider_views import sections_context
 from .tasks import describe_scope
 
 bp = Blueprint("sharing", __name__)
@@ -110,7 +112,11 @@ def _show_errors(form: ShareForm, errors: list[services.ShareError]) -> None:
             form.form_errors.append(error.message)
 
 
-def _form_page(form: ShareForm, patient_id: int, *, status: int = 200, added_row=None) -> Response:
+def _form_page(
+    form: ShareForm, patient_id: int, *, status: int = 200, added_row=None, preview: dict | None = None
+) -> Response:
+    """The form; with `preview` (the shared sections' context), the form and below it what the share
+    would show (htmx swaps the form's section, preview included, in place)."""
     today = services.share_today(current_user.tenant_id)
     return render_page(
         "sharing/new.html",
@@ -123,6 +129,7 @@ def _form_page(form: ShareForm, patient_id: int, *, status: int = 200, added_row
         tomorrow=today + timedelta(days=1),
         last_day=today + timedelta(days=services.MAX_DAYS),
         status=status,
+        **(preview or {"preview": False}),
     )
 
 
@@ -145,6 +152,8 @@ def _create(patient_id: int | None) -> Response:
     _show_errors(form, services.check_request(actor, patient_id, share_request))
     if not (form_valid and form.is_clean()):
         return _form_page(form, patient_id, status=INVALID)
+    if "preview" in request.form:
+        return _preview(form, patient_id, share_request)
     try:
         created = services.create_shares(actor, patient_id, share_request)
     except services.ShareError as error:  # the data changed between the check and the write
@@ -163,6 +172,20 @@ def _create(patient_id: int | None) -> Response:
     )
     response.headers["HX-Trigger"] = SHARES_CHANGED
     return response
+
+
+def _preview(form: ShareForm, patient_id: int, share_request: services.ShareRequest) -> Response:
+    """The form again with what the recipient would see below it: the provider's sections of a share
+    not made (nothing is written but the audit of the read)."""
+    try:
+        content = preview_service.preview_share(current_actor(), patient_id, share_request)
+    except services.ShareError as error:  # the data changed since the check
+        _show_errors(form, getattr(error, "errors", [error]))
+        return _form_page(form, patient_id, status=INVALID)
+    except LookupError:
+        abort(404)
+    sections = sections_context(content.share, content, "all")
+    return _form_page(form, patient_id, preview={**sections, "preview": True, "token": None})
 
 
 @bp.route("/portal/shares/new", methods=["GET", "POST"])
