@@ -28,7 +28,7 @@ SUBJECTS = {
     "password_reset": "Reset your HealthCRM password",
     "patient_invitation": "Your HealthCRM account",
     "staff_invitation": "Your HealthCRM account",
-    "registration": "Create your patient portal account",
+    "registration": "Your HealthCRM account",
     "file_quarantined": "A file you uploaded was quarantined",
     "share_link": "A secure link was shared with you",
     "share_code": "Your one-time code",

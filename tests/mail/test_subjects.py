@@ -57,6 +57,7 @@ def _contexts(people) -> dict[str, tuple[str, dict]]:
         "password_reset": (doctor.email, {"user": doctor, "url": url, "minutes": 30}),
         "patient_invitation": (portal.email, {"user": portal, "url": url, "days": 7}),
         "staff_invitation": (doctor.email, {"user": doctor, "url": url, "days": 7}),
+        "registration": ("maria.new@example.com", {"patient": people["patient"], "url": url, "hours": 24}),
         "share_link": (
             share.recipient_email,
             {
