@@ -48,6 +48,9 @@ HX = {"HX-Request": "true"}
 # Tables the denial itself may write to: the audit trail, and the signed-in person's session bookkeeping (its
 # last-seen time is refreshed now and then, whatever the page; on a slow database it happens mid-matrix).
 MAY_CHANGE = {"audit_log", "audit_chain_heads", "user_sessions"}
+# The code list no request writes (on PostgreSQL it holds the whole ICD-10-CM list: hashing it per request
+# would be most of this test's time).
+REFERENCE = {"icd10_codes"}
 
 
 @dataclass
@@ -169,7 +172,7 @@ def _fingerprint(only: Owner | None = None) -> dict[str, str]:
     prints = {}
     with all_tenants("test"):
         for table in db.metadata.sorted_tables:
-            if table.name in MAY_CHANGE:
+            if table.name in MAY_CHANGE or table.name in REFERENCE:
                 continue
             query = select(table)
             if only is not None:
@@ -223,13 +226,14 @@ def test_another_patients_object_answers_404_and_changes_nothing(app, client, pe
     theirs = {name: make(people[whose]) for name, make in ARGUMENTS.items()}
     assert login(client, people["me"].user.email).status_code == 303
     checked = []
+    after = _fingerprint()
     for rule in rules:
         missing = sorted(set(rule.arguments) - set(ARGUMENTS))
         assert missing == [], _missing_message(missing, [rule])
         url = _fill(rule, theirs)
         for method in _methods(rule):
             for headers in ({}, HX):
-                before = _fingerprint()
+                before = after  # the print after one request is the print before the next
                 if method == "GET":
                     response = client.get(url, headers=headers)
                 else:
