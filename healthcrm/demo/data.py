@@ -209,9 +209,9 @@ def seed_demo(password: str | None) -> DemoResult:
             result.passwords_changed = _set_passwords(tenants, users, password)
         result.logins = [DemoLogin(user.tenant.name, user.role, user.email) for user in users]
         result.registration_codes = _registration_codes(tenants)
-        # The seeded portal activity raised events (a message sent, a refill requested): queue their
-        # handling now, so the demo's tasks and notifications exist when the server starts.
-        events.commit()
+        # The seeded portal activity raised events (a message sent, a refill requested): handle them here,
+        # so the demo's tasks and notifications exist when the server starts, with or without a worker.
+        events.commit_and_handle_here()
     except Exception:
         db.session.rollback()
         events.discard_pending()

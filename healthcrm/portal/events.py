@@ -90,6 +90,14 @@ def dispatch() -> None:
             log.warning("portal event %s not queued (the queue is down); the sweep will handle it", event_id)
 
 
+def commit_and_handle_here() -> None:
+    """Commit, then handle this session's raised events in this process instead of queueing them (a CLI
+    command such as `flask demo`: its events are handled before it returns, with or without a worker)."""
+    db.session.commit()
+    for event_id, tenant_id in db.session.info.pop(_PENDING_KEY, []):
+        handle_event(event_id, tenant_id)
+
+
 def discard_pending() -> None:
     """Forget raised events after a rollback (they were never committed)."""
     db.session.info.pop(_PENDING_KEY, None)
@@ -158,6 +166,7 @@ __all__ = [
     "HANDLERS",
     "after_handling",
     "commit",
+    "commit_and_handle_here",
     "dispatch",
     "handle_event",
     "handles",
