@@ -63,6 +63,10 @@ from .records.icd10 import icd10_cli
 from .records.lab_views import bp as labs_bp
 from .records.portal_views import bp as portal_records_bp
 from .records.views import bp as records_bp
+from .scheduling import handlers as scheduling_handlers_module
+from .scheduling import models as scheduling_module
+from .scheduling.portal_views import bp as portal_appointments_bp
+from .scheduling.staff_views import bp as schedule_bp
 from .selfcare import handlers as selfcare_handlers_module
 from .selfcare import models as selfcare_module
 from .selfcare.portal_views import bp as portal_selfcare_bp
@@ -104,6 +108,8 @@ MODULES_THAT_REGISTER = (
     selfcare_handlers_module,
     profile_module,
     profile_handlers_module,
+    scheduling_module,
+    scheduling_handlers_module,
 )
 
 
@@ -182,6 +188,8 @@ def register_blueprints(app: Flask) -> None:
         portal_notifications_bp,
         portal_profile_bp,
         care_changes_bp,
+        schedule_bp,
+        portal_appointments_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -59,6 +59,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "result.hold": SIGNERS,  # hold one result back from the patient, with a reason and an end date
     "care.settings": frozenset({ADMIN}),  # care-stage rules, topics, response targets, clinic hours
     "care.report": frozenset({ADMIN}),  # the portal report
+    # appointments (healthcrm/scheduling)
+    "schedule.calendar": frozenset(STAFF_ROLES),  # the day and week views
+    "schedule.book": frozenset({ADMIN, DOCTOR, NURSE, FRONT_DESK}),  # book, move, cancel for any patient
+    "schedule.overbook": frozenset({ADMIN, DOCTOR, FRONT_DESK}),  # book over another booking, with a reason
+    "schedule.check_in": frozenset({ADMIN, DOCTOR, NURSE, FRONT_DESK}),  # check in, complete, no-show
+    "schedule.settings": frozenset({ADMIN}),  # appointment types, everyone's hours, closures, reminders
+    "schedule.own_hours": frozenset({ADMIN, DOCTOR, NURSE, COACH}),  # a provider's own hours and time off
 }
 
 

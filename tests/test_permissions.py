@@ -54,6 +54,12 @@ GRID = {
     "result.hold":              "X X . . . .",
     "care.settings":            "X . . . . .",
     "care.report":              "X . . . . .",
+    "schedule.calendar":        "X X X X X .",
+    "schedule.book":            "X X X . X .",
+    "schedule.overbook":        "X X . . X .",
+    "schedule.check_in":        "X X X . X .",
+    "schedule.settings":        "X . . . . .",
+    "schedule.own_hours":       "X X X X . .",
 }  # fmt: skip
 CASES = [
     (permission, role, mark == "X")

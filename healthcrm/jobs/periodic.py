@@ -32,6 +32,8 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
         "healthcrm.portal.notifications:sweep_unsent_emails",
     ),
     "records.result_holds": (timedelta(hours=1), "healthcrm.records.result_holds:release_expired_holds"),
+    "scheduling.holds": (timedelta(minutes=1), "healthcrm.scheduling.booking:expire_holds"),
+    "scheduling.reminders": (timedelta(minutes=5), "healthcrm.scheduling.notices:send_due_reminders"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 
