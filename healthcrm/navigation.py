@@ -36,6 +36,12 @@ PORTAL_NAV = (
     NavItem("portal_records.medications", "Medications"),
     NavItem("portal_records.health", "Allergies and conditions"),
     NavItem("portal_messages.index", "Messages", primary=True, also=("portal_messages",)),
+    NavItem(
+        "portal_appointments.index",
+        "Appointments",
+        primary=True,
+        also=("portal_appointments", "portal_waitlist"),
+    ),
     NavItem("portal_documents.index", "Documents", also=("portal_documents",)),
     NavItem("portal_selfcare.refills", "Refills", also=("portal_selfcare.refill_new",)),
     NavItem("portal_selfcare.symptoms", "Symptoms"),
@@ -49,6 +55,7 @@ PORTAL_NAV = (
 CARE_NAV = (
     NavItem("care_tasks.index", "Tasks", permission="care.tasks", also=("care_tasks",)),
     NavItem("care_inbox.index", "Inbox", permission="care.inbox", also=("care_inbox",)),
+    NavItem("schedule.index", "Calendar", permission="schedule.calendar", also=("schedule",)),
 )
 
 # The queues behind the tasks, linked from the top of the Tasks page (the bar stays one row at 1280 px).
@@ -60,6 +67,7 @@ CARE_QUEUES = (
 CARE_ADMIN_NAV = (
     NavItem("care_settings.index", "Portal settings", permission="care.settings", also=("care_settings",)),
     NavItem("care_report.index", "Portal report", permission="care.report", also=("care_report",)),
+    NavItem("schedule.settings", "Scheduling settings", permission="schedule.settings"),
 )
 
 
