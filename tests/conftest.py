@@ -287,6 +287,20 @@ def _empty_postgres(url: str) -> None:
     emptied with DELETE, with triggers off for this session (`session_replication_role = replica`: the audit
     log's append-only trigger and the foreign-key checks, so the order does not matter); their sequences
     are restarted. A few milliseconds."""
+    engine, sequences, probe = _emptying(url)
+    with engine.begin() as connection:
+        used = list(connection.scalars(probe))
+        if not used:
+            return
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        for name in used:
+            connection.execute(text(f'DELETE FROM "{name}"'))  # noqa: S608 - a model's table
+            if sequences.get(name):
+                connection.execute(text(f"ALTER SEQUENCE {sequences[name]} RESTART"))
+
+
+def _emptying(url: str):
+    """(engine, {table: its id sequence}, the query naming the tables that hold rows), made once per url."""
     if url not in _EMPTYING:
         engine = create_engine(url)
         # The ICD-10-CM list is reference data loaded once with the schema: keep it.
@@ -303,16 +317,7 @@ def _empty_postgres(url: str) -> None:
             )
         probe = " UNION ALL ".join(f"(SELECT '{name}' FROM \"{name}\" LIMIT 1)" for name in names)  # noqa: S608 - model names
         _EMPTYING[url] = (engine, sequences, text(probe))
-    engine, sequences, probe = _EMPTYING[url]
-    with engine.begin() as connection:
-        used = list(connection.scalars(probe))
-        if not used:
-            return
-        connection.execute(text("SET LOCAL session_replication_role = replica"))
-        for name in used:
-            connection.execute(text(f'DELETE FROM "{name}"'))  # noqa: S608 - a model's table
-            if sequences.get(name):
-                connection.execute(text(f"ALTER SEQUENCE {sequences[name]} RESTART"))
+    return _EMPTYING[url]
 
 
 def _copy_sqlite(template: str, target: Path) -> None:
@@ -367,10 +372,14 @@ def session_app(template_database, shared_dir, outbox_dir, live_server_port, rq_
 def app(request, session_app, template_database, tmp_path, outbox_dir, shared_dir, live_server_port):
     own = request.node.get_closest_marker("own_app") is not None
     app = _make_app(shared_dir, outbox_dir, live_server_port) if own else session_app
+    demo = request.node.get_closest_marker("demo_seeded") is not None
+    snapshot = request.getfixturevalue("demo_snapshot") if demo else None
     if not USE_POSTGRES:
         full = request.node.get_closest_marker("icd10_full") is not None
         template = request.getfixturevalue("full_icd10_template") if full else template_database
-        _copy_sqlite(template, shared_dir / "test.db")
+        _copy_sqlite(snapshot or template, shared_dir / "test.db")
+    elif snapshot is not None:
+        _restore_postgres(DATABASE_URL, snapshot)
     for message in outbox_dir.glob("*.eml"):
         message.unlink()
     config = copy.deepcopy(dict(app.config))
@@ -402,6 +411,75 @@ def app(request, session_app, template_database, tmp_path, outbox_dir, shared_di
         app.extensions.update(extensions)
         if USE_POSTGRES:
             _empty_postgres(DATABASE_URL)
+
+
+# --- the demo, seeded once ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def demo_snapshot(session_app, template_database, shared_dir, outbox_dir):
+    """The demo clinics as `flask demo` makes them, seeded once per test process (seeding takes seconds):
+    on SQLite a template file, on PostgreSQL the rows of each table (COPY), restored before each test marked
+    `@pytest.mark.demo_seeded`. Such a test starts where a first `seed_demo(None)` would leave it."""
+    from healthcrm.demo.data import seed_demo
+
+    if not USE_POSTGRES:
+        path = shared_dir / "template-demo.db"
+        shutil.copyfile(template_database, path)
+        app = create_app(
+            {**_base_config(shared_dir / "demo", outbox_dir), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"}
+        )
+        with app.app_context():
+            seed_demo(None)
+            db.session.remove()
+            db.engine.dispose()
+        return str(path)
+    with session_app.app_context():
+        seed_demo(None)
+        if REDIS_URL:
+            _wait_for_jobs(timeout=60)
+        db.session.remove()
+    snapshot = _dump_postgres(DATABASE_URL)
+    _empty_postgres(DATABASE_URL)
+    return snapshot
+
+
+def _dump_postgres(url: str) -> dict:
+    engine, sequences, probe = _emptying(url)
+    tables: dict[str, bytes] = {}
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        used = [row[0] for row in cursor.execute(str(probe)).fetchall()]
+        for name in used:
+            with cursor.copy(f'COPY "{name}" TO STDOUT') as copy:
+                tables[name] = b"".join(bytes(chunk) for chunk in copy)
+        values = {}
+        for name in used:
+            if sequences.get(name):
+                values[sequences[name]] = cursor.execute(
+                    f"SELECT last_value, is_called FROM {sequences[name]}"  # noqa: S608 - a model's sequence
+                ).fetchone()
+        raw.commit()
+    finally:
+        raw.close()
+    return {"tables": tables, "sequences": values}
+
+
+def _restore_postgres(url: str, snapshot: dict) -> None:
+    engine, _sequences, _probe = _emptying(url)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        for name, data in snapshot["tables"].items():
+            with cursor.copy(f'COPY "{name}" FROM STDIN') as copy:
+                copy.write(data)
+        for sequence, (value, called) in snapshot["sequences"].items():
+            cursor.execute("SELECT setval(%s, %s, %s)", (sequence, value, called))
+        raw.commit()
+    finally:
+        raw.close()
 
 
 @pytest.fixture

@@ -71,6 +71,7 @@ def test_creates_two_clinics_with_every_staff_role(app):
         assert doctor.full_name.startswith("Dr. ")
 
 
+@pytest.mark.demo_seeded
 def test_patients_look_like_a_real_practice(app):
     seed_demo(None)
 
@@ -94,6 +95,7 @@ def test_patients_look_like_a_real_practice(app):
         assert (coach.role, coach.tenant_id) == ("coach", tenant.id)
 
 
+@pytest.mark.demo_seeded
 def test_some_patients_get_portal_accounts(app):
     seed_demo(None)
 
@@ -124,6 +126,7 @@ def test_generated_password_works_for_every_demo_user(app):
     assert len(_events("demo.passwords_set")) == 2
 
 
+@pytest.mark.demo_seeded
 def test_seeding_twice_changes_nothing(app):
     seed_demo(None)
     before = _snapshot()
@@ -136,6 +139,7 @@ def test_seeding_twice_changes_nothing(app):
     assert _snapshot() == before
 
 
+@pytest.mark.demo_seeded
 def test_password_option_resets_only_the_passwords(app):
     seed_demo(None)
     before = _snapshot()
@@ -178,6 +182,7 @@ def _people() -> list[tuple]:
     ]
 
 
+@pytest.mark.demo_seeded
 def test_every_database_gets_the_same_people(app, tmp_path):
     seed_demo(None)
     first = _people()

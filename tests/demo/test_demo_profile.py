@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from healthcrm.demo.data import seed_demo
@@ -11,6 +12,7 @@ from healthcrm.portal.profile.models import PENDING, ProfileChangeRequest
 from healthcrm.tenant_scope import all_tenants
 
 
+@pytest.mark.demo_seeded
 def test_the_demo_has_a_pending_name_change(app):
     seed_demo(None)
     with all_tenants("test"):

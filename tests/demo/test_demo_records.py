@@ -47,6 +47,7 @@ def _counts() -> dict[str, int]:
     return {model.__name__: db.session.scalar(select(func.count()).select_from(model)) for model in models}
 
 
+@pytest.mark.demo_seeded
 def test_each_clinic_gets_two_years_of_visits_in_clinic_hours(app):
     seed_demo(None)
 
@@ -69,6 +70,7 @@ def test_each_clinic_gets_two_years_of_visits_in_clinic_hours(app):
             assert record.patient.tenant_id == tenant.id and record.doctor.tenant_id == tenant.id
 
 
+@pytest.mark.demo_seeded
 def test_most_records_are_finalized_and_a_few_recent_ones_are_drafts(app):
     seed_demo(None)
 
@@ -85,6 +87,7 @@ def test_most_records_are_finalized_and_a_few_recent_ones_are_drafts(app):
         assert any(r.follow_up_required and r.follow_up_date for r in records)
 
 
+@pytest.mark.demo_seeded
 def test_diagnoses_are_listed_icd10_codes_with_one_primary(app):
     seed_demo(None)
 
@@ -104,6 +107,7 @@ def test_diagnoses_are_listed_icd10_codes_with_one_primary(app):
         assert expected <= used
 
 
+@pytest.mark.demo_seeded
 def test_lab_flags_follow_the_reference_ranges(app):
     seed_demo(None)
 
@@ -128,6 +132,7 @@ def test_lab_flags_follow_the_reference_ranges(app):
     )
 
 
+@pytest.mark.demo_seeded
 def test_lakeside_has_sick_liver_patients_with_meaningful_scores(app):
     seed_demo(None)
 
@@ -141,6 +146,7 @@ def test_lakeside_has_sick_liver_patients_with_meaningful_scores(app):
     assert "C" in {s["Child-Pugh"].category for s in scored}
 
 
+@pytest.mark.demo_seeded
 def test_some_patients_have_allergies_and_immunizations(app):
     seed_demo(None)
 
@@ -153,6 +159,7 @@ def test_some_patients_have_allergies_and_immunizations(app):
         assert any(shot.vaccine.startswith("Influenza") for shot in shots)
 
 
+@pytest.mark.demo_seeded
 def test_records_are_seeded_once(app):
     seed_demo(None)
     before = _counts()
@@ -189,6 +196,7 @@ def test_each_demo_clinic_ships_four_templates(app):
     assert "assessment" in hepatology.current.sections
 
 
+@pytest.mark.demo_seeded
 def test_demo_records_are_found_by_the_search(app):
     seed_demo(None)
 

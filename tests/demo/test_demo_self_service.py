@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from healthcrm.care.models import Task
@@ -17,6 +18,7 @@ def _count(model, *where) -> int:
         return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
+@pytest.mark.demo_seeded
 def test_the_demo_has_refills_symptoms_doses_and_care_plans(app):
     seed_demo(None)
     assert _count(RefillRequest, RefillRequest.status == PENDING) >= 1
@@ -24,6 +26,7 @@ def test_the_demo_has_refills_symptoms_doses_and_care_plans(app):
     assert _count(DoseMark) > 0 and _count(SymptomEntry) > 0 and _count(CarePlanVersion) > 0
 
 
+@pytest.mark.demo_seeded
 def test_the_events_the_demo_raises_are_handled_so_its_tasks_exist_at_once(app, drain_jobs):
     seed_demo(None)
     drain_jobs()
