@@ -106,7 +106,6 @@ def compose_notice(tenant: Tenant, appointment: Appointment, kind: str, to: str)
 
     template, method = NOTICES[kind]
     kind_of_visit = appointment.type
-    lead = REMINDER_LEADS.get(kind)
     message = compose(
         to,
         template,
@@ -120,7 +119,6 @@ def compose_notice(tenant: Tenant, appointment: Appointment, kind: str, to: str)
         preparation=(kind_of_visit.preparation or "").strip() or None,
         phone=tenant.phone,
         url=f"{current_app.config['PUBLIC_URL']}{portal_link(appointment.id)}",
-        lead_hours=int(lead.total_seconds() // 3600) if lead else None,
     )
     message.add_attachment(
         ics.appointment_calendar(tenant, appointment, method),
