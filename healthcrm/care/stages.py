@@ -27,12 +27,18 @@ EVENT_KINDS = {
     "document.uploaded": "The patient uploaded a document",
     "care_plan.acknowledged": "The patient acknowledged a care plan",
     "profile.change_requested": "The patient asked to change their details",
+    "appointment.booked": "An appointment was booked for the patient",
+    "appointment.rescheduled": "The patient's appointment was moved",
+    "appointment.cancelled": "The patient's appointment was cancelled",
 }
-# A new clinic's rules: registered → onboarding; the first answered message → active care.
+# A new clinic's rules: registered → onboarding; the first answered message, or the first appointment
+# booked, → active care (the "engaged": active care is the stage that means it here).
 DEFAULT_RULES = (
     ("account.registered", "new", "onboarding", False),
     ("message.replied", "new", "active", True),
     ("message.replied", "onboarding", "active", True),
+    ("appointment.booked", "new", "active", True),
+    ("appointment.booked", "onboarding", "active", True),
 )
 HISTORY_LIMIT = 20
 

@@ -34,6 +34,10 @@ SUBJECTS = {
     "share_code": "Your one-time code",
     "share_notice": "News about a link you shared",
     "portal_notice": "You have a new message",
+    "appointment_confirmation": "Your appointment is booked",
+    "appointment_update": "Your appointment has moved",
+    "appointment_cancellation": "Your appointment is cancelled",
+    "appointment_reminder": "A reminder of your appointment",
 }
 _OUTBOX_NAME = re.compile(r"[0-9T]{15}-[0-9a-f]{32}\.eml")
 

@@ -53,6 +53,17 @@ def people(app):
 def _contexts(people) -> dict[str, tuple[str, dict]]:
     share, portal, doctor = people["share"], people["portal"], people["doctor"]
     url = "http://127.0.0.1:5000/x"
+    appointment = {
+        "clinic": people["tenant"].name,
+        "type_name": "Liver check",
+        "when": "Tue 07 Jan 2031, 10:00 (Europe/Berlin)",
+        "is_video": True,
+        "video_link": "https://video.example.test/room",
+        "address": None,
+        "preparation": "Do not eat for 8 hours.",
+        "phone": "+49 30 1234567",
+        "url": url,
+    }
     return {
         "password_reset": (doctor.email, {"user": doctor, "url": url, "minutes": 30}),
         "patient_invitation": (portal.email, {"user": portal, "url": url, "days": 7}),
@@ -75,6 +86,15 @@ def _contexts(people) -> dict[str, tuple[str, dict]]:
             {"share": share, "kind": "opened", "user": portal, "paused_until": ""},
         ),
         "portal_notice": (portal.email, {"clinic": people["tenant"].name, "url": url}),
+        **{
+            template: (portal.email, appointment)
+            for template in (
+                "appointment_confirmation",
+                "appointment_update",
+                "appointment_cancellation",
+                "appointment_reminder",
+            )
+        },
     }
 
 
