@@ -72,13 +72,20 @@ def test_book_hold_and_confirm_through_the_pages_and_a_replayed_confirm_books_on
         assert "Tue 07 Jan 2031, 10:00" in confirm_page.text and "Choose another time" in confirm_page.text
 
         done = client.post(f"/portal/appointments/hold/{hold_id}/confirm", data={"note": "Knee hurts"})
-        assert done.status_code == 303 and done.headers["Location"].endswith(f"/portal/appointments/{hold_id}")
+        assert done.status_code == 303 and done.headers["Location"].endswith(
+            f"/portal/appointments/{hold_id}"
+        )
         again = client.post(f"/portal/appointments/hold/{hold_id}/confirm", data={"note": "Knee hurts"})
         assert again.status_code == 303 and again.headers["Location"] == done.headers["Location"]
 
         row = db.session.get(Appointment, hold_id)
-        assert row.status == BOOKED and row.patient_note == "Knee hurts" and row.patient_id == clinic.patient.id
-        assert _count(Appointment, Appointment.patient_id == clinic.patient.id, Appointment.status == BOOKED) == 1
+        assert (
+            row.status == BOOKED and row.patient_note == "Knee hurts" and row.patient_id == clinic.patient.id
+        )
+        assert (
+            _count(Appointment, Appointment.patient_id == clinic.patient.id, Appointment.status == BOOKED)
+            == 1
+        )
         assert _audits("appointment.book") == 1
 
         listing = client.get("/portal/appointments/")
@@ -121,7 +128,11 @@ def test_a_taken_time_answers_409_with_the_nearest_free_ones_as_buttons(app, cli
     clinic = make_clinic()
     with at(MONDAY_8AM):
         booking.hold_slot(
-            clinic.actor(clinic.other_user), clinic.other_patient.id, clinic.video.id, clinic.doctor.id, TUESDAY_10
+            clinic.actor(clinic.other_user),
+            clinic.other_patient.id,
+            clinic.video.id,
+            clinic.doctor.id,
+            TUESDAY_10,
         )
         _sign_in(client, clinic.user)
         taken = client.post(
@@ -154,7 +165,11 @@ def test_any_provider_holds_whoever_is_free_and_bad_input_is_422(app, client):
     clinic = make_clinic()
     with at(MONDAY_8AM):
         booking.hold_slot(
-            clinic.actor(clinic.other_user), clinic.other_patient.id, clinic.video.id, clinic.doctor.id, TUESDAY_10
+            clinic.actor(clinic.other_user),
+            clinic.other_patient.id,
+            clinic.video.id,
+            clinic.doctor.id,
+            TUESDAY_10,
         )
         _sign_in(client, clinic.user)
         held = client.post(HOLD, data={"type_id": clinic.video.id, "starts_at": TUESDAY_10.isoformat()})
@@ -173,7 +188,11 @@ def test_a_lapsed_hold_says_so_and_shows_the_times_again(app, client):
         _sign_in(client, clinic.user)
         held = client.post(
             HOLD,
-            data={"type_id": clinic.video.id, "provider_id": clinic.doctor.id, "starts_at": TUESDAY_10.isoformat()},
+            data={
+                "type_id": clinic.video.id,
+                "provider_id": clinic.doctor.id,
+                "starts_at": TUESDAY_10.isoformat(),
+            },
         )
         hold_id = _hold_id(held)
     with at(MONDAY_8AM + timedelta(minutes=11)):
@@ -193,12 +212,18 @@ def test_choose_another_time_gives_the_hold_back(app, client):
         _sign_in(client, clinic.user)
         held = client.post(
             HOLD,
-            data={"type_id": clinic.video.id, "provider_id": clinic.doctor.id, "starts_at": TUESDAY_10.isoformat()},
+            data={
+                "type_id": clinic.video.id,
+                "provider_id": clinic.doctor.id,
+                "starts_at": TUESDAY_10.isoformat(),
+            },
         )
         hold_id = _hold_id(held)
         back = client.post(f"/portal/appointments/hold/{hold_id}/release", data={})
         assert back.status_code == 303
-        assert f"/portal/appointments/book?type_id={clinic.video.id}&week=2031-01-06" in back.headers["Location"]
+        assert (
+            f"/portal/appointments/book?type_id={clinic.video.id}&week=2031-01-06" in back.headers["Location"]
+        )
         assert db.session.get(Appointment, hold_id).status == RELEASED
         page = client.get(back.headers["Location"])
         assert 'value="2031-01-07T09:00:00"' in page.text
