@@ -16,6 +16,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from ..access import current_actor, requires
+from ..clock import to_clinic_time
 from ..errors import CONFLICT, UNPROCESSABLE
 from ..web import render_page
 from . import (
@@ -52,6 +53,11 @@ def _instant(name: str) -> datetime | None:
     except ValueError:
         return None
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _week_of(moment: datetime) -> date:
+    """The Monday of the clinic's week in which `moment` (naive UTC) falls."""
+    return pages.week_start_of(to_clinic_time(moment, current_user.tenant.timezone).date())
 
 
 def _book_page(
@@ -140,7 +146,7 @@ def _lapsed(page: pages.HoldPage, status: int):
     return _book_page(
         type_id=hold.type_id,
         provider_id=_int("provider_id"),
-        week=pages.week_start_of(hold.starts_at.date()),
+        week=_week_of(hold.starts_at),
         reschedules_id=hold.reschedules_id if hold.hold_purpose == HOLD_RESCHEDULE else None,
         message=booking.HoldLapsed().message,
         status=status,
@@ -191,7 +197,7 @@ def release(hold_id: int):
     page = pages.hold_page(actor, current_user.patient_id, hold_id)
     booking.release_hold(actor, current_user.patient_id, hold_id)
     hold = page.hold
-    week = pages.week_start_of(hold.starts_at.date()).isoformat()
+    week = _week_of(hold.starts_at).isoformat()
     if hold.hold_purpose == HOLD_RESCHEDULE and hold.reschedules_id:
         return redirect(
             url_for("portal_appointments.reschedule", appointment_id=hold.reschedules_id, week=week), 303
