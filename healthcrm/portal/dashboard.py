@@ -18,6 +18,7 @@ RECENT_ITEMS = 5
 # Pages other areas add appear here once their endpoint is registered.
 QUICK_ACTIONS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("portal_messages.new", "portal_messages.index"), "Send a message to your care team"),
+    (("portal_appointments.book",), "Book an appointment"),
     (("portal_selfcare.refill_new", "portal_selfcare.refills"), "Request a refill"),
     (("portal_records.labs",), "See your results"),
     (("portal_selfcare.symptoms",), "Log a symptom"),
