@@ -165,6 +165,10 @@ ACTION_LABELS: dict[str, str] = {
     # appointments (healthcrm/scheduling)
     "appointment.list": "Viewed the appointment calendar",
     "appointment.read": "Viewed an appointment",
+    "appointment.view": "Viewed an appointment in the portal",
+    "appointment.slots": "Looked at free appointment times",
+    "appointment.hold_view": "Viewed a held appointment time",
+    "appointment.calendar": "Downloaded an appointment's calendar file",
     "appointment.hold": "Held a time for an appointment",
     "appointment.book": "Booked an appointment",
     "appointment.release": "Gave back a held time",

@@ -120,6 +120,7 @@ ACTION_LABELS = {
     "refill": "See your refill requests",
     "care_plan": "Read your care plan",
     "share": "See your shared records",
+    "appointment": "See your appointment",
 }
 
 

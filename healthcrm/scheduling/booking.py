@@ -347,8 +347,9 @@ def _confirm_reschedule(actor: Actor, hold: Appointment, now: datetime) -> Appoi
     if used.rowcount != 1 or original is None or original.status not in (BOOKED, CHECKED_IN):
         db.session.rollback()
         raise HoldLapsed()
+    previous = original.starts_at
     _move(original, hold.provider_id, hold.starts_at, hold.ends_at, hold.blocked_from, hold.blocked_until)
-    _announce(actor, original, EVENT_RESCHEDULED, "appointment.reschedule", previous_starts_at=hold.starts_at)
+    _announce(actor, original, EVENT_RESCHEDULED, "appointment.reschedule", previous_starts_at=previous)
     return original
 
 

@@ -66,8 +66,8 @@ WHAT = {
 
 
 def staff_link(appointment: Appointment) -> str:
-    """Where the staff task points: the patient's page (a path: handlers run in jobs, without a request)."""
-    return f"/patients/{appointment.patient_id}"
+    """Where the staff task points: the appointment's page (a path: handlers run in jobs, with no request)."""
+    return f"/schedule/appointments/{appointment.id}"
 
 
 def done_by_patient(event: PortalEvent) -> bool:

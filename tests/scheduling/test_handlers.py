@@ -61,7 +61,7 @@ def test_a_patients_booking_opens_a_task_for_their_coach_and_no_notification(cli
     assert task.patient_id == clinic.patient.id
     assert task.title == "Booked online: Video follow-up, Tue 07 Jan 2031, 10:00 (Europe/Berlin)"
     assert task.subject_type == "appointment" and task.subject_id == appointment.id
-    assert task.link == f"/patients/{clinic.patient.id}"
+    assert task.link == f"/schedule/appointments/{appointment.id}"
     assert notifications() == []  # the patient saw the confirmation page
     assert subjects(outbox_dir) == ["Your appointment is booked"]
 
