@@ -34,6 +34,7 @@ SUBJECTS = {
     "share_code": "Your one-time code",
     "share_notice": "News about a link you shared",
     "portal_notice": "You have a new message",
+    "waitlist_offer": "An earlier appointment time is free",
 }
 _OUTBOX_NAME = re.compile(r"[0-9T]{15}-[0-9a-f]{32}\.eml")
 
