@@ -65,8 +65,10 @@ from .records.portal_views import bp as portal_records_bp
 from .records.views import bp as records_bp
 from .scheduling import handlers as scheduling_handlers_module
 from .scheduling import models as scheduling_module
+from .scheduling import waitlist as scheduling_waitlist_module
 from .scheduling.portal_views import bp as portal_appointments_bp
 from .scheduling.staff_views import bp as schedule_bp
+from .scheduling.waitlist_views import bp as portal_waitlist_bp
 from .selfcare import handlers as selfcare_handlers_module
 from .selfcare import models as selfcare_module
 from .selfcare.portal_views import bp as portal_selfcare_bp
@@ -110,6 +112,7 @@ MODULES_THAT_REGISTER = (
     profile_handlers_module,
     scheduling_module,
     scheduling_handlers_module,
+    scheduling_waitlist_module,
 )
 
 
@@ -190,6 +193,7 @@ def register_blueprints(app: Flask) -> None:
         care_changes_bp,
         schedule_bp,
         portal_appointments_bp,
+        portal_waitlist_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -34,6 +34,7 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "records.result_holds": (timedelta(hours=1), "healthcrm.records.result_holds:release_expired_holds"),
     "scheduling.holds": (timedelta(minutes=1), "healthcrm.scheduling.booking:expire_holds"),
     "scheduling.reminders": (timedelta(minutes=5), "healthcrm.scheduling.notices:send_due_reminders"),
+    "scheduling.offers": (timedelta(minutes=1), "healthcrm.scheduling.waitlist:lapse_offers"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 

@@ -684,3 +684,35 @@ def upcoming_for_patient(tenant_id: int, patient_id: int, limit: int = 3) -> lis
 def describe_time(tenant: Tenant, row: Appointment) -> str:
     """ "Tue 08 Dec 2026, 09:00 (Europe/Berlin)": how every page and email names an appointment's time."""
     return f"{format_clinic_time(row.starts_at, tenant.timezone, '%a %d %b %Y, %H:%M')} ({tenant.timezone})"
+
+
+def claim_hold_for(
+    tenant_id: int,
+    patient_id: int,
+    kind: AppointmentType,
+    provider_id: int,
+    starts_at: datetime,
+    minutes: int,
+    purpose: str,
+    uid: str | None = None,
+) -> Appointment | None:
+    """Hold a slot for a patient on the system's behalf (a waitlist offer), in the caller's transaction:
+    the same claim as a patient's hold, so the database's no-overlap rule decides. None if it is taken.
+    `uid` is the booking the hold would move (so the two never clash)."""
+    ends_at, blocked_from, blocked_until = blocked_span(kind, starts_at)
+    row = Appointment(
+        tenant_id=tenant_id,
+        patient_id=patient_id,
+        provider_id=provider_id,
+        type_id=kind.id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        blocked_from=blocked_from,
+        blocked_until=blocked_until,
+        status=HELD,
+        hold_purpose=purpose,
+        hold_expires_at=utcnow() + timedelta(minutes=minutes),
+    )
+    if uid is not None:
+        row.uid = uid
+    return row if _claim(row) else None
