@@ -206,8 +206,10 @@ def seed(
     planner.take(
         planner.first(doctor, checkup, history_day, today, DAWN, past=True), checkup, main, COMPLETED
     )
+    # The waiting patient waits for the nurse: an offer from a cancelled doctor's appointment goes to
+    # whoever tries the demo's waitlist with the doctor, not to them.
     later = planner.first(
-        doctor, video, today + timedelta(days=WAITLIST_DAYS + 1), today + timedelta(days=AHEAD_DAYS), now
+        nurse, video, today + timedelta(days=WAITLIST_DAYS + 1), today + timedelta(days=AHEAD_DAYS), now
     )
     their_booking = planner.take(later, video, waiting, BOOKED)
 
@@ -220,7 +222,7 @@ def seed(
             tenant_id=tenant.id,
             patient_id=waiting.id,
             type_id=video.id,
-            provider_id=doctor.id,
+            provider_id=nurse.id,
             earliest_day=today,
             latest_day=today + timedelta(days=WAITLIST_DAYS),
             appointment_id=their_booking.id,

@@ -111,8 +111,13 @@ class AppointmentType(TenantScoped, db.Model):
     __tablename__ = "appointment_types"
     __table_args__ = (
         UniqueConstraint("tenant_id", "name", name="uq_appointment_types_name"),
-        CheckConstraint("duration_minutes > 0", name="duration"),
-        CheckConstraint("buffer_before_minutes >= 0 AND buffer_after_minutes >= 0", name="buffers"),
+        # Limits that keep every appointment's blocked span under a day (the SQLite trigger relies on it).
+        CheckConstraint("duration_minutes > 0 AND duration_minutes <= 720", name="duration"),
+        CheckConstraint(
+            "buffer_before_minutes >= 0 AND buffer_after_minutes >= 0 AND buffer_before_minutes <= 120 "
+            "AND buffer_after_minutes <= 120",
+            name="buffers",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -377,7 +382,10 @@ _SQLITE_CLASH = (
     "WHERE a.tenant_id = NEW.tenant_id AND a.provider_id = NEW.provider_id "
     "AND a.id IS NOT NEW.id AND a.uid <> NEW.uid "
     "AND a.status IN ('held', 'booked', 'checked_in') AND a.overbooked = 0 "
-    "AND a.blocked_from < NEW.blocked_until AND a.blocked_until > NEW.blocked_from)"
+    "AND a.blocked_from < NEW.blocked_until AND a.blocked_until > NEW.blocked_from "
+    # A lower bound for the index: no blocked span is a day long (the types' limits), so nothing that
+    # starts a day earlier can reach this one; without it each insert reads the provider's whole history.
+    "AND a.blocked_from > datetime(NEW.blocked_from, '-1 day'))"
 )
 _SQLITE_WHEN = f"NEW.status IN {_BLOCKING_SQL} AND NEW.overbooked = 0"
 

@@ -110,6 +110,14 @@ def _wall_clock_utc(day: date, moment: time, zone: ZoneInfo) -> datetime | None:
     return instant.replace(tzinfo=None)
 
 
+def _fixed_offset(day: date, zone: ZoneInfo) -> timedelta | None:
+    """The zone's UTC offset on `day` if it is the same all day (the clocks do not move), else None."""
+    morning = datetime.combine(day, time(), tzinfo=zone).utcoffset()
+    evening = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).utcoffset()
+    noon = datetime.combine(day, time(12), tzinfo=zone).utcoffset()
+    return morning if morning == evening == noon else None
+
+
 def _clashes(busy: Sequence[Span], starts: Sequence[datetime], span: Span) -> bool:
     """Whether `span` overlaps any of `busy` (sorted by start; `starts` their starts)."""
     index = bisect_left(starts, span[1])  # busy spans starting before span ends
@@ -147,13 +155,20 @@ def provider_slots(
     slots: list[Slot] = []
     day = first_day
     while day <= last_day:
-        for opens, closes in day_intervals(week, day, exceptions.get(day, []), closed=day in closed_days):
+        intervals = day_intervals(week, day, exceptions.get(day, []), closed=day in closed_days)
+        offset = _fixed_offset(day, zone) if intervals else None
+        for opens, closes in intervals:
             moment = datetime.combine(day, opens)
             end_of_interval = datetime.combine(day, closes)
             while moment + duration <= end_of_interval:
-                start_utc = _wall_clock_utc(day, moment.time(), zone)
                 end_local = moment + duration
-                end_utc = _wall_clock_utc(day, end_local.time(), zone) if end_local.date() == day else None
+                if offset is not None:  # most days: one offset all day, plain arithmetic
+                    start_utc, end_utc = moment - offset, end_local - offset
+                else:  # the day the clocks move: each time on its own
+                    start_utc = _wall_clock_utc(day, moment.time(), zone)
+                    end_utc = (
+                        _wall_clock_utc(day, end_local.time(), zone) if end_local.date() == day else None
+                    )
                 if start_utc is not None and end_utc is not None and start_utc >= earliest:
                     blocked = (start_utc - buffer_before, end_utc + buffer_after)
                     if not _clashes(busy, starts, blocked):

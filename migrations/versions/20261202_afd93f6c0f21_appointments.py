@@ -20,11 +20,11 @@ depends_on = None
 # The models' DDL as it stood when this revision was written (a landed revision never changes).
 NO_OVERLAP_DDL = {
     "sqlite": [
-        "CREATE TRIGGER appointments_no_overlap_insert BEFORE INSERT ON appointments WHEN NEW.status IN ('held', 'booked', 'checked_in') AND NEW.overbooked = 0 BEGIN SELECT RAISE(ABORT, 'appointment_overlap') WHERE EXISTS (SELECT 1 FROM appointments a WHERE a.tenant_id = NEW.tenant_id AND a.provider_id = NEW.provider_id AND a.id IS NOT NEW.id AND a.uid <> NEW.uid AND a.status IN ('held', 'booked', 'checked_in') AND a.overbooked = 0 AND a.blocked_from < NEW.blocked_until AND a.blocked_until > NEW.blocked_from); END",
-        "CREATE TRIGGER appointments_no_overlap_update BEFORE UPDATE OF provider_id, blocked_from, blocked_until, status, overbooked, uid ON appointments WHEN NEW.status IN ('held', 'booked', 'checked_in') AND NEW.overbooked = 0 BEGIN SELECT RAISE(ABORT, 'appointment_overlap') WHERE EXISTS (SELECT 1 FROM appointments a WHERE a.tenant_id = NEW.tenant_id AND a.provider_id = NEW.provider_id AND a.id IS NOT NEW.id AND a.uid <> NEW.uid AND a.status IN ('held', 'booked', 'checked_in') AND a.overbooked = 0 AND a.blocked_from < NEW.blocked_until AND a.blocked_until > NEW.blocked_from); END",
+        "CREATE TRIGGER appointments_no_overlap_insert BEFORE INSERT ON appointments WHEN NEW.status IN ('held', 'booked', 'checked_in') AND NEW.overbooked = 0 BEGIN SELECT RAISE(ABORT, 'appointment_overlap') WHERE EXISTS (SELECT 1 FROM appointments a WHERE a.tenant_id = NEW.tenant_id AND a.provider_id = NEW.provider_id AND a.id IS NOT NEW.id AND a.uid <> NEW.uid AND a.status IN ('held', 'booked', 'checked_in') AND a.overbooked = 0 AND a.blocked_from < NEW.blocked_until AND a.blocked_until > NEW.blocked_from AND a.blocked_from > datetime(NEW.blocked_from, '-1 day')); END",
+        "CREATE TRIGGER appointments_no_overlap_update BEFORE UPDATE OF provider_id, blocked_from, blocked_until, status, overbooked, uid ON appointments WHEN NEW.status IN ('held', 'booked', 'checked_in') AND NEW.overbooked = 0 BEGIN SELECT RAISE(ABORT, 'appointment_overlap') WHERE EXISTS (SELECT 1 FROM appointments a WHERE a.tenant_id = NEW.tenant_id AND a.provider_id = NEW.provider_id AND a.id IS NOT NEW.id AND a.uid <> NEW.uid AND a.status IN ('held', 'booked', 'checked_in') AND a.overbooked = 0 AND a.blocked_from < NEW.blocked_until AND a.blocked_until > NEW.blocked_from AND a.blocked_from > datetime(NEW.blocked_from, '-1 day')); END",
     ],
     "postgresql": [
-        "CREATE EXTENSION IF NOT EXISTS btree_gist",
+        'CREATE EXTENSION IF NOT EXISTS btree_gist',
         "ALTER TABLE appointments ADD CONSTRAINT appointments_no_overlap EXCLUDE USING gist (provider_id WITH =, uid WITH <>, tsrange(blocked_from, blocked_until) WITH &&) WHERE (status IN ('held', 'booked', 'checked_in') AND NOT overbooked)",
     ],
 }
@@ -51,10 +51,11 @@ def upgrade():
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.CheckConstraint(
-            "buffer_before_minutes >= 0 AND buffer_after_minutes >= 0",
+            "buffer_before_minutes >= 0 AND buffer_after_minutes >= 0 AND buffer_before_minutes <= 120 "
+            "AND buffer_after_minutes <= 120",
             name=op.f("ck_appointment_types_buffers"),
         ),
-        sa.CheckConstraint("duration_minutes > 0", name=op.f("ck_appointment_types_duration")),
+        sa.CheckConstraint("duration_minutes > 0 AND duration_minutes <= 720", name=op.f("ck_appointment_types_duration")),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_appointment_types_tenant_id_tenants")
         ),

@@ -148,17 +148,20 @@ def _check_portal_patients(tenant: Tenant, rows: list[Appointment], now: datetim
     assert any(r.patient_id == main.patient_id and r.status == COMPLETED for r in rows)
 
     (entry,) = _all(WaitlistEntry, tenant)
-    doctor = _staff(tenant, DOCTOR)
-    assert (entry.status, entry.type.name, entry.provider_id) == (WAITING, "Video follow-up", doctor.id)
+    # They wait for the nurse, so an offer from a cancelled doctor's appointment goes to the visitor.
+    nurse = _staff(tenant, NURSE)
+    assert (entry.status, entry.type.name, entry.provider_id) == (WAITING, "Video follow-up", nurse.id)
     assert (entry.earliest_day, entry.latest_day) == (today, today + timedelta(days=14))
     assert entry.patient_id != main.patient_id
     assert db.session.scalar(
         select(User.id).where(User.tenant_id == tenant.id, User.patient_id == entry.patient_id)
     )
-    assert entry.appointment.starts_at > now and entry.appointment.provider_id == doctor.id
+    assert entry.appointment.starts_at > now and entry.appointment.provider_id == nurse.id
 
     # A visitor signing in as the main patient finds free video times with the doctor in the next two weeks.
-    slots = free_slots(tenant.id, tenant.timezone, video.type, [doctor.id], today, today + timedelta(days=14))
+    slots = free_slots(
+        tenant.id, tenant.timezone, video.type, [_staff(tenant, DOCTOR).id], today, today + timedelta(days=14)
+    )
     assert len(slots) >= 10
 
 
