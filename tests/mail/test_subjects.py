@@ -95,6 +95,15 @@ def _contexts(people) -> dict[str, tuple[str, dict]]:
                 "appointment_reminder",
             )
         },
+        "waitlist_offer": (
+            portal.email,
+            {
+                "clinic": people["tenant"].name,
+                "when": "Tue 07 Jan 2031, 10:00 (Europe/Berlin)",
+                "held_until": "08:00",
+                "url": url,
+            },
+        ),
     }
 
 
