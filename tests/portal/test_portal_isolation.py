@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -32,6 +34,7 @@ from sqlalchemy import select
 from healthcrm.access import policy_for
 from healthcrm.accounts.models import PATIENT, Tenant, User
 from healthcrm.audit.services import Actor
+from healthcrm.clock import utcnow
 from healthcrm.extensions import db
 from healthcrm.files import patient_files
 from healthcrm.patients.models import Patient
@@ -39,6 +42,16 @@ from healthcrm.portal.messages import services as messages
 from healthcrm.portal.models import Notification
 from healthcrm.portal.profile import services as profile
 from healthcrm.records.models import FINALIZED, MedicalRecord
+from healthcrm.scheduling.models import (
+    BOOKED,
+    HELD,
+    HOLD_OFFER,
+    OFFERED,
+    Appointment,
+    AppointmentType,
+    WaitlistEntry,
+    WaitlistOffer,
+)
 from healthcrm.tenant_scope import all_tenants
 from tests.factories import login, make_portal_user, make_tenant, make_user
 from tests.files import samples
@@ -125,6 +138,79 @@ def _request_id(owner: Owner) -> str:
     return str(request.id)
 
 
+def _appointment(owner: Owner, status: str = BOOKED) -> Appointment:
+    """A booking (or hold) of the patient's with their doctor, days ahead, never overlapping another, of a
+    type of its own (one open waitlist entry per patient and type)."""
+    n = next(_SLOTS)
+    kind = AppointmentType(tenant_id=owner.user.tenant_id, name=f"Check-up {n}", duration_minutes=30)
+    db.session.add(kind)
+    db.session.flush()
+    starts = utcnow().replace(microsecond=0) + timedelta(days=3, hours=n)
+    row = Appointment(
+        tenant_id=owner.user.tenant_id,
+        patient_id=owner.patient.id,
+        provider_id=owner.doctor.id,
+        type_id=kind.id,
+        starts_at=starts,
+        ends_at=starts + timedelta(minutes=30),
+        blocked_from=starts,
+        blocked_until=starts + timedelta(minutes=30),
+        status=status,
+        hold_expires_at=utcnow() + timedelta(hours=1) if status == HELD else None,
+        hold_purpose=HOLD_OFFER if status == HELD else None,
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+_SLOTS = itertools.count()
+
+
+def _appointment_id(owner: Owner) -> str:
+    return str(_appointment(owner).id)
+
+
+def _hold_id(owner: Owner) -> str:
+    return str(_appointment(owner, HELD).id)
+
+
+def _entry(owner: Owner) -> WaitlistEntry:
+    hold = _appointment(owner, HELD)
+    entry = WaitlistEntry(
+        tenant_id=hold.tenant_id,
+        patient_id=owner.patient.id,
+        type_id=hold.type_id,
+        provider_id=hold.provider_id,
+        earliest_day=hold.starts_at.date(),
+        latest_day=hold.starts_at.date(),
+        status=OFFERED,
+    )
+    db.session.add(entry)
+    db.session.flush()
+    offer = WaitlistOffer(
+        tenant_id=hold.tenant_id,
+        entry_id=entry.id,
+        hold_id=hold.id,
+        provider_id=hold.provider_id,
+        type_id=hold.type_id,
+        starts_at=hold.starts_at,
+        expires_at=hold.hold_expires_at,
+    )
+    db.session.add(offer)
+    db.session.commit()
+    return entry
+
+
+def _entry_id(owner: Owner) -> str:
+    return str(_entry(owner).id)
+
+
+def _offer_id(owner: Owner) -> str:
+    entry = _entry(owner)
+    return str(db.session.scalar(select(WaitlistOffer.id).where(WaitlistOffer.entry_id == entry.id)))
+
+
 # One entry per URL argument name: how to make that kind of object for a patient. Add yours here.
 ARGUMENTS: dict[str, Callable[[Owner], str]] = {
     "record_id": _record_id,
@@ -134,6 +220,10 @@ ARGUMENTS: dict[str, Callable[[Owner], str]] = {
     "notification_id": _notification_id,
     "contact_id": _contact_id,
     "request_id": _request_id,
+    "appointment_id": _appointment_id,
+    "hold_id": _hold_id,
+    "entry_id": _entry_id,
+    "offer_id": _offer_id,
 }
 
 
