@@ -116,6 +116,10 @@ def _visits_by_role(data: dict) -> dict[str, list[Visit]]:
         "users": "/users",
         "outbox": "/outbox",
         "sharing-overview": "/admin/sharing",
+        "calendar": "/schedule",
+        "schedule-settings": "/schedule/settings",
+        "schedule-hours": "/schedule/hours",
+        "schedule-book": "/schedule/book",
     }
     return {
         "admin": [Visit(f"admin-{k}", v) for k, v in {**staff, **admin_only}.items()],
