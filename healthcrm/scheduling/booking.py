@@ -107,19 +107,22 @@ def settings_for(tenant_id: int) -> SchedulingSettings:
     return SchedulingSettings(tenant_id=tenant_id, reminder_2h=True, hold_minutes=10, offer_minutes=120)
 
 
-def _tenant(tenant_id: int) -> Tenant:
+def clinic_of(tenant_id: int) -> Tenant:
     tenant = db.session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound("clinic")
     return tenant
 
 
-def _type(actor: Actor, type_id: int | None) -> AppointmentType:
+def bookable_type(
+    actor: Actor, type_id: int | None, error: type[SchedulingError] = SchedulingError
+) -> AppointmentType:
+    """The clinic's active type the actor may book (patients: only those patients may book), else `error`."""
     found = get_scoped(AppointmentType, type_id, actor.tenant_id) if type_id else None
     if found is None or not found.active:
-        raise SchedulingError("Choose the kind of appointment.", "type_id")
+        raise error("Choose the kind of appointment.", "type_id")
     if actor.role == "patient" and not found.patient_bookable:
-        raise SchedulingError("This kind of appointment is booked by the clinic; please call us.", "type_id")
+        raise error("This kind of appointment is booked by the clinic; please call us.", "type_id")
     return found
 
 
@@ -150,7 +153,7 @@ def alternatives(
     tenant_id: int, kind: AppointmentType, provider_ids: list[int], wanted: datetime, *, staff: bool = False
 ) -> list[Slot]:
     """The free times nearest to `wanted` (what a refusal offers instead)."""
-    tenant = _tenant(tenant_id)
+    tenant = clinic_of(tenant_id)
     day = to_clinic_time(wanted, tenant.timezone).date()
     slots = free_slots(
         tenant_id,
@@ -230,10 +233,10 @@ def hold_slot(
     """Hold a free slot for the patient for a few minutes while they confirm. `provider_id` None is "any
     provider": the first one free at that time. Raises SlotTaken (with alternatives) if it is not free."""
     patient = patient_for(actor, patient_id, "schedule.book")
-    kind = _type(actor, type_id)
+    kind = bookable_type(actor, type_id)
     if starts_at is None:
         raise SchedulingError("Choose a time.", "starts_at")
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     candidates = _provider_ids(actor, provider_id)
     original = None
     if purpose == HOLD_RESCHEDULE:
@@ -244,23 +247,10 @@ def hold_slot(
         raise SlotTaken(alternatives(actor.tenant_id, kind, candidates, starts_at))
     settings = settings_for(actor.tenant_id)
     hold_minutes = minutes if minutes is not None else settings.hold_minutes
-    ends_at, blocked_from, blocked_until = blocked_span(kind, starts_at)
     for candidate in offered:
-        row = Appointment(
-            tenant_id=actor.tenant_id,
-            patient_id=patient.id,
-            provider_id=candidate,
-            type_id=kind.id,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            blocked_from=blocked_from,
-            blocked_until=blocked_until,
-            status=HELD,
-            hold_purpose=purpose,
-            hold_expires_at=utcnow() + timedelta(minutes=hold_minutes),
-            reschedules_id=original.id if original else None,
-            booked_by_id=actor.user_id,
-        )
+        row = _hold_row(actor.tenant_id, patient.id, kind, candidate, starts_at, hold_minutes, purpose)
+        row.reschedules_id = original.id if original else None
+        row.booked_by_id = actor.user_id
         if original is not None:
             row.uid = original.uid  # a move of the same booking never clashes with itself
         if _claim(row):
@@ -421,7 +411,7 @@ def book(
     overlap is SlotTaken."""
     require(actor, "schedule.book")
     patient = patient_for(actor, patient_id, "schedule.book")
-    kind = _type(actor, type_id)
+    kind = bookable_type(actor, type_id)
     if starts_at is None:
         raise SchedulingError("Choose a time.", "starts_at")
     if provider_id is None:
@@ -550,7 +540,7 @@ def cancel(
         return row
     if row.status != BOOKED and not can(actor, "schedule.book"):
         raise NotFound("appointment")
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     _check_patient_rule(actor, tenant, row, "cancel")
     reason = _clean(reason, REASON_MAX_CHARS, "reason", "Keep the reason under {n} characters.")
     now = utcnow()
@@ -699,8 +689,24 @@ def claim_hold_for(
     """Hold a slot for a patient on the system's behalf (a waitlist offer), in the caller's transaction:
     the same claim as a patient's hold, so the database's no-overlap rule decides. None if it is taken.
     `uid` is the booking the hold would move (so the two never clash)."""
+    row = _hold_row(tenant_id, patient_id, kind, provider_id, starts_at, minutes, purpose)
+    if uid is not None:
+        row.uid = uid
+    return row if _claim(row) else None
+
+
+def _hold_row(
+    tenant_id: int,
+    patient_id: int,
+    kind: AppointmentType,
+    provider_id: int,
+    starts_at: datetime,
+    minutes: int,
+    purpose: str,
+) -> Appointment:
+    """A hold on a slot, not yet claimed (`_claim` inserts it, or the database refuses it)."""
     ends_at, blocked_from, blocked_until = blocked_span(kind, starts_at)
-    row = Appointment(
+    return Appointment(
         tenant_id=tenant_id,
         patient_id=patient_id,
         provider_id=provider_id,
@@ -713,6 +719,3 @@ def claim_hold_for(
         hold_purpose=purpose,
         hold_expires_at=utcnow() + timedelta(minutes=minutes),
     )
-    if uid is not None:
-        row.uid = uid
-    return row if _claim(row) else None

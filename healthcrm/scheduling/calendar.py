@@ -26,6 +26,7 @@ from ..records import services as records
 from ..tenancy import get_scoped, scoped
 from . import booking
 from .availability import parse_day, parse_time
+from .booking import clinic_of
 from .models import (
     APPOINTMENT_STATUSES,
     BOOKED,
@@ -68,13 +69,6 @@ class WeekView:
     days: list[tuple[date, list[Appointment], list[Appointment]]]  # (day, appointments, cancelled)
     closed: set[date]
     no_shows: dict[int, int]
-
-
-def _tenant(tenant_id: int) -> Tenant:
-    tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound("clinic")
-    return tenant
 
 
 def week_start(day: date) -> date:
@@ -137,7 +131,7 @@ def clinic_day(actor: Actor, day: date) -> DayView:
     """Every provider's appointments on a local day: a column per provider who takes appointments or has
     one that day."""
     require(actor, "schedule.calendar")
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     rows = _appointments(tenant, day, day, None)
     providers = {p.id: p for p in bookable_providers(tenant.id)}
     missing = {row.provider_id for row in rows} - set(providers)
@@ -170,7 +164,7 @@ def _provider(actor: Actor, provider_id: int | None) -> User:
 def provider_day(actor: Actor, provider_id: int | None, day: date) -> DayView:
     """One provider's appointments on a local day (a DayView of one column)."""
     require(actor, "schedule.calendar")
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     provider = _provider(actor, provider_id)
     rows = _appointments(tenant, day, day, [provider.id])
     column = Column(provider, hours=_hours_of_day(tenant.id, [provider.id], day).get(provider.id, []))
@@ -189,7 +183,7 @@ def provider_day(actor: Actor, provider_id: int | None, day: date) -> DayView:
 def provider_week(actor: Actor, provider_id: int | None, day: date) -> WeekView:
     """One provider's appointments in the week (Monday to Sunday) of `day`."""
     require(actor, "schedule.calendar")
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     provider = _provider(actor, provider_id)
     first = week_start(day)
     last = first + timedelta(days=6)
@@ -317,7 +311,7 @@ def book_for_patient(
     """Book a patient from the staff form: the clinic's wall-clock date and time, or a quick pick. An
     overbooking must say why (and needs schedule.overbook); a clash without one is booking.SlotTaken."""
     require(actor, "schedule.book")
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     if not patient_id:
         raise booking.SchedulingError("Choose the patient.", "patient_id")
     starts_at, picked_provider = local_start(tenant, day, time_of_day, pick)
@@ -351,7 +345,7 @@ def reschedule_to(
     """Move an appointment to the clinic's wall-clock date and time (or a quick pick), maybe to another
     provider; a clash is booking.SlotTaken with the nearest free times."""
     require(actor, "schedule.book")
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     row = get_scoped(Appointment, appointment_id, actor.tenant_id) if appointment_id else None
     if row is None or row.status not in APPOINTMENT_STATUSES:
         raise NotFound("appointment")
@@ -367,7 +361,7 @@ def free_times(
     """The chosen provider's free slots of the chosen type on a local day, notice ignored (the desk may
     book a walk-in for in ten minutes): the booking form's quick picks."""
     require(actor, "schedule.book")
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     kind = get_scoped(AppointmentType, type_id, actor.tenant_id) if type_id else None
     if kind is None or not kind.active or not provider_id:
         return []

@@ -21,6 +21,7 @@ from ..extensions import db
 from ..selfcare.clinic import patient_for
 from ..tenancy import get_scoped, scoped
 from . import booking
+from .booking import clinic_of
 from .models import (
     APPOINTMENT_STATUSES,
     BOOKED,
@@ -100,13 +101,6 @@ class HoldPage:
     original: Appointment | None  # for a reschedule hold: the appointment it moves
 
 
-def _tenant(tenant_id: int) -> Tenant:
-    tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound("clinic")
-    return tenant
-
-
 def _audit_read(
     actor: Actor, action: str, resource_type: str, resource_id: int | None, patient_id: int
 ) -> None:
@@ -137,7 +131,7 @@ def patient_appointments(actor: Actor, patient_id: int) -> AppointmentLists:
         )
     )
     _audit_read(actor, "appointment.list", "patient", patient_id, patient_id)
-    return AppointmentLists(_tenant(actor.tenant_id), upcoming, history)
+    return AppointmentLists(clinic_of(actor.tenant_id), upcoming, history)
 
 
 def _own_visible(actor: Actor, patient_id: int, appointment_id: int | None) -> Appointment:
@@ -152,7 +146,7 @@ def _own_visible(actor: Actor, patient_id: int, appointment_id: int | None) -> A
 def patient_appointment(actor: Actor, patient_id: int, appointment_id: int | None) -> AppointmentPage:
     """One of the patient's appointments with what they may still change themselves (appointment.view)."""
     row = _own_visible(actor, patient_id, appointment_id)
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     rules = booking.patient_rules(tenant, row)
     _audit_read(actor, "appointment.view", "appointment", row.id, patient_id)
     return AppointmentPage(tenant, row, rules)
@@ -176,7 +170,7 @@ def slot_choice(
     free times of the chosen type in one week (the clinic's days, within the type's notice and horizon).
     For a reschedule the type is the appointment's. Audited as appointment.slots."""
     patient_for(actor, patient_id, "schedule.book")
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     today = clinic_today(tenant.timezone)
     types = list(
         db.session.scalars(
@@ -263,7 +257,7 @@ def hold_page(actor: Actor, patient_id: int, hold_id: int | None) -> HoldPage:
     original = get_scoped(Appointment, hold.reschedules_id, actor.tenant_id) if hold.reschedules_id else None
     confirmed = None if live else confirmed_into(actor, hold)
     _audit_read(actor, "appointment.hold_view", "appointment", hold.id, patient_id)
-    return HoldPage(_tenant(actor.tenant_id), hold, live, confirmed, original)
+    return HoldPage(clinic_of(actor.tenant_id), hold, live, confirmed, original)
 
 
 def calendar_file(actor: Actor, patient_id: int, appointment_id: int | None) -> bytes:
@@ -272,7 +266,7 @@ def calendar_file(actor: Actor, patient_id: int, appointment_id: int | None) -> 
     if appointment_calendar is None:
         raise NotFound("calendar")
     row = _own_visible(actor, patient_id, appointment_id)
-    tenant = _tenant(actor.tenant_id)
+    tenant = clinic_of(actor.tenant_id)
     method = "CANCEL" if row.status == CANCELLED else "REQUEST"
     calendar = appointment_calendar(tenant, row, method=method)
     body = calendar.to_ical() if hasattr(calendar, "to_ical") else calendar

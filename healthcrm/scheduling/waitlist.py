@@ -86,22 +86,6 @@ class OfferEnded(Conflict):
 # --- joining, withdrawing, reading -----------------------------------------------------------------------
 
 
-def _tenant(tenant_id: int) -> Tenant:
-    tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound("clinic")
-    return tenant
-
-
-def _bookable_type(actor: Actor, type_id: int | None) -> AppointmentType:
-    found = get_scoped(AppointmentType, type_id, actor.tenant_id) if type_id else None
-    if found is None or not found.active:
-        raise WaitlistError("Choose the kind of appointment.", "type_id")
-    if actor.role == "patient" and not found.patient_bookable:
-        raise WaitlistError("This kind of appointment is booked by the clinic; please call us.", "type_id")
-    return found
-
-
 def _check_provider(actor: Actor, provider_id: int | None) -> None:
     if provider_id is None:
         return
@@ -158,8 +142,8 @@ def join_waitlist(
     clinic's days; with `appointment_id`, a booking of theirs they would like earlier (an offer moves it).
     One open entry per patient and type: the database's partial unique index decides, even at once."""
     patient = patient_for(actor, patient_id, "schedule.book")
-    tenant = _tenant(actor.tenant_id)
-    kind = _bookable_type(actor, type_id)
+    tenant = booking.clinic_of(actor.tenant_id)
+    kind = booking.bookable_type(actor, type_id, WaitlistError)
     _check_provider(actor, provider_id)
     _check_days(tenant, kind, earliest_day, latest_day)
     moving = _booking_to_move(actor, patient.id, kind, appointment_id)
@@ -267,7 +251,7 @@ class WaitlistView:
 def patient_waitlist(actor: Actor, patient_id: int) -> WaitlistView:
     """The patient's waitlist (audited read), with what the join form needs."""
     patient = patient_for(actor, patient_id, "schedule.book")
-    tenant = _tenant(actor.tenant_id)
+    tenant = booking.clinic_of(actor.tenant_id)
     entries = list(
         db.session.scalars(
             scoped(WaitlistEntry, actor.tenant_id)
@@ -342,7 +326,7 @@ def _own_offer(actor: Actor, patient_id: int, offer_id: int | None) -> WaitlistO
 def patient_offer(actor: Actor, patient_id: int, offer_id: int | None) -> OfferView:
     """One of the patient's offers (audited read); another's id is NotFound."""
     offer = _own_offer(actor, patient_id, offer_id)
-    tenant = _tenant(actor.tenant_id)
+    tenant = booking.clinic_of(actor.tenant_id)
     entry = offer.entry
     moves = entry.appointment if entry.appointment_id else None
     record_event(
@@ -723,7 +707,7 @@ def tell_about_offer(event: PortalEvent) -> None:
     user = _portal_user(event.tenant_id, event.patient_id)
     if offer is None or user is None:
         return
-    tenant = _tenant(event.tenant_id)
+    tenant = booking.clinic_of(event.tenant_id)
     held_until = format_clinic_time(offer.expires_at, tenant.timezone, "%H:%M")
     notify(
         event,
@@ -779,7 +763,7 @@ def email_offer(offer_id: int, tenant_id: int) -> bool:
         return False
     from ..mail.services import compose, deliver  # noqa: PLC0415 - mail renders templates (Flask)
 
-    tenant = _tenant(tenant_id)
+    tenant = booking.clinic_of(tenant_id)
     zone = tenant.timezone
     try:
         sent = deliver(
