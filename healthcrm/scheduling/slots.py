@@ -118,6 +118,10 @@ def _fixed_offset(day: date, zone: ZoneInfo) -> timedelta | None:
     return morning if morning == evening == noon else None
 
 
+def _utc_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
 def _clashes(busy: Sequence[Span], starts: Sequence[datetime], span: Span) -> bool:
     """Whether `span` overlaps any of `busy` (sorted by start; `starts` their starts)."""
     index = bisect_left(starts, span[1])  # busy spans starting before span ends
@@ -160,16 +164,18 @@ def provider_slots(
         for opens, closes in intervals:
             moment = datetime.combine(day, opens)
             end_of_interval = datetime.combine(day, closes)
-            while moment + duration <= end_of_interval:
-                end_local = moment + duration
-                if offset is not None:  # most days: one offset all day, plain arithmetic
-                    start_utc, end_utc = moment - offset, end_local - offset
-                else:  # the day the clocks move: each time on its own
-                    start_utc = _wall_clock_utc(day, moment.time(), zone)
-                    end_utc = (
-                        _wall_clock_utc(day, end_local.time(), zone) if end_local.date() == day else None
-                    )
-                if start_utc is not None and end_utc is not None and start_utc >= earliest:
+            if offset is not None:  # most days: one offset all day, plain arithmetic
+                closes_utc = end_of_interval - offset
+            else:  # the day the clocks move: each wall-clock time on its own
+                closes_utc = _utc_of(datetime.combine(day, closes, tzinfo=zone))
+            while moment + duration <= end_of_interval or (offset is None and moment < end_of_interval):
+                if offset is not None:
+                    start_utc: datetime | None = moment - offset
+                else:
+                    start_utc = _wall_clock_utc(day, moment.time(), zone)  # None: the skipped hour
+                # An appointment lasts its real duration, also across the change.
+                end_utc = start_utc + duration if start_utc is not None else None
+                if end_utc is not None and end_utc <= closes_utc and start_utc >= earliest:
                     blocked = (start_utc - buffer_before, end_utc + buffer_after)
                     if not _clashes(busy, starts, blocked):
                         slots.append(Slot(start_utc, end_utc, provider_id))
