@@ -155,6 +155,11 @@ def clinic_day(actor: Actor, day: date) -> DayView:
 
 
 def _provider(actor: Actor, provider_id: int | None) -> User:
+    """The provider asked for; none asked: the actor if they take appointments, else the first who does."""
+    if provider_id is None:
+        bookable = bookable_providers(actor.tenant_id)
+        mine = [p for p in bookable if p.id == actor.user_id]
+        provider_id = (mine or bookable)[0].id if bookable else actor.user_id
     provider = get_scoped(User, provider_id, actor.tenant_id) if provider_id else None
     if provider is None or provider.role not in STAFF_ROLES:
         raise NotFound("provider")

@@ -77,9 +77,8 @@ def index():
     return _calendar_page("clinic", day, calendar.clinic_day(current_actor(), day))
 
 
-def _provider_id() -> int:
-    provider_id = _int(request.args, "provider_id") or current_user.id
-    return provider_id
+def _provider_id() -> int | None:
+    return _int(request.args, "provider_id")
 
 
 @bp.get("/day")
