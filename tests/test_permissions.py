@@ -240,7 +240,7 @@ def test_the_main_menu_shows_exactly_the_pages_the_role_may_open(client, clinic,
     links = {
         "Records": "records.index",
         "Users": "accounts.users",
-        "Templates": "records.templates",
+        "Record templates": "records.templates",
         "Audit log": "audit.index",
         "Outbox": "mail.outbox",
         "Sharing overview": "sharing.overview",

@@ -9,14 +9,24 @@ import pytest
 from healthcrm.accounts.roles import STAFF_ROLES
 from tests.factories import login, make_tenant, make_user
 
-ADMIN_PAGES = ["/users", "/audit", "/admin/sharing", "/outbox", "/jobs", "/care/settings", "/care/report"]
-CARE_CLINICAL = ["/care/tasks", "/care/inbox"]
+ADMIN_PAGES = [
+    "/users",
+    "/audit",
+    "/admin/sharing",
+    "/outbox",
+    "/jobs",
+    "/record-templates",
+    "/care/settings",
+    "/care/report",
+    "/schedule/settings",
+]
+CARE_CLINICAL = ["/care/tasks", "/care/inbox", "/schedule"]
 EXPECTED = {
-    "admin": {"main": ["/patients", "/records", *CARE_CLINICAL, "/record-templates"], "admin": ADMIN_PAGES},
+    "admin": {"main": ["/patients", "/records", *CARE_CLINICAL], "admin": ADMIN_PAGES},
     "doctor": {"main": ["/patients", "/records", *CARE_CLINICAL], "admin": []},
     "nurse": {"main": ["/patients", "/records", *CARE_CLINICAL], "admin": []},
-    "coach": {"main": ["/patients", "/records", "/care/tasks", "/care/inbox"], "admin": []},
-    "front_desk": {"main": ["/patients", "/care/tasks", "/care/inbox"], "admin": []},
+    "coach": {"main": ["/patients", "/records", "/care/tasks", "/care/inbox", "/schedule"], "admin": []},
+    "front_desk": {"main": ["/patients", "/care/tasks", "/care/inbox", "/schedule"], "admin": []},
 }
 
 

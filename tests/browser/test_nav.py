@@ -15,8 +15,17 @@ pytestmark = pytest.mark.browser
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
 OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-ADMIN_ITEMS = ["Users", "Audit log", "Sharing overview", "Outbox", "Jobs"]
-MAIN_ITEMS = ["Patients", "Records", "Templates"]
+ADMIN_ITEMS = [
+    "Users",
+    "Audit log",
+    "Sharing overview",
+    "Outbox",
+    "Jobs",
+    "Record templates",
+    "Portal settings",
+    "Scheduling settings",
+]
+MAIN_ITEMS = ["Patients", "Records", "Tasks", "Inbox", "Calendar"]
 # One row of the bar: its padding and one line of links (about 56 px); two rows would be about 100.
 ONE_ROW_MAX_PX = 64
 
