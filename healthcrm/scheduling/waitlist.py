@@ -306,7 +306,7 @@ class OfferView:
     entry: WaitlistEntry
     zone: str
     when: str  # "Tue 07 Jan 2031, 10:00 (Europe/Berlin)"
-    held_until: str  # "10:00"
+    held_until: str  # "10:00", or "Tue 07 Jan, 10:00" when the hold ends on another day
     is_live: bool
     moves: Appointment | None  # the booking taking it would move
     moves_when: str | None
@@ -342,7 +342,7 @@ def patient_offer(actor: Actor, patient_id: int, offer_id: int | None) -> OfferV
         entry=entry,
         zone=tenant.timezone,
         when=_describe(tenant, offer.starts_at),
-        held_until=format_clinic_time(offer.expires_at, tenant.timezone, "%H:%M"),
+        held_until=_held_until(tenant, offer),
         is_live=offer.status == OFFER_OPEN and offer.expires_at > utcnow(),
         moves=moves,
         moves_when=booking.describe_time(tenant, moves) if moves is not None else None,
@@ -351,6 +351,14 @@ def patient_offer(actor: Actor, patient_id: int, offer_id: int | None) -> OfferV
 
 def _describe(tenant: Tenant, starts_at: datetime) -> str:
     return f"{format_clinic_time(starts_at, tenant.timezone, '%a %d %b %Y, %H:%M')} ({tenant.timezone})"
+
+
+def _held_until(tenant: Tenant, offer: WaitlistOffer) -> str:
+    """When the offer's hold ends: the clock time, with its day when that is not the offered time's day
+    ("Wed 08 Jan 2031, 10:00 ... held until 10:00" would read as the visit's own time)."""
+    zone = tenant.timezone
+    same_day = to_clinic_time(offer.expires_at, zone).date() == to_clinic_time(offer.starts_at, zone).date()
+    return format_clinic_time(offer.expires_at, zone, "%H:%M" if same_day else "%a %d %b, %H:%M")
 
 
 # --- offering a freed slot -------------------------------------------------------------------------------
@@ -708,7 +716,7 @@ def tell_about_offer(event: PortalEvent) -> None:
     if offer is None or user is None:
         return
     tenant = booking.clinic_of(event.tenant_id)
-    held_until = format_clinic_time(offer.expires_at, tenant.timezone, "%H:%M")
+    held_until = _held_until(tenant, offer)
     notify(
         event,
         user.id,
@@ -773,7 +781,7 @@ def email_offer(offer_id: int, tenant_id: int) -> bool:
                 tenant_id=tenant_id,
                 clinic=tenant.name,
                 when=_describe(tenant, offer.starts_at),
-                held_until=f"{format_clinic_time(offer.expires_at, zone, '%H:%M')} ({zone})",
+                held_until=f"{_held_until(tenant, offer)} ({zone})",
                 url=f"{current_app.config['PUBLIC_URL']}/portal/waitlist/offers/{offer.id}",
             )
         )

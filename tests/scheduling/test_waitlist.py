@@ -116,7 +116,7 @@ def test_the_first_waiting_patient_is_offered_a_cancelled_slot_by_email_and_in_a
     assert "Tue 07 Jan 2031, 10:00 (Europe/Berlin)" in notice.text
     [mail] = _emails(outbox_dir, clinic.user.email)
     body = mail.get_body(("plain",)).get_content()
-    assert "10:00 (Europe/Berlin)" in body and "held for you until 10:05 (Europe/Berlin)" in body
+    assert "10:00 (Europe/Berlin)" in body and "held for you until Mon 06 Jan, 10:05 (Europe/Berlin)" in body
     assert f"/portal/waitlist/offers/{offer.id}" in body
     assert "Check-up" not in body  # the time, not the kind of visit
     assert _emails(outbox_dir, "second@patients.example.test") == []
@@ -407,7 +407,8 @@ def test_the_waitlist_pages(app, client, drain_jobs):
         drain_jobs()
         shown = client.get(f"/portal/waitlist/offers/{offer.id}").get_data(as_text=True)
         assert "Tue 07 Jan 2031, 10:00 (Europe/Berlin)" in shown
-        assert "Held for you until <strong>10:00</strong> (Europe/Berlin)" in shown
+        # The hold ends on Monday, the offered time is Tuesday's: the day is named.
+        assert "Held for you until <strong>Mon 06 Jan, 10:00</strong> (Europe/Berlin)" in shown
         assert "Accept this time" in shown and "No thanks" in shown
         assert client.post(f"/portal/waitlist/offers/{offer.id}/accept", data={}).status_code == 303
         assert "This time is yours" in client.get(f"/portal/waitlist/offers/{offer.id}").get_data(
