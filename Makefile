@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -
 export FLASK_APP := wsgi
 
 .PHONY: install run test test-time-travel lint worker migrate demo clean
-# Two test processes (pytest-xdist): each has its own app, database, outbox, queue and ports (tests/conftest.py).
+# Two test processes (pytest-xdist): each has its own app, database, outbox, queue and ports (tests/conftest.py);
+# worksteal: a process that runs out of tests takes half of the other's, so one long browser test does not
+# leave a core idle at the end.
 TEST_PROCESSES ?= 2
 
 $(STAMP): setup.cfg pyproject.toml
@@ -42,7 +44,7 @@ test: lint
 	else \
 		echo "NOTE: Chromium is not installed, so the browser tests will be SKIPPED (apt-get install -y chromium)."; \
 	fi
-	$(BIN)/pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 # The whole suite at dates and times that break date arithmetic (tests/time_travel.sh says which and why).
 test-time-travel: install
