@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DDL, DateTime, Index, Integer, String, Text, event
+from sqlalchemy import DDL, DateTime, Index, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..extensions import db
+from ..tenancy import TenantScoped
 
 
 class AuditEvent(db.Model):
@@ -73,3 +74,31 @@ APPEND_ONLY_DDL = {
 for dialect, statements in APPEND_ONLY_DDL.items():
     for statement in statements:
         event.listen(AuditEvent.__table__, "after_create", DDL(statement).execute_if(dialect=dialect))
+
+
+# Legal floors the settings form enforces (HIPAA keeps audit documentation six years, 45 CFR 164.316(b)(2)).
+AUDIT_YEARS_DEFAULT, AUDIT_YEARS_MIN = 7, 6
+SHARE_LOG_YEARS_DEFAULT, SHARE_LOG_YEARS_MIN = 6, 6
+HOT_MONTHS_DEFAULT, HOT_MONTHS_MIN = 13, 3
+RECORD_ADULT_YEARS_DEFAULT, RECORD_ADULT_YEARS_MIN = 10, 6
+RECORD_MINOR_UNTIL_AGE_DEFAULT, RECORD_MINOR_UNTIL_AGE_MIN = 28, 21
+
+
+class RetentionSettings(TenantScoped, db.Model):
+    """How long a clinic keeps its audit log, share access log and records; no row means the defaults.
+
+    Records: an adult's are kept `record_adult_years` after the last visit; a minor's until the later of
+    that and the day they turn `record_minor_until_age`.
+    """
+
+    __tablename__ = "retention_settings"
+    __table_args__ = (UniqueConstraint("tenant_id", name="uq_retention_settings_tenant"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    audit_years: Mapped[int] = mapped_column(Integer, default=AUDIT_YEARS_DEFAULT)
+    share_log_years: Mapped[int] = mapped_column(Integer, default=SHARE_LOG_YEARS_DEFAULT)
+    hot_months: Mapped[int] = mapped_column(Integer, default=HOT_MONTHS_DEFAULT)
+    record_adult_years: Mapped[int] = mapped_column(Integer, default=RECORD_ADULT_YEARS_DEFAULT)
+    record_minor_until_age: Mapped[int] = mapped_column(Integer, default=RECORD_MINOR_UNTIL_AGE_DEFAULT)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_by_user_id: Mapped[int | None] = mapped_column(Integer)

@@ -22,7 +22,16 @@ from ..patients.models import Patient
 from ..sharing.models import ShareLink
 from ..tenancy import scoped
 from .labels import action_label, outcome_label, role_label
-from .models import AuditChainHead, AuditEvent
+from .models import (
+    AUDIT_YEARS_DEFAULT,
+    HOT_MONTHS_DEFAULT,
+    RECORD_ADULT_YEARS_DEFAULT,
+    RECORD_MINOR_UNTIL_AGE_DEFAULT,
+    SHARE_LOG_YEARS_DEFAULT,
+    AuditChainHead,
+    AuditEvent,
+    RetentionSettings,
+)
 
 GENESIS_HASH = "0" * 64
 SUCCESS = "success"
@@ -324,3 +333,18 @@ def _resource(event: AuditEvent, user_name, share_name) -> str | None:
         return f"Share link for {share_name(int(ident))}"
     label = RESOURCE_LABELS.get(kind, kind.replace("_", " ").capitalize())
     return f"{label} #{ident}" if ident else label
+
+
+def retention_settings(tenant_id: int) -> RetentionSettings:
+    """The clinic's retention settings; an unsaved row of defaults when it has none."""
+    found = db.session.scalar(scoped(RetentionSettings, tenant_id))
+    if found is not None:
+        return found
+    return RetentionSettings(
+        tenant_id=tenant_id,
+        audit_years=AUDIT_YEARS_DEFAULT,
+        share_log_years=SHARE_LOG_YEARS_DEFAULT,
+        hot_months=HOT_MONTHS_DEFAULT,
+        record_adult_years=RECORD_ADULT_YEARS_DEFAULT,
+        record_minor_until_age=RECORD_MINOR_UNTIL_AGE_DEFAULT,
+    )
