@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select, update
 
@@ -132,16 +133,18 @@ def record_event(
     outcome: str = SUCCESS,
     changed_fields: Iterable[str] | None = None,
     tenant_id: int | None = None,
+    occurred_at: datetime | None = None,
 ) -> AuditEvent:
     """Append an event to the clinic's chain inside the current transaction.
 
     `changed_fields` are field names only, never values. Raises if the event cannot be written, so the
-    caller's change rolls back with it.
+    caller's change rolls back with it. `occurred_at` is for seeding history (the demo) only: everything
+    else happens now.
     """
     chain_tenant = tenant_id if tenant_id is not None else actor.tenant_id
     prev = _take_chain_head(chain_tenant)
     event = AuditEvent(
-        occurred_at=utcnow(),
+        occurred_at=occurred_at or utcnow(),
         request_id=actor.request_id,
         tenant_id=chain_tenant,
         actor_user_id=actor.user_id,

@@ -28,7 +28,7 @@ from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
 from ..portal import events
 from ..tenant_scope import all_tenants
-from . import portal_docs, portal_msg, portal_profile, scheduling
+from . import audit_history, portal_docs, portal_msg, portal_profile, scheduling
 from .portal_self import seed as seed_self_service
 from .portal_tasks import seed as seed_portal_tasks
 from .records import CodeListMissing, seed_records
@@ -318,7 +318,8 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
     db.session.add_all(patients)
     db.session.flush()
 
-    db.session.add_all(_portal_users(tenant, clinic, patients))
+    portal_users = _portal_users(tenant, clinic, patients)
+    db.session.add_all(portal_users)
     db.session.flush()
 
     seed_templates(tenant, staff[ADMIN])
@@ -335,6 +336,7 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
     scheduling.seed(tenant, patients, staff, rng, main_patient_email=clinic.first_portal_email)
 
     record_event(Actor.system(tenant.id), "demo.seeded", resource_type="tenant", resource_id=tenant.id)
+    audit_history.seed(tenant, patients, staff, portal_users[0], rng)
     return tenant
 
 
