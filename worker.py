@@ -54,7 +54,8 @@ def main() -> None:
         queue = get_queue(connection=connection, is_async=True)
         worker = AppWorker([queue], connection=connection, serializer=JSONSerializer)
         if not args.no_scheduler:
-            ensure_scheduled(queue)  # the expired-link sweep and other periodic work
+            # The expired-link sweep and other periodic work (PERIODIC_SKIP: names left out).
+            ensure_scheduled(queue, os.environ.get("PERIODIC_SKIP", ""))
         worker.work(burst=args.burst, with_scheduler=not args.no_scheduler)
 
 

@@ -19,6 +19,7 @@ from .accounts.cli import tenant_cli
 from .accounts.registration_views import bp as registration_bp
 from .accounts.views import bp as accounts_bp
 from .audit import models as audit_module
+from .audit.alert_views import bp as audit_alerts_bp
 from .audit.cli import audit_cli
 from .audit.views import bp as audit_bp
 from .care import models as care_module
@@ -173,6 +174,7 @@ def register_blueprints(app: Flask) -> None:
         portal_bp,
         portal_timeline_bp,
         audit_bp,
+        audit_alerts_bp,
         jobs_bp,
         mail_bp,
         files_bp,

@@ -86,6 +86,12 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "TENANT_STORAGE_QUOTA_BYTES": int(os.environ.get("TENANT_STORAGE_QUOTA_BYTES", str(100 * 1024**3))),
         "CLAMD_HOST": os.environ.get("CLAMD_HOST", ""),
         "CLAMD_PORT": int(os.environ.get("CLAMD_PORT", "3310")),
+        # The Ed25519 key that signs audit checkpoints: kept outside the database (and its backups), so
+        # whoever can rewrite the database cannot write a checkpoint that agrees with the rewrite.
+        "AUDIT_SIGNING_KEY_FILE": os.environ.get(
+            "AUDIT_SIGNING_KEY_FILE", str(instance / "audit-signing.key")
+        ),
+        "AUDIT_CHECKPOINT_LOCK_DAYS": int(os.environ.get("AUDIT_CHECKPOINT_LOCK_DAYS", "2557")),
         "MAIL_BACKEND": os.environ.get("MAIL_BACKEND")
         or ("smtp" if os.environ.get("SMTP_HOST") else "outbox"),
         "MAIL_OUTBOX_DIR": os.environ.get("MAIL_OUTBOX_DIR", str(instance / "outbox")),

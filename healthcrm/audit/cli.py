@@ -1,8 +1,9 @@
-"""`flask audit verify`."""
+"""`flask audit verify` and `flask audit checkpoint`."""
 
 import click
 from flask.cli import AppGroup
 
+from .checkpoints import clinic_ids, verify_checkpoints, write_checkpoint
 from .services import verify_chain
 
 audit_cli = AppGroup("audit", help="Audit log tools.")
@@ -11,19 +12,37 @@ audit_cli = AppGroup("audit", help="Audit log tools.")
 @audit_cli.command("verify")
 @click.option("--tenant", "tenant_id", type=int, default=None, help="Check one clinic's chain only.")
 def verify_command(tenant_id: int | None) -> None:
-    """Walk the hash chains and report the first broken row."""
+    """Walk the hash chains, then check every signed checkpoint; report the first broken row or the
+    missing range."""
     report = verify_chain(tenant_id, all_chains=tenant_id is None)
-    if report.intact:
-        chains = ", ".join(
-            f"{'system' if t is None else f'clinic {t}'}: {n}"
-            for t, n in sorted(report.chains.items(), key=lambda item: (item[0] is not None, item[0] or 0))
+    if not report.intact:
+        click.echo(
+            f"Audit chain BROKEN at event {report.broken_event_id} "
+            f"(clinic {report.broken_tenant_id}): {report.reason}. "
+            f"{report.checked - 1} events before it are intact.",
+            err=True,
         )
-        click.echo(f"Audit chain intact: {report.checked} events checked ({chains or 'no events'}).")
-        return
-    click.echo(
-        f"Audit chain BROKEN at event {report.broken_event_id} "
-        f"(clinic {report.broken_tenant_id}): {report.reason}. "
-        f"{report.checked - 1} events before it are intact.",
-        err=True,
+        raise SystemExit(1)
+    chains = ", ".join(
+        f"{'system' if t is None else f'clinic {t}'}: {n}"
+        for t, n in sorted(report.chains.items(), key=lambda item: (item[0] is not None, item[0] or 0))
     )
-    raise SystemExit(1)
+    click.echo(f"Audit chain intact: {report.checked} events checked ({chains or 'no events'}).")
+    checkpoints = verify_checkpoints(tenant_id)
+    if not checkpoints.intact:
+        for problem in checkpoints.problems:
+            click.echo(f"Checkpoint check FAILED: {problem.description}", err=True)
+        raise SystemExit(1)
+    click.echo(f"Checkpoints agree with the log: {checkpoints.checked} checked.")
+
+
+@audit_cli.command("checkpoint")
+@click.option("--tenant", "tenant_id", type=int, default=None, help="One clinic only.")
+def checkpoint_command(tenant_id: int | None) -> None:
+    """Sign each clinic's chain head now and store it (the daily job does the same)."""
+    for clinic in [tenant_id] if tenant_id is not None else clinic_ids():
+        written = write_checkpoint(clinic)
+        lock = " (Object Lock: compliance mode)" if written.locked else ""
+        click.echo(
+            f"Clinic {clinic}: event {written.event_id} ({written.events} events) → {written.key}{lock}"
+        )

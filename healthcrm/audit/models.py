@@ -102,3 +102,20 @@ class RetentionSettings(TenantScoped, db.Model):
     record_minor_until_age: Mapped[int] = mapped_column(Integer, default=RECORD_MINOR_UNTIL_AGE_DEFAULT)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_by_user_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class AuditIntegrityAlert(db.Model):
+    """A finding of the nightly verification (a broken chain, a checkpoint the log disagrees with): shown to
+    the clinic's admins until one acknowledges it, emailed once."""
+
+    __tablename__ = "audit_integrity_alerts"
+    __table_args__ = (UniqueConstraint("tenant_id", "description", name="uq_audit_integrity_alerts_finding"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Plain ids, like the log: the alert outlives what it mentions.
+    tenant_id: Mapped[int] = mapped_column(Integer, index=True)
+    found_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    description: Mapped[str] = mapped_column(String(500))
+    first_bad_event_id: Mapped[int | None] = mapped_column(Integer)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime)
+    acknowledged_by_user_id: Mapped[int | None] = mapped_column(Integer)

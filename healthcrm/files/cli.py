@@ -13,11 +13,25 @@ files_cli = AppGroup("files", help="Attachment storage.")
 
 
 @files_cli.command("ensure-bucket")
-def ensure_bucket() -> None:
+@click.option(
+    "--object-lock",
+    is_flag=True,
+    help="Create the bucket with S3 Object Lock, so audit checkpoints are kept in compliance mode "
+    "(possible only when the bucket is created).",
+)
+def ensure_bucket(object_lock: bool) -> None:
     storage = get_storage(current_app)
     if not isinstance(storage, S3Storage):
         click.echo("STORAGE_BACKEND is local: nothing to do (files go to STORAGE_LOCAL_ROOT).")
         return
     origin = current_app.config["PUBLIC_URL"]
-    storage.ensure_bucket(default_encryption=True, cors_origins=[origin])
+    storage.ensure_bucket(default_encryption=True, cors_origins=[origin], object_lock=object_lock)
     click.echo(f"Bucket {storage.bucket}: SSE AES256 by default, browser uploads allowed from {origin}.")
+    if storage.object_lock_enabled():
+        click.echo("Object Lock is on: audit checkpoints are written in compliance mode.")
+    elif object_lock:
+        click.echo(
+            "Object Lock is OFF: the bucket existed already, and S3 turns it on only when a bucket is "
+            "created. Create a new bucket with --object-lock to keep checkpoints undeletable.",
+            err=True,
+        )

@@ -33,6 +33,7 @@ SUBJECTS = {
     "share_link": "A secure link was shared with you",
     "share_code": "Your one-time code",
     "share_notice": "News about a link you shared",
+    "audit_alert": "Audit log check failed: action needed",
     "portal_notice": "You have a new message",
     "appointment_confirmation": "Your appointment is booked",
     "appointment_update": "Your appointment has moved",

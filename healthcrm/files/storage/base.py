@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -273,3 +274,13 @@ class Storage(ABC):
     @abstractmethod
     def set_storage_class(self, key: str, storage_class: str) -> None:
         """Move the object to another storage class. Raises ObjectNotFoundError."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key that starts with `prefix` (a folder such as "3/audit-checkpoints/"), sorted."""
+
+    def put_retained(self, key: str, data: bytes, content_type: str, retain_until: datetime) -> bool:
+        """Store `data` so that nobody can change or delete it before `retain_until` where the store can
+        promise that (S3 Object Lock in compliance mode); return whether it could. Elsewhere a plain put."""
+        self.put_stream(key, io.BytesIO(data), content_type)
+        return False

@@ -219,6 +219,17 @@ class LocalStorage(Storage):
         meta["storage_class"] = storage_class
         self._write_meta(key, meta)
 
+    def list_keys(self, prefix: str) -> list[str]:
+        keys = []
+        for path in self.root.rglob("*"):
+            if not path.is_file() or path.name.startswith(".tmp"):
+                continue
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith((f"{LOCAL_META_DIR}/", f"{LOCAL_UPLOADS_DIR}/")) or not key.startswith(prefix):
+                continue
+            keys.append(key)
+        return sorted(keys)
+
     # multipart uploads
 
     def _upload_dir(self, upload_id: str) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import boto3
@@ -87,7 +87,12 @@ class S3Storage(Storage):
             options["response_checksum_validation"] = "when_required"
         return Config(**options)
 
-    def ensure_bucket(self, default_encryption: bool = True, cors_origins: list[str] | None = None) -> None:
+    def ensure_bucket(
+        self,
+        default_encryption: bool = True,
+        cors_origins: list[str] | None = None,
+        object_lock: bool = False,
+    ) -> None:
         """Create the bucket if it does not exist (tests and the demo; production buckets are provisioned).
 
         A bucket created here also gets SSE-S3 as its default encryption, so even an object written by
@@ -97,7 +102,8 @@ class S3Storage(Storage):
         """
         if isinstance(cors_origins, str):
             raise ValueError("cors_origins is a list of origins, not one string")
-        if self._create_bucket() and default_encryption:
+        created = self._create_bucket(object_lock=object_lock)
+        if created and default_encryption:
             self.client.put_bucket_encryption(
                 Bucket=self.bucket,
                 ServerSideEncryptionConfiguration={
@@ -121,7 +127,7 @@ class S3Storage(Storage):
                 },
             )
 
-    def _create_bucket(self) -> bool:
+    def _create_bucket(self, object_lock: bool = False) -> bool:
         """Create the bucket unless it exists; True when this call created it."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
@@ -130,6 +136,8 @@ class S3Storage(Storage):
             if _error_code(error) not in {"404", "NoSuchBucket", "NotFound"}:
                 raise
         kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        if object_lock:  # only possible when the bucket is made (it also turns versioning on)
+            kwargs["ObjectLockEnabledForBucket"] = True
         if self.region and self.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         try:
@@ -193,6 +201,43 @@ class S3Storage(Storage):
     def delete(self, key: str) -> None:
         validate_key(key)
         self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return sorted(keys)
+
+    def object_lock_enabled(self) -> bool:
+        try:
+            answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError as error:
+            if _error_code(error) in {"ObjectLockConfigurationNotFoundError", "404", "NoSuchBucket"}:
+                return False
+            raise
+        return answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+    def put_retained(self, key: str, data: bytes, content_type: str, retain_until: datetime) -> bool:
+        validate_key(key)
+        extra: dict[str, Any] = {}
+        locked = self.object_lock_enabled()
+        if locked:
+            # Compliance mode: nobody, the account's root user included, can delete or overwrite the
+            # version before the date. S3 wants a checksum on such a put.
+            extra = {
+                "ObjectLockMode": "COMPLIANCE",
+                "ObjectLockRetainUntilDate": retain_until.replace(tzinfo=UTC),
+                "ChecksumAlgorithm": "SHA256",
+            }
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            ServerSideEncryption=SSE_ALGORITHM,
+            **extra,
+        )
+        return locked
 
     def presigned_get(
         self,
