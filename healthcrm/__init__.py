@@ -21,6 +21,7 @@ from .accounts.views import bp as accounts_bp
 from .audit import models as audit_module
 from .audit.alert_views import bp as audit_alerts_bp
 from .audit.cli import audit_cli
+from .audit.portal_views import bp as portal_access_bp
 from .audit.views import bp as audit_bp
 from .care import models as care_module
 from .care.change_views import bp as care_changes_bp
@@ -175,6 +176,7 @@ def register_blueprints(app: Flask) -> None:
         portal_timeline_bp,
         audit_bp,
         audit_alerts_bp,
+        portal_access_bp,
         jobs_bp,
         mail_bp,
         files_bp,

@@ -49,6 +49,7 @@ PORTAL_NAV = (
     NavItem("portal_selfcare.care_plan", "Care plan"),
     NavItem("sharing.portal_index", "Sharing", also=("sharing.portal_create", "sharing.portal_show")),
     NavItem("portal_profile.index", "Profile", also=("portal_profile",)),
+    NavItem("portal_access.index", "Who has seen my record"),
     NavItem("accounts.security", "Account"),
 )
 

@@ -28,6 +28,7 @@ ACTION_LABELS: dict[str, str] = {
     "auth.mfa_recovery_codes_regenerated": "Made new recovery codes",
     "access.denied": "Was refused access",
     "audit.alert_acknowledged": "Acknowledged an audit log integrity alert",
+    "portal.access_view": "Patient read who has seen their record",
     "clinic.created": "Clinic created",
     "clinic.mfa_requirement_changed": "Changed the clinic's two-step sign-in rule",
     "clinic.clinical_settings_changed": "Changed the clinic's clinical settings (units, score input age)",
