@@ -30,6 +30,7 @@ from .care.report_views import bp as care_report_bp
 from .care.settings_views import bp as care_settings_bp
 from .care.task_views import bp as care_tasks_bp
 from .config import load_config
+from .dbroles import db_roles_command
 from .demo.cli import demo_command
 from .extensions import csrf, db, htmx, limiter, login_manager, migrate
 from .files import models as files_module
@@ -210,6 +211,7 @@ def register_hooks(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
 
     app.cli.add_command(audit_cli)
+    app.cli.add_command(db_roles_command)
     app.cli.add_command(tenant_cli)
     app.cli.add_command(demo_command)
     app.cli.add_command(files_cli)

@@ -73,6 +73,8 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # The table owner's connection, for `flask db upgrade` only (see `flask db-roles`).
+        "MIGRATION_DATABASE_URL": os.environ.get("MIGRATION_DATABASE_URL", ""),
         "REDIS_URL": redis_url,
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "healthcrm"),
         "JOB_RETRY_INTERVALS": JOB_RETRY_INTERVALS_SECONDS,

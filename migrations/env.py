@@ -1,9 +1,9 @@
 import logging
 from logging.config import fileConfig
 
-from flask import current_app
-
 from alembic import context
+from flask import current_app
+from sqlalchemy import create_engine
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -16,6 +16,11 @@ logger = logging.getLogger('alembic.env')
 
 
 def get_engine():
+    # MIGRATION_DATABASE_URL: migrations run as the role that owns the tables, while the app connects as
+    # one that may not change audit rows (`flask db-roles`, README "Production").
+    owner_url = current_app.config.get('MIGRATION_DATABASE_URL')
+    if owner_url:
+        return create_engine(owner_url)
     # Flask-SQLAlchemy 3: the engine property (get_engine() is deprecated).
     return current_app.extensions['migrate'].db.engine
 
