@@ -45,6 +45,8 @@ from .jobs import tasks as tasks_module
 from .jobs.periodic import periodic_cli
 from .jobs.views import bp as jobs_bp
 from .mail.views import bp as mail_bp
+from .patient_export.views import portal_bp as portal_export_bp
+from .patient_export.views import staff_bp as patient_export_bp
 from .patients import models as patients_module
 from .patients.views import bp as patients_bp
 from .portal import models as portal_module
@@ -178,6 +180,8 @@ def register_blueprints(app: Flask) -> None:
         audit_bp,
         audit_alerts_bp,
         portal_access_bp,
+        portal_export_bp,
+        patient_export_bp,
         jobs_bp,
         mail_bp,
         files_bp,

@@ -50,6 +50,7 @@ PORTAL_NAV = (
     NavItem("sharing.portal_index", "Sharing", also=("sharing.portal_create", "sharing.portal_show")),
     NavItem("portal_profile.index", "Profile", also=("portal_profile",)),
     NavItem("portal_access.index", "Who has seen my record"),
+    NavItem("portal_export.index", "Download my record", also=("portal_export",)),
     NavItem("accounts.security", "Account"),
 )
 

@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "share.overview": frozenset({ADMIN}),
     # the clinic
     "audit.read": frozenset({ADMIN}),
+    "patient.export": frozenset({ADMIN, DOCTOR, NURSE}),  # the whole record as PDF + FHIR + files
     "users.manage": frozenset({ADMIN}),
     "outbox.read": frozenset({ADMIN}),
     "jobs.overview": frozenset({ADMIN}),  # the Jobs page in the menu (everyone still reaches their own jobs)

@@ -29,6 +29,8 @@ ACTION_LABELS: dict[str, str] = {
     "access.denied": "Was refused access",
     "audit.alert_acknowledged": "Acknowledged an audit log integrity alert",
     "portal.access_view": "Patient read who has seen their record",
+    "patient.export": "Exported the whole record (PDF, FHIR, files)",
+    "patient.export_download": "Downloaded the exported record",
     "clinic.created": "Clinic created",
     "clinic.mfa_requirement_changed": "Changed the clinic's two-step sign-in rule",
     "clinic.clinical_settings_changed": "Changed the clinic's clinical settings (units, score input age)",
