@@ -84,6 +84,8 @@ from .sharing import models as sharing_module
 from .sharing import tasks as sharing_tasks_module
 from .sharing.provider_views import bp as provider_bp
 from .sharing.views import bp as sharing_bp
+from .tenant_export.cli import import_command as tenant_import_command
+from .tenant_export.views import bp as tenant_export_bp
 from .web import bp as web_bp
 from .web import start_request
 
@@ -181,6 +183,7 @@ def register_blueprints(app: Flask) -> None:
         audit_alerts_bp,
         portal_access_bp,
         portal_export_bp,
+        tenant_export_bp,
         patient_export_bp,
         jobs_bp,
         mail_bp,
@@ -216,6 +219,7 @@ def register_commands(app: Flask) -> None:
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(db_roles_command)
+    tenant_cli.add_command(tenant_import_command)
     app.cli.add_command(tenant_cli)
     app.cli.add_command(demo_command)
     app.cli.add_command(files_cli)

@@ -45,6 +45,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit.read": frozenset({ADMIN}),
     "patient.export": frozenset({ADMIN, DOCTOR, NURSE}),  # the whole record as PDF + FHIR + files
     "users.manage": frozenset({ADMIN}),
+    "clinic.export": frozenset({ADMIN}),  # all of the clinic's data as one archive
     "outbox.read": frozenset({ADMIN}),
     "jobs.overview": frozenset({ADMIN}),  # the Jobs page in the menu (everyone still reaches their own jobs)
     "portal.use": frozenset({PATIENT}),

@@ -30,6 +30,8 @@ ACTION_LABELS: dict[str, str] = {
     "audit.alert_acknowledged": "Acknowledged an audit log integrity alert",
     "portal.access_view": "Patient read who has seen their record",
     "patient.export": "Exported the whole record (PDF, FHIR, files)",
+    "clinic.export": "Exported all of the clinic's data",
+    "clinic.export_download": "Downloaded the clinic's data export",
     "patient.export_download": "Downloaded the exported record",
     "clinic.created": "Clinic created",
     "clinic.mfa_requirement_changed": "Changed the clinic's two-step sign-in rule",

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from ..access import current_actor, requires
 from ..files.responses import file_response
-from ..files.storage import attachment_disposition, get_storage
+from ..files.storage import ObjectNotFoundError, attachment_disposition, get_storage
 from ..web import render_page
 from . import services
 
@@ -27,7 +27,8 @@ def _chunks(stream):
 def _send(actor, patient_id: int, job_id: str):
     try:
         found = services.download(actor, patient_id, job_id)
-    except services.ExportGone:
+        stream = get_storage(current_app).open_stream(found.key)
+    except (services.ExportGone, ObjectNotFoundError):
         return render_page(
             "portal/export.html" if actor.role == "patient" else "patients/export.html",
             status=410,
@@ -36,7 +37,6 @@ def _send(actor, patient_id: int, job_id: str):
             patient_id=patient_id,
             downloadable=False,
         )
-    stream = get_storage(current_app).open_stream(found.key)
     return file_response(_chunks(stream), "application/zip", attachment_disposition(found.name))
 
 
