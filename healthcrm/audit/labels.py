@@ -27,6 +27,7 @@ ACTION_LABELS: dict[str, str] = {
     "auth.mfa_failed": "Failed two-step sign-in",
     "auth.mfa_recovery_codes_regenerated": "Made new recovery codes",
     "access.denied": "Was refused access",
+    "audit.export": "Exported the audit log",
     "clinic.created": "Clinic created",
     "clinic.mfa_requirement_changed": "Changed the clinic's two-step sign-in rule",
     "clinic.clinical_settings_changed": "Changed the clinic's clinical settings (units, score input age)",
