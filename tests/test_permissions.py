@@ -41,6 +41,8 @@ GRID = {
     "share.manage_for_patient": "X X X X . .",
     "share.overview":           "X . . . . .",
     "audit.read":               "X . . . . .",
+    "patient.export":           "X X X . . .",
+    "clinic.export":            "X . . . . .",
     "users.manage":             "X . . . . .",
     "outbox.read":              "X . . . . .",
     "jobs.overview":            "X . . . . .",

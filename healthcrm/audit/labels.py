@@ -33,6 +33,7 @@ ACTION_LABELS: dict[str, str] = {
     "clinic.export": "Exported all of the clinic's data",
     "clinic.export_download": "Downloaded the clinic's data export",
     "patient.export_download": "Downloaded the exported record",
+    "audit.export": "Exported the audit log",
     "clinic.created": "Clinic created",
     "clinic.mfa_requirement_changed": "Changed the clinic's two-step sign-in rule",
     "clinic.clinical_settings_changed": "Changed the clinic's clinical settings (units, score input age)",

@@ -17,6 +17,10 @@ class AuditEvent(db.Model):
     __table_args__ = (
         Index("ix_audit_log_tenant_id_id", "tenant_id", "id"),
         Index("ix_audit_log_tenant_patient", "tenant_id", "patient_id"),
+        Index("ix_audit_log_tenant_occurred_at", "tenant_id", "occurred_at"),
+        Index("ix_audit_log_tenant_actor_id", "tenant_id", "actor_user_id", "id"),
+        Index("ix_audit_log_tenant_resource", "tenant_id", "resource_type", "resource_id"),
+        Index("ix_audit_log_tenant_request", "tenant_id", "request_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
