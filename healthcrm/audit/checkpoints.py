@@ -171,6 +171,11 @@ def archived_hash(tenant_id: int, event_id: int) -> str | None:
     return None
 
 
+def _archived_count(tenant_id: int) -> int:
+    """Events of the clinic that have moved to archives (none yet: see `archived_hash`)."""
+    return 0
+
+
 def verify_checkpoints(tenant_id: int | None = None) -> CheckpointReport:
     """Check every stored checkpoint of one clinic (or all): signed by our key, and its event still in the
     log with the same hash. Reports, per clinic, the newest checkpoint the log no longer agrees with."""
@@ -199,13 +204,15 @@ def _disagreement(clinic: int, document: dict, newest_id: int | None) -> tuple[s
     written = document.get("written_at", "")[:19].replace("T", " ")
     source = f"the checkpoint of {written} UTC names event {event_id} with hash {expected[:12]}…"
     if newest_id is None or newest_id < event_id:
-        first_missing = (newest_id or 0) + 1
-        span = (
-            f"event {event_id} is" if first_missing == event_id else f"events {first_missing}–{event_id} are"
+        now_count = db.session.scalar(select(func.count()).where(AuditEvent.tenant_id == clinic)) or 0
+        missing = max(1, (document.get("events") or 0) - now_count - _archived_count(clinic))
+        after = f"after event {newest_id}" if newest_id else "from the first event"
+        text = (
+            f"Audit log of clinic {clinic}: the newest events were deleted: {missing} missing, {after} up to "
+            f"event {event_id} (the log now ends at event {newest_id or 'none'}); {source} and counted "
+            f"{document.get('events')} events."
         )
-        return f"Audit log of clinic {clinic}: {span} missing (the newest rows were deleted); {source}.", (
-            first_missing
-        )
+        return text, (newest_id or 0) + 1
     found = db.session.scalar(
         select(AuditEvent.hash).where(AuditEvent.tenant_id == clinic, AuditEvent.id == event_id)
     )

@@ -121,3 +121,26 @@ def export_csv(query_string: str, *, progress) -> dict:
         get_storage(current_app).put_stream(key, out, "text/csv")
     progress(100)
     return {"key": key, "rows": done}
+
+
+def delete_old_exports() -> int:
+    """Periodic: delete the CSV files of exports finished over 24 hours ago (the download answers 410)."""
+    from ..clock import utcnow  # noqa: PLC0415
+    from ..jobs.models import FINISHED, Job  # noqa: PLC0415
+    from ..tenant_scope import ALL_TENANTS  # noqa: PLC0415
+
+    storage = get_storage(current_app)
+    old = db.session.scalars(
+        select(Job)
+        .where(Job.kind == "audit.export_csv", Job.status == FINISHED, Job.finished_at < utcnow() - KEPT_FOR)
+        .execution_options(**ALL_TENANTS)  # periodic, for every clinic
+    )
+    deleted = 0
+    for job in old:
+        result = dict(job.result or {})
+        if result.get("key") and not result.get("deleted"):
+            storage.delete(result["key"])
+            job.result = {**result, "deleted": True}
+            deleted += 1
+    db.session.commit()
+    return deleted

@@ -143,7 +143,7 @@ def export_download(job_id: str):
     job = _export_job(job_id)
     if job.status != FINISHED or not (job.result or {}).get("key"):
         abort(404)
-    if job.finished_at is None or utcnow() - job.finished_at > KEPT_FOR:
+    if job.finished_at is None or utcnow() - job.finished_at > KEPT_FOR or job.result.get("deleted"):
         return Response(
             "This export is older than 24 hours and is no longer kept. "
             "Start a new export from the audit log.",
