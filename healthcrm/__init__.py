@@ -22,6 +22,7 @@ from .audit import models as audit_module
 from .audit.alert_views import bp as audit_alerts_bp
 from .audit.cli import audit_cli
 from .audit.portal_views import bp as portal_access_bp
+from .audit.retention_views import bp as retention_bp
 from .audit.views import bp as audit_bp
 from .care import models as care_module
 from .care.change_views import bp as care_changes_bp
@@ -182,6 +183,7 @@ def register_blueprints(app: Flask) -> None:
         audit_bp,
         audit_alerts_bp,
         portal_access_bp,
+        retention_bp,
         portal_export_bp,
         tenant_export_bp,
         patient_export_bp,

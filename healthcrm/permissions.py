@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "share.overview": frozenset({ADMIN}),
     # the clinic
     "audit.read": frozenset({ADMIN}),
+    "audit.retention": frozenset({ADMIN}),  # how long the audit log, share log and records are kept
     "patient.export": frozenset({ADMIN, DOCTOR, NURSE}),  # the whole record as PDF + FHIR + files
     "users.manage": frozenset({ADMIN}),
     "clinic.export": frozenset({ADMIN}),  # all of the clinic's data as one archive

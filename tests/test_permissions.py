@@ -42,6 +42,7 @@ GRID = {
     "share.overview":           "X . . . . .",
     "audit.read":               "X . . . . .",
     "patient.export":           "X X X . . .",
+    "audit.retention":          "X . . . . .",
     "clinic.export":            "X . . . . .",
     "users.manage":             "X . . . . .",
     "outbox.read":              "X . . . . .",

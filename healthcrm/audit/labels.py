@@ -31,6 +31,8 @@ ACTION_LABELS: dict[str, str] = {
     "portal.access_view": "Patient read who has seen their record",
     "patient.export": "Exported the whole record (PDF, FHIR, files)",
     "clinic.export": "Exported all of the clinic's data",
+    "retention.settings_changed": "Changed how long the clinic keeps its data",
+    "share_log.retention_deleted": "Deleted share access log entries past their retention",
     "clinic.export_download": "Downloaded the clinic's data export",
     "patient.export_download": "Downloaded the exported record",
     "audit.export": "Exported the audit log",

@@ -37,6 +37,7 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "scheduling.offers": (timedelta(minutes=1), "healthcrm.scheduling.waitlist:lapse_offers"),
     "audit.checkpoints": (timedelta(days=1), "healthcrm.audit.checkpoints:write_all_checkpoints"),
     "audit.verify": (timedelta(days=1), "healthcrm.audit.alerts:nightly_verify"),
+    "audit.share_log_retention": (timedelta(days=1), "healthcrm.audit.retention:delete_expired_share_log"),
     "audit.exports": (timedelta(hours=1), "healthcrm.audit.csv_export:delete_old_exports"),
     "tenant_export.cleanup": (timedelta(hours=1), "healthcrm.tenant_export.services:delete_old_exports"),
     "patient_export.cleanup": (timedelta(hours=1), "healthcrm.patient_export.services:delete_old_exports"),
