@@ -15,6 +15,8 @@ ADMIN_PAGES = [
     "/admin/sharing",
     "/outbox",
     "/jobs",
+    "/admin/export",
+    "/admin/retention",
     "/record-templates",
     "/care/settings",
     "/care/report",

@@ -95,6 +95,25 @@ def _contexts(people) -> dict[str, tuple[str, dict]]:
                 "appointment_reminder",
             )
         },
+        "audit_alert": (
+            doctor.email,
+            {
+                "user": doctor,
+                "clinic": people["tenant"],
+                "alert": {"description": "Audit log of clinic 1: the newest events were deleted."},
+                "url": url,
+            },
+        ),
+        "clinic_export_ready": (
+            doctor.email,
+            {
+                "user": doctor,
+                "clinic": people["tenant"],
+                "url": url,
+                "hours": 24,
+                "result": {"rows": 10, "files": 2},
+            },
+        ),
         "waitlist_offer": (
             portal.email,
             {

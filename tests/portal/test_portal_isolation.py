@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from flask import current_app
 from sqlalchemy import select
 
 from healthcrm.access import policy_for
@@ -38,6 +39,7 @@ from healthcrm.audit.services import Actor
 from healthcrm.clock import utcnow
 from healthcrm.extensions import db
 from healthcrm.files import patient_files
+from healthcrm.files.storage import get_storage
 from healthcrm.patients.models import Patient
 from healthcrm.portal.messages import services as messages
 from healthcrm.portal.models import Notification
@@ -225,6 +227,8 @@ def _export_job_id(owner: Owner) -> str:
     )  # fmt: skip
     db.session.add(job)
     db.session.commit()
+    empty_zip = io.BytesIO(b"PK\x05\x06" + bytes(18))
+    get_storage(current_app).put_stream(job.result["key"], empty_zip, "application/zip")
     return job.id
 
 
