@@ -21,6 +21,7 @@ from .accounts.views import bp as accounts_bp
 from .audit import models as audit_module
 from .audit.alert_views import bp as audit_alerts_bp
 from .audit.cli import audit_cli
+from .audit.disclosure_views import bp as disclosures_bp
 from .audit.portal_views import bp as portal_access_bp
 from .audit.retention_views import bp as retention_bp
 from .audit.views import bp as audit_bp
@@ -183,6 +184,7 @@ def register_blueprints(app: Flask) -> None:
         audit_bp,
         audit_alerts_bp,
         portal_access_bp,
+        disclosures_bp,
         retention_bp,
         portal_export_bp,
         tenant_export_bp,

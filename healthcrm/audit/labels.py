@@ -29,6 +29,8 @@ ACTION_LABELS: dict[str, str] = {
     "access.denied": "Was refused access",
     "audit.alert_acknowledged": "Acknowledged an audit log integrity alert",
     "portal.access_view": "Patient read who has seen their record",
+    "portal.disclosures_pdf": "Patient downloaded their accounting of disclosures",
+    "patient.disclosures_pdf": "Downloaded the patient's accounting of disclosures",
     "patient.export": "Exported the whole record (PDF, FHIR, files)",
     "clinic.export": "Exported all of the clinic's data",
     "retention.settings_changed": "Changed how long the clinic keeps its data",

@@ -1,4 +1,4 @@
-"""The patient's "Who has seen my record" page."""
+"""The patient's "Who has seen my record" page and its accounting of disclosures (PDF)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from flask_login import current_user
 
 from ..access import current_actor, requires
 from ..extensions import db
+from ..files.responses import file_response
+from ..files.storage import attachment_disposition
 from ..web import render_page
+from . import disclosures
 from .patient_access import PAGE_SIZE, WHO, accesses
 
 bp = Blueprint("portal_access", __name__, url_prefix="/portal/access")
@@ -33,3 +36,12 @@ def index():
         before=before,
         older=rows[-1].event_id if more and rows else None,
     )
+
+
+@bp.get("/disclosures.pdf")
+@requires("portal.use")
+def disclosures_pdf():
+    actor, patient_id = current_actor(), current_user.patient_id
+    pdf = disclosures.disclosures_pdf(actor, patient_id)
+    name = disclosures.file_name(actor, patient_id)
+    return file_response([pdf], "application/pdf", attachment_disposition(name), size=len(pdf))

@@ -9,7 +9,7 @@ from typing import IO
 from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
 
 from ..content import SharedContent
-from .page import MARGIN, PAGE_SIZE, _draw_header, _draw_watermark, _FooterCanvas, _register_fonts
+from .page import MARGIN, PAGE_SIZE, FooterCanvas, _draw_watermark, draw_header, register_fonts
 from .sections import _clinic_zone, _Styles, _Writer
 
 STORY_DONE_PERCENT = 20
@@ -30,7 +30,7 @@ def build_pdf(
     each only when the share covers it. `progress` is called with 0 to 100 as the work goes on."""
     report = _Progress(progress)
     report(0)
-    _register_fonts()
+    register_fonts()
     styles = _Styles()
     writer = _Writer(content, styles, _clinic_zone(content))
     story = writer.story()
@@ -43,11 +43,11 @@ def build_pdf(
         PageTemplate(
             id="page",
             frames=[frame],
-            onPage=partial(_draw_header, text=header),
+            onPage=partial(draw_header, text=header),
             onPageEnd=partial(_draw_watermark, text=watermark),
         )
     )
-    doc.build(story, canvasmaker=partial(_FooterCanvas, footer=watermark, pages=pages))
+    doc.build(story, canvasmaker=partial(FooterCanvas, footer=watermark, pages=pages))
     report(100)
     return pages[0]
 

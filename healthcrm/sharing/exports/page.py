@@ -34,7 +34,7 @@ LINE = colors.HexColor("#1d4ed8")
 RANGE_FILL = colors.HexColor("#dcfce7")
 
 
-class _FooterCanvas(Canvas):
+class FooterCanvas(Canvas):
     """Keeps every page until the end, so each footer can say "page N of M"."""
 
     def __init__(self, *args, footer: str, pages: list[int], **kwargs) -> None:
@@ -75,7 +75,7 @@ class _FooterCanvas(Canvas):
         self.restoreState()
 
 
-def _draw_header(canvas: Canvas, doc: BaseDocTemplate, *, text: str) -> None:
+def draw_header(canvas: Canvas, doc: BaseDocTemplate, *, text: str) -> None:
     width, height = PAGE_SIZE
     canvas.saveState()
     canvas.setFont(FONT_BOLD, 9.5)
@@ -102,7 +102,7 @@ def _clip(text: str, room: float, size: float, font: str = FONT) -> str:
 
 
 @cache
-def _register_fonts() -> None:
+def register_fonts() -> None:
     regular, bold = font_files()
     pdfmetrics.registerFont(TTFont(FONT, regular))
     pdfmetrics.registerFont(TTFont(FONT_BOLD, bold))

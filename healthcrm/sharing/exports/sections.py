@@ -89,11 +89,14 @@ class _Styles:
         self.note = ParagraphStyle("note", base, leftIndent=9, fontSize=7.5, leading=9.5, textColor=MUTED)
 
 
-def _text(value: object) -> str:
+def paragraph_text(value: object) -> str:
     """Text for Paragraph markup: escaped, control characters dropped, line breaks kept."""
     raw = "" if value is None else str(value)
     kept = "".join(ch for ch in raw if ch in "\n\t" or ch.isprintable())
     return escape(kept).replace("\n", "<br/>")
+
+
+_text = paragraph_text  # the short name the sections below use
 
 
 def _number(value: float | None) -> str:
