@@ -66,7 +66,7 @@ STAFF_EXPORT_ACTION = "patient.export"
 NOT_STAFF = (PATIENT, "system", "provider")
 DAY_FORMAT = "%d %b %Y"
 TIME_FORMAT = "%H:%M"
-# Shares made by staff at the same instant as their access rows sort after them (newest first).
+# Within one instant, newest first still reads in order: an access above the share it came through.
 _ORDER = {ACCESS: 2, EXPORT: 1, SHARE: 0}
 # The table's columns, as fractions of the text width.
 COLUMN_WIDTHS = (0.14, 0.3, 0.34, 0.22)
