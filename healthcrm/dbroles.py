@@ -50,6 +50,10 @@ def role_statements(connection, owner: str, app_role: str, app_password: str | N
     statements += [f'ALTER SEQUENCE public."{sequence}" OWNER TO {owner}' for sequence in sequences]
     statements += [
         f"ALTER FUNCTION audit_log_append_only() OWNER TO {owner}",
+        # Runs as the owner: the app releases archived months' rows through it, and nothing else.
+        f"ALTER FUNCTION audit_log_release_archived(integer) OWNER TO {owner}",
+        "REVOKE ALL ON FUNCTION audit_log_release_archived(integer) FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION audit_log_release_archived(integer) TO {app_role}",
         f"GRANT USAGE ON SCHEMA public TO {app_role}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app_role}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app_role}",

@@ -1,8 +1,9 @@
-"""`flask audit verify` and `flask audit checkpoint`."""
+"""`flask audit verify`, `flask audit checkpoint` and `flask audit archive`."""
 
 import click
 from flask.cli import AppGroup
 
+from .archive import archive_due, delete_past_retention
 from .checkpoints import clinic_ids, verify_checkpoints, write_checkpoint
 from .services import verify_chain
 
@@ -46,3 +47,19 @@ def checkpoint_command(tenant_id: int | None) -> None:
         click.echo(
             f"Clinic {clinic}: event {written.event_id} ({written.events} events) → {written.key}{lock}"
         )
+
+
+@audit_cli.command("archive")
+@click.option("--tenant", "tenant_id", type=int, default=None, help="One clinic only.")
+def archive_command(tenant_id: int | None) -> None:
+    """Move the months older than each clinic's hot window into archive files, and delete archives past
+    the audit retention (the daily job does the same)."""
+    for clinic in [tenant_id] if tenant_id is not None else clinic_ids():
+        archived = archive_due(clinic)
+        for archive in archived:
+            click.echo(f"Clinic {clinic}: {archive.month}: {archive.events} events → {archive.key}")
+        deleted = delete_past_retention(clinic)
+        if deleted:
+            click.echo(f"Clinic {clinic}: {deleted} archived months past retention deleted.")
+        if not archived and not deleted:
+            click.echo(f"Clinic {clinic}: nothing to archive.")

@@ -14,11 +14,13 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from ..accounts.models import Tenant
+from ..clock import clinic_day_end, clinic_day_start
 from ..extensions import db
 from ..files.storage import get_storage, validate_key
 from ..jobs.queue import task
+from .archive import load_archive, months_in_range
 from .labels import action_label
-from .models import AuditEvent
+from .models import ArchivedEventCopy, AuditEvent
 from .search import apply_filters, parse_filter
 from .services import describe_events
 
@@ -69,23 +71,41 @@ def _fields(raw: str | None) -> str:
 
 @task("audit.export_csv")
 def export_csv(query_string: str, *, progress) -> dict:
-    """Write the clinic's events matching the filter, oldest first, in keyset batches, then store them."""
+    """Write the clinic's events matching the filter, oldest first, in keyset batches, then store them.
+
+    Archived months in the filter's range are loaded first (the first part of the progress bar), then
+    searched with the table: both in id order, merged batch by batch, so memory stays flat.
+    """
     tenant_id = progress.tenant_id
     filters = parse_filter(dict(parse_qsl(query_string)))
     zone = db.session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
-    base = apply_filters(
-        select(AuditEvent).where(AuditEvent.tenant_id == tenant_id), AuditEvent, filters, zone=zone
-    )
-    total = db.session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    starts = clinic_day_start(filters.date_from, zone) if filters.date_from else None
+    ends = clinic_day_end(filters.date_to, zone) if filters.date_to else None
+    archived = months_in_range(tenant_id, starts, ends)
+    share = 50 if archived.waiting else 0  # of the progress bar, for loading archived months
+    loading, loaded = archived.waiting_events, 0
+    for archive in archived.waiting:
+        loaded += load_archive(archive, lambda percent: progress(percent * share // 100), loaded, loading)
+    archive_ids = [a.id for a in archived.loaded + archived.waiting]
+    sources = [apply_filters(select(AuditEvent).where(AuditEvent.tenant_id == tenant_id), AuditEvent, filters,
+                             zone=zone)]  # fmt: skip
+    if archive_ids:
+        copies = select(ArchivedEventCopy).where(
+            ArchivedEventCopy.tenant_id == tenant_id, ArchivedEventCopy.archive_id.in_(archive_ids)
+        )
+        sources.append(apply_filters(copies, ArchivedEventCopy, filters, zone=zone))
+    total = sum(db.session.scalar(select(func.count()).select_from(q.subquery())) or 0 for q in sources)
     key = export_key(tenant_id)
     done, after = 0, 0
     with tempfile.TemporaryFile() as out:
         writer = csv.writer(codecs.getwriter("utf-8")(out), lineterminator="\r\n")
         writer.writerow(COLUMNS)
         while True:
-            events = list(
-                db.session.scalars(base.where(AuditEvent.id > after).order_by(AuditEvent.id).limit(BATCH))
-            )
+            events = []
+            for query in sources:
+                model = query.column_descriptions[0]["entity"]
+                events += db.session.scalars(query.where(model.id > after).order_by(model.id).limit(BATCH))
+            events = sorted(events, key=lambda e: e.id)[:BATCH]
             if not events:
                 break
             for entry in describe_events(tenant_id, events):
@@ -116,7 +136,7 @@ def export_csv(query_string: str, *, progress) -> dict:
                 )
             done += len(events)
             after = events[-1].id
-            progress(min(99, done * 100 // total) if total else 99)
+            progress(min(99, share + done * (100 - share) // total) if total else 99)
         out.seek(0)
         get_storage(current_app).put_stream(key, out, "text/csv")
     progress(100)

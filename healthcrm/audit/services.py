@@ -29,6 +29,7 @@ from .models import (
     RECORD_ADULT_YEARS_DEFAULT,
     RECORD_MINOR_UNTIL_AGE_DEFAULT,
     SHARE_LOG_YEARS_DEFAULT,
+    AuditArchive,
     AuditChainHead,
     AuditEvent,
     RetentionSettings,
@@ -172,35 +173,56 @@ def record_event(
 
 
 def verify_chain(tenant_id: int | None = None, *, all_chains: bool = True) -> ChainReport:
-    """Walk each chain in id order, recompute every hash, and report the first row that does not fit."""
+    """Walk each chain in id order, recompute every hash, and report the first row that does not fit.
+
+    A clinic's chain runs through its archive files (months moved out of the table) and on into the table;
+    months deleted past retention leave the chain starting at their last recorded hash.
+    """
+    from .archive import ArchiveProblem, archives_of, chain_events, chain_start  # noqa: PLC0415
+
     report = ChainReport()
-    query = select(AuditEvent).order_by(AuditEvent.id)
-    if not all_chains:
-        query = query.where(_chain_filter(tenant_id))
     heads: dict[int | None, str] = {}
-    # Streamed in batches (a server-side cursor on PostgreSQL), closed even when we stop at a broken row.
-    events = db.session.scalars(query.execution_options(yield_per=1000))
-    try:
-        for event in events:
-            report.checked += 1
-            expected_prev = heads.get(event.tenant_id, GENESIS_HASH)
-            if event.prev_hash != expected_prev:
-                reason = "previous hash does not match the row before it (a row was removed or reordered)"
-            elif _digest(event) != event.hash:
-                reason = "content does not match its hash (the row was altered)"
-            else:
-                heads[event.tenant_id] = event.hash
-                report.chains[event.tenant_id] = report.chains.get(event.tenant_id, 0) + 1
-                continue
-            report.broken_event_id = event.id
-            report.broken_tenant_id = event.tenant_id
-            report.reason = reason
-            break
-    finally:
-        events.close()
-    if report.intact:
-        _check_heads(report, heads, None if all_chains else chain_key(tenant_id))
+    for tenant in _chain_tenants() if all_chains else [tenant_id]:
+        archives = archives_of(tenant) if tenant is not None else []
+        start, _ = chain_start(archives)
+        expected = start or GENESIS_HASH
+        query = select(AuditEvent).where(_chain_filter(tenant)).order_by(AuditEvent.id)
+        # Streamed in batches (a server-side cursor on PostgreSQL), closed even when we stop at a broken row.
+        hot = db.session.scalars(query.execution_options(yield_per=1000))
+        try:
+            for event in chain_events(hot, archives):
+                report.checked += 1
+                if event.prev_hash != expected:
+                    reason = "previous hash does not match the row before it (a row was removed or reordered)"
+                elif _digest(event) != event.hash:
+                    reason = "content does not match its hash (the row was altered)"
+                else:
+                    expected = event.hash
+                    report.chains[tenant] = report.chains.get(tenant, 0) + 1
+                    continue
+                month = getattr(event, "archive_month", None)
+                if month:
+                    reason = f"{reason}, in the audit archive of {month}"
+                report.broken_event_id, report.broken_tenant_id, report.reason = event.id, tenant, reason
+                return report
+        except ArchiveProblem as problem:
+            report.broken_event_id = problem.archive.first_event_id
+            report.broken_tenant_id = tenant
+            report.reason = str(problem)
+            return report
+        finally:
+            hot.close()
+        heads[tenant] = expected
+    _check_heads(report, heads, None if all_chains else chain_key(tenant_id))
     return report
+
+
+def _chain_tenants() -> list[int | None]:
+    """Every chain: the clinics' (with events in the table, an archive, or a head row) and the system's."""
+    keys = set(db.session.scalars(select(AuditEvent.tenant_id).distinct()))
+    keys |= set(db.session.scalars(select(AuditArchive.tenant_id).distinct()))
+    keys |= {key or None for key in db.session.scalars(select(AuditChainHead.chain_key))}
+    return sorted(keys, key=lambda key: key or 0)
 
 
 def _check_heads(report: ChainReport, heads: dict[int | None, str], only_key: int | None) -> None:

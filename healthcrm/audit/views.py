@@ -7,16 +7,17 @@ from sqlalchemy import func, select
 from ..access import current_actor, requires
 from ..accounts.models import Tenant
 from ..accounts.roles import ALL_ROLES, ROLE_LABELS
-from ..clock import utcnow
+from ..clock import clinic_day_end, clinic_day_start, utcnow
 from ..extensions import db
 from ..files.storage import get_storage
 from ..jobs.models import FINISHED, Job
 from ..jobs.queue import enqueue
 from ..web import render_page
 from . import csv_export as csv_export_module  # noqa: F401  (registers the job)
+from .archive import months_in_range
 from .csv_export import KEPT_FOR
-from .models import AuditEvent
-from .search import OUTCOMES, apply_filters, parse_filter
+from .models import ArchivedEventCopy, AuditArchive, AuditEvent
+from .search import OUTCOMES, AuditFilter, apply_filters, parse_filter
 from .services import describe_events, record_event, verify_chain
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -27,31 +28,96 @@ def _zone(tenant_id: int) -> str | None:
     return db.session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
 
 
+def _archived_months(tenant_id: int, filters: AuditFilter, zone: str | None):
+    starts = clinic_day_start(filters.date_from, zone) if filters.date_from else None
+    ends = clinic_day_end(filters.date_to, zone) if filters.date_to else None
+    return months_in_range(tenant_id, starts, ends)
+
+
+def _page_of(model, tenant_id: int, filters: AuditFilter, zone: str | None, *conditions) -> list:
+    query = apply_filters(
+        select(model).where(model.tenant_id == tenant_id, *conditions), model, filters, zone=zone
+    )
+    if filters.before is not None:
+        query = query.where(model.id < filters.before)
+    return list(db.session.scalars(query.order_by(model.id.desc()).limit(PAGE_SIZE)))
+
+
 @bp.get("")
 @requires("audit.read")
 def index():
     tenant_id = current_user.tenant_id
     filters = parse_filter(request.args)
-    query = apply_filters(
-        select(AuditEvent).where(AuditEvent.tenant_id == tenant_id),
-        AuditEvent,
-        filters,
-        zone=_zone(tenant_id),
-    )
-    if filters.before is not None:
-        query = query.where(AuditEvent.id < filters.before)
-    events = list(db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(PAGE_SIZE)))
+    zone = _zone(tenant_id)
+    events = _page_of(AuditEvent, tenant_id, filters, zone)
+    archived = _archived_months(tenant_id, filters, zone)
+    if archived.loaded:  # the loaded archived months are searched with the table, newest first
+        loaded = [a.id for a in archived.loaded]
+        copies = _page_of(
+            ArchivedEventCopy, tenant_id, filters, zone, ArchivedEventCopy.archive_id.in_(loaded)
+        )
+        events = sorted(events + copies, key=lambda e: e.id, reverse=True)[:PAGE_SIZE]
     report = verify_chain(tenant_id, all_chains=False) if request.args.get("verify") else None
     return render_page(
         "audit/index.html",
         block="events",
         entries=describe_events(tenant_id, events),
         filters=filters,
+        archived=archived,
         roles=[(r, ROLE_LABELS.get(r, r)) for r in ALL_ROLES] + [("system", "System")],
         outcomes=OUTCOMES,
         report=report,
         next_before=events[-1].id if len(events) == PAGE_SIZE else None,
     )
+
+
+def _load_job(job_id: str) -> Job:
+    job = db.session.scalar(
+        select(Job).where(
+            Job.tenant_id == current_user.tenant_id, Job.id == job_id, Job.kind == "audit.load_archives"
+        )
+    )
+    if job is None:
+        abort(404)
+    return job
+
+
+def _load_fragment(job: Job, filters: AuditFilter):
+    response = render_page(
+        "audit/index.html", block="archive_load", job=job, filters=filters, entries=[], archived=None,
+        roles=[], outcomes=OUTCOMES, report=None, next_before=None,
+    )  # fmt: skip
+    if job.is_done and request.headers.get("HX-Request"):
+        response.status_code = 286  # htmx stops polling
+    return response
+
+
+@bp.post("/archives/load")
+@requires("audit.read")
+def load_archived():
+    """Load the archived months the filter covers, so the viewer searches them too (for 24 hours)."""
+    tenant_id = current_user.tenant_id
+    filters = parse_filter(request.form)
+    waiting = _archived_months(tenant_id, filters, _zone(tenant_id)).waiting
+    if not waiting:
+        abort(404)
+    record_event(current_actor(), "audit.archive_loaded", resource_type="audit_archive",
+                 changed_fields=[a.month for a in waiting])  # fmt: skip
+    db.session.commit()
+    job_id = enqueue(
+        "audit.load_archives",
+        ",".join(str(a.id) for a in waiting),
+        tenant_id=tenant_id,
+        user_id=current_user.id,
+        label=f"Loading {len(waiting)} archived months",
+    )
+    return _load_fragment(_load_job(job_id), filters)
+
+
+@bp.get("/archives/load/<job_id>")
+@requires("audit.read")
+def load_status(job_id: str):
+    return _load_fragment(_load_job(job_id), parse_filter(request.args))
 
 
 @bp.get("/<int:event_id>")
@@ -61,11 +127,19 @@ def event(event_id: int):
     found = db.session.scalar(
         select(AuditEvent).where(AuditEvent.tenant_id == tenant_id, AuditEvent.id == event_id)
     )
-    if found is None:
-        abort(404)
-    position = db.session.scalar(
+    archive = None
+    if found is None:  # an archived event, loaded for a search
+        found = db.session.scalar(
+            select(ArchivedEventCopy).where(
+                ArchivedEventCopy.tenant_id == tenant_id, ArchivedEventCopy.id == event_id
+            )
+        )
+        if found is None:
+            abort(404)
+        archive = db.session.get(AuditArchive, found.archive_id)
+    position = None if archive else db.session.scalar(
         select(func.count()).where(AuditEvent.tenant_id == tenant_id, AuditEvent.id <= found.id)
-    )
+    )  # fmt: skip
     same_request = []
     if found.request_id:
         same_request = list(
@@ -81,7 +155,9 @@ def event(event_id: int):
             )
         )
     entries = describe_events(tenant_id, [found, *same_request])
-    return render_page("audit/event.html", entry=entries[0], position=position, same_request=entries[1:])
+    return render_page(
+        "audit/event.html", entry=entries[0], position=position, archive=archive, same_request=entries[1:]
+    )
 
 
 def _export_job(job_id: str) -> Job:
@@ -103,6 +179,7 @@ def _export_fragment(job: Job):
         job=job,
         entries=[],
         filters=parse_filter({}),
+        archived=None,
         roles=[],
         outcomes=OUTCOMES,
         report=None,

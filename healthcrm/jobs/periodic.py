@@ -39,6 +39,8 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "audit.verify": (timedelta(days=1), "healthcrm.audit.alerts:nightly_verify"),
     "audit.share_log_retention": (timedelta(days=1), "healthcrm.audit.retention:delete_expired_share_log"),
     "audit.exports": (timedelta(hours=1), "healthcrm.audit.csv_export:delete_old_exports"),
+    "audit.archive": (timedelta(days=1), "healthcrm.audit.archive:run_archiving"),
+    "audit.archive_copies": (timedelta(hours=1), "healthcrm.audit.archive:drop_old_copies"),
     "tenant_export.cleanup": (timedelta(hours=1), "healthcrm.tenant_export.services:delete_old_exports"),
     "patient_export.cleanup": (timedelta(hours=1), "healthcrm.patient_export.services:delete_old_exports"),
 }

@@ -53,6 +53,8 @@ CHUNK = 1024 * 1024
 BATCH = 1000
 SETTINGS_TABLES = ("tenants", "scheduling_settings", "retention_settings", "care_targets")
 REFERENCE_TABLES = frozenset({"icd10_codes"})
+# Copies made for a moment (archived audit events loaded for a search): the archive files are the data.
+DISPOSABLE_TABLES = frozenset({"audit_archive_copies"})
 
 
 class ImportRefused(Exception):
@@ -78,7 +80,7 @@ def clinic_tables() -> list[Table]:
     return [
         table
         for table in db.metadata.sorted_tables
-        if table.name not in REFERENCE_TABLES
+        if table.name not in REFERENCE_TABLES | DISPOSABLE_TABLES
         and ("tenant_id" in table.c or table.name in ("tenants", "audit_chain_heads"))
     ]
 

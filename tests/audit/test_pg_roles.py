@@ -91,3 +91,40 @@ def test_the_app_role_still_adds_audit_rows_and_writes_other_tables(roles_databa
             assert connection.scalar(text("SELECT count(*) FROM audit_log")) == 2
     finally:
         engine.dispose()
+
+
+ARCHIVE_ROW = (
+    "INSERT INTO audit_archives (tenant_id, month, starts_at, ends_at, key, sha256, size, events, "
+    "archived_at) VALUES (5, :month, :starts, :ends, 'k', 's', 0, 1, now()) RETURNING id"
+)
+
+
+def test_the_app_role_releases_an_old_archived_month_only_through_the_owners_function(roles_database):
+    app_url, _ = roles_database
+    engine = create_engine(app_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO audit_log (tenant_id, occurred_at, action, outcome, prev_hash, hash) VALUES "
+                    "(5, '2023-01-10', 'old.event', 'success', 'p', 'h'), "
+                    "(5, now(), 'recent.event', 'success', 'p', 'h')"
+                )
+            )
+            old = connection.scalar(
+                text(ARCHIVE_ROW), {"month": "2023-01", "starts": "2023-01-01", "ends": "2023-02-01"}
+            )
+            assert connection.scalar(text("SELECT audit_log_release_archived(:id)"), {"id": old}) == 1
+        with engine.connect() as connection:
+            recent = connection.scalar(
+                text(ARCHIVE_ROW), {"month": "2099-01", "starts": "2000-01-01", "ends": "2100-01-01"}
+            )
+            with pytest.raises(DBAPIError, match="append-only"):
+                connection.execute(text("SELECT audit_log_release_archived(:id)"), {"id": recent})
+            connection.rollback()
+            assert (
+                connection.scalar(text("SELECT count(*) FROM audit_log WHERE action = 'recent.event'")) == 1
+            )
+            assert connection.scalar(text("SELECT count(*) FROM audit_log WHERE action = 'old.event'")) == 0
+    finally:
+        engine.dispose()
