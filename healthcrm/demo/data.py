@@ -22,6 +22,7 @@ from sqlalchemy import select
 from ..accounts import registration
 from ..accounts.models import ADMIN, ALL_ROLES, COACH, DOCTOR, FRONT_DESK, NURSE, PATIENT, Tenant, User
 from ..accounts.secrets import hash_password, password_problem, verify_password
+from ..audit.archive import archive_due
 from ..audit.services import Actor, record_event
 from ..clock import utcnow
 from ..extensions import db
@@ -212,6 +213,9 @@ def seed_demo(password: str | None) -> DemoResult:
         # The seeded portal activity raised events (a message sent, a refill requested): handle them here,
         # so the demo's tasks and notifications exist when the server starts, with or without a worker.
         events.commit_and_handle_here()
+        # The history's oldest months are past the 13-month hot window: into the archive, as every night.
+        for tenant in tenants:
+            archive_due(tenant.id)
     except Exception:
         db.session.rollback()
         events.discard_pending()
