@@ -38,6 +38,7 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "audit.checkpoints": (timedelta(days=1), "healthcrm.audit.checkpoints:write_all_checkpoints"),
     "audit.verify": (timedelta(days=1), "healthcrm.audit.alerts:nightly_verify"),
     "audit.share_log_retention": (timedelta(days=1), "healthcrm.audit.retention:delete_expired_share_log"),
+    "retention.purged_files": (timedelta(days=1), "healthcrm.retention.services:finish_purged_files"),
     "audit.exports": (timedelta(hours=1), "healthcrm.audit.csv_export:delete_old_exports"),
     "tenant_export.cleanup": (timedelta(hours=1), "healthcrm.tenant_export.services:delete_old_exports"),
     "patient_export.cleanup": (timedelta(hours=1), "healthcrm.patient_export.services:delete_old_exports"),
