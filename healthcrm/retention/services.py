@@ -405,7 +405,6 @@ def purge_patient(tenant_id: int, patient_id: int, user_id: int) -> dict:
         changed_fields=list(counts),
     )  # fmt: skip
     db.session.commit()
-    db.session.expunge_all()  # the patient's objects in the identity map are gone from the database
     delete_purged_files(purge.id, tenant_id)
     return {"purged": True, "purge_id": purge.id, "rows": sum(counts.values()), "files": len(keys)}
 

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from healthcrm.audit.models import AuditEvent
 from healthcrm.extensions import db
+from healthcrm.jobs.models import Job
 from healthcrm.patients.models import Patient
 from healthcrm.retention.models import LegalHold, RecordPurge
 from tests.factories import login, make_patient, make_tenant, make_user
@@ -148,6 +149,9 @@ def test_the_confirmation_names_the_counts_and_a_wrong_word_purges_nothing(app, 
     assert db.session.scalar(select(Patient.id)) == held_id
     assert sorted(db.session.scalars(select(RecordPurge.patient_id))) == [first_id, second_id]
     assert len(_events("retention.purge_confirmed")) == 1
+    jobs = db.session.scalars(select(Job).where(Job.kind == "retention.purge")).all()
+    assert [(job.status, job.result["purged"]) for job in jobs] == [("finished", True)] * 2
+    assert all(job.label.startswith("Purge of patient #") for job in jobs)  # no name in the label
     purges = _events("retention.purge")
     assert sorted(e.patient_id for e in purges) == [first_id, second_id]
     assert all(e.outcome == "success" and "medical_records" in e.changed_fields for e in purges)
