@@ -70,6 +70,9 @@ from .records.icd10 import icd10_cli
 from .records.lab_views import bp as labs_bp
 from .records.portal_views import bp as portal_records_bp
 from .records.views import bp as records_bp
+from .retention import models as retention_module
+from .retention import services as retention_services_module
+from .retention.views import bp as retention_purge_bp
 from .scheduling import handlers as scheduling_handlers_module
 from .scheduling import models as scheduling_module
 from .scheduling import waitlist as scheduling_waitlist_module
@@ -109,6 +112,8 @@ MODULES_THAT_REGISTER = (
     tasks_module,
     patients_module,
     records_module,
+    retention_module,
+    retention_services_module,
     result_holds_module,
     search_module,
     sharing_export_tasks_module,
@@ -186,6 +191,7 @@ def register_blueprints(app: Flask) -> None:
         portal_access_bp,
         disclosures_bp,
         retention_bp,
+        retention_purge_bp,
         portal_export_bp,
         tenant_export_bp,
         patient_export_bp,

@@ -38,6 +38,7 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "audit.checkpoints": (timedelta(days=1), "healthcrm.audit.checkpoints:write_all_checkpoints"),
     "audit.verify": (timedelta(days=1), "healthcrm.audit.alerts:nightly_verify"),
     "audit.share_log_retention": (timedelta(days=1), "healthcrm.audit.retention:delete_expired_share_log"),
+    "retention.purged_files": (timedelta(days=1), "healthcrm.retention.services:finish_purged_files"),
     "audit.exports": (timedelta(hours=1), "healthcrm.audit.csv_export:delete_old_exports"),
     "audit.archive": (timedelta(days=1), "healthcrm.audit.archive:run_archiving"),
     "audit.archive_copies": (timedelta(hours=1), "healthcrm.audit.archive:drop_old_copies"),

@@ -120,6 +120,8 @@ def _visits_by_role(data: dict) -> dict[str, list[Visit]]:
         "schedule-settings": "/schedule/settings",
         "schedule-hours": "/schedule/hours",
         "schedule-book": "/schedule/book",
+        "retention-due": "/admin/retention/due",
+        "retention-hold": f"/admin/retention/patients/{data['patient_id']}/hold",
     }
     return {
         "admin": [Visit(f"admin-{k}", v) for k, v in {**staff, **admin_only}.items()],
