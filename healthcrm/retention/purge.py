@@ -28,9 +28,11 @@ from sqlalchemy import Table, and_, delete, or_, select, update
 
 from ..extensions import db
 
-KEPT_TABLES = frozenset({"audit_log", "record_purges", "purged_files"})
+# The audit log and its archive's loaded copies are kept (append-only; no health data in them).
+KEPT_TABLES = frozenset({"audit_log", "audit_archive_copies", "record_purges", "purged_files"})
 CLINIC_ONLY_TABLES = frozenset(
     {
+        "audit_archives",
         "audit_integrity_alerts",
         "appointment_types",
         "availability_exceptions",
@@ -69,6 +71,7 @@ NOT_PATIENT_JOBS = frozenset(
     {
         "accounts.email_password_reset",
         "audit.export_csv",
+        "audit.load_archives",
         "sharing.sweep",
         "tenant_export.build",
         "retention.purge",

@@ -3,7 +3,7 @@ manifest rows), the copies loaded back for a search; audit_log rows of an archiv
 ago may be deleted (on PostgreSQL through a SECURITY DEFINER function, the app's role has no DELETE)
 
 Revision ID: 6d8b0f3c5e92
-Revises: 5c7a9e2b4d81
+Revises: 7e9c1a4d6f03
 Create Date: 2026-12-04 00:00:00.000000
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "6d8b0f3c5e92"
-down_revision = "5c7a9e2b4d81"
+down_revision = "7e9c1a4d6f03"
 branch_labels = None
 depends_on = None
 
