@@ -21,6 +21,7 @@ from .search import OUTCOMES, AuditFilter, apply_filters, parse_filter
 from .services import describe_events, record_event, verify_chain
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
+EXPORT, LOAD = "audit.export_csv", "audit.load_archives"
 PAGE_SIZE = 50
 
 
@@ -71,21 +72,21 @@ def index():
     )
 
 
-def _load_job(job_id: str) -> Job:
+def _clinic_job(job_id: str, kind: str) -> Job:
+    """The clinic's job of this kind, else 404 (another clinic's, or any other kind of job)."""
     job = db.session.scalar(
-        select(Job).where(
-            Job.tenant_id == current_user.tenant_id, Job.id == job_id, Job.kind == "audit.load_archives"
-        )
+        select(Job).where(Job.tenant_id == current_user.tenant_id, Job.id == job_id, Job.kind == kind)
     )
     if job is None:
         abort(404)
     return job
 
 
-def _load_fragment(job: Job, filters: AuditFilter):
+def _job_fragment(job: Job, block: str, filters: AuditFilter | None = None):
+    """A job's progress card (the export's or the archive load's): its block of the page, polled by htmx."""
     response = render_page(
-        "audit/index.html", block="archive_load", job=job, filters=filters, entries=[], archived=None,
-        roles=[], outcomes=OUTCOMES, report=None, next_before=None,
+        "audit/index.html", block=block, job=job, filters=filters or parse_filter({}), entries=[],
+        archived=None, roles=[], outcomes=OUTCOMES, report=None, next_before=None,
     )  # fmt: skip
     if job.is_done and request.headers.get("HX-Request"):
         response.status_code = 286  # htmx stops polling
@@ -111,13 +112,13 @@ def load_archived():
         user_id=current_user.id,
         label=f"Loading {len(waiting)} archived months",
     )
-    return _load_fragment(_load_job(job_id), filters)
+    return _job_fragment(_clinic_job(job_id, LOAD), "archive_load", filters)
 
 
 @bp.get("/archives/load/<job_id>")
 @requires("audit.read")
 def load_status(job_id: str):
-    return _load_fragment(_load_job(job_id), parse_filter(request.args))
+    return _job_fragment(_clinic_job(job_id, LOAD), "archive_load", parse_filter(request.args))
 
 
 @bp.get("/<int:event_id>")
@@ -160,36 +161,6 @@ def event(event_id: int):
     )
 
 
-def _export_job(job_id: str) -> Job:
-    """The clinic's audit export job, else 404 (another clinic's, or any other kind of job)."""
-    job = db.session.scalar(
-        select(Job).where(
-            Job.tenant_id == current_user.tenant_id, Job.id == job_id, Job.kind == "audit.export_csv"
-        )
-    )
-    if job is None:
-        abort(404)
-    return job
-
-
-def _export_fragment(job: Job):
-    response = render_page(
-        "audit/index.html",
-        block="export",
-        job=job,
-        entries=[],
-        filters=parse_filter({}),
-        archived=None,
-        roles=[],
-        outcomes=OUTCOMES,
-        report=None,
-        next_before=None,
-    )
-    if job.is_done and request.headers.get("HX-Request"):
-        response.status_code = 286  # htmx stops polling
-    return response
-
-
 @bp.post("/export")
 @requires("audit.read")
 def export():
@@ -205,19 +176,19 @@ def export():
         user_id=current_user.id,
         label="Audit log export (CSV)",
     )
-    return _export_fragment(_export_job(job_id))
+    return _job_fragment(_clinic_job(job_id, EXPORT), "export")
 
 
 @bp.get("/export/<job_id>")
 @requires("audit.read")
 def export_status(job_id: str):
-    return _export_fragment(_export_job(job_id))
+    return _job_fragment(_clinic_job(job_id, EXPORT), "export")
 
 
 @bp.get("/export/<job_id>/download")
 @requires("audit.read")
 def export_download(job_id: str):
-    job = _export_job(job_id)
+    job = _clinic_job(job_id, EXPORT)
     if job.status != FINISHED or not (job.result or {}).get("key"):
         abort(404)
     if job.finished_at is None or utcnow() - job.finished_at > KEPT_FOR or job.result.get("deleted"):
