@@ -10,14 +10,15 @@ from email import message_from_bytes
 import boto3
 import pytest
 from flask import current_app
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from healthcrm.audit import alerts
 from healthcrm.audit.checkpoints import verify_checkpoints, write_checkpoint
-from healthcrm.audit.models import AuditChainHead, AuditEvent, AuditIntegrityAlert
+from healthcrm.audit.models import AuditEvent, AuditIntegrityAlert
 from healthcrm.audit.services import Actor, record_event, verify_chain
 from healthcrm.extensions import db
 from healthcrm.files.storage import STORAGE_EXTENSION, S3Storage, get_storage
+from tests.audit.tampering import cut_tail
 from tests.factories import login, make_tenant, make_user
 from tests.files.conftest import moto_url as moto_url  # the S3 server fixture, shared
 
@@ -38,26 +39,6 @@ def _events(tenant_id: int, count: int) -> list[int]:
     return ids
 
 
-def _cut_tail(tenant_id: int, from_id: int) -> None:
-    """What an attacker with database access does: drop the trigger, delete the newest rows and point the
-    head row at the new last event, so that the chain alone verifies."""
-    dialect = db.engine.dialect.name
-    if dialect == "sqlite":
-        db.session.execute(text("DROP TRIGGER audit_log_no_delete"))
-    else:
-        db.session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change"))
-    db.session.execute(text("DELETE FROM audit_log WHERE id >= :id"), {"id": from_id})
-    if dialect == "postgresql":
-        db.session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change"))
-    last = db.session.scalars(
-        select(AuditEvent).where(AuditEvent.tenant_id == tenant_id).order_by(AuditEvent.id.desc()).limit(1)
-    ).one()
-    head = db.session.get(AuditChainHead, tenant_id)
-    head.hash, head.last_event_id = last.hash, last.id
-    head.events = db.session.scalar(select(db.func.count()).where(AuditEvent.tenant_id == tenant_id))
-    db.session.commit()
-
-
 def test_a_checkpoint_is_signed_and_names_the_chain_head(app):
     tenant = make_tenant()
     ids = _events(tenant.id, 3)
@@ -75,7 +56,7 @@ def test_deleting_the_newest_rows_is_found_from_the_checkpoint(app):
     tenant = make_tenant()
     ids = _events(tenant.id, 6)
     write_checkpoint(tenant.id)
-    _cut_tail(tenant.id, ids[3])
+    cut_tail(tenant.id, ids[3])
     assert verify_chain(tenant.id, all_chains=False).intact  # the chain alone cannot see it
     report = verify_checkpoints(tenant.id)
     assert not report.intact
@@ -119,7 +100,7 @@ def test_the_nightly_check_alerts_admins_once_and_shows_a_banner(app, client, ou
     ids = _events(tenant.id, 4)
     write_checkpoint(tenant.id)
     assert alerts.nightly_verify() == "0 new findings"
-    _cut_tail(tenant.id, ids[2])
+    cut_tail(tenant.id, ids[2])
 
     assert alerts.nightly_verify() == "1 new findings"
     mails = [message_from_bytes(path.read_bytes()) for path in outbox_dir.glob("*.eml")]
