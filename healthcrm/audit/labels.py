@@ -7,6 +7,8 @@ code missing from the table still reads as words, never as a raw code, but the t
 
 from __future__ import annotations
 
+import re
+
 from ..accounts.roles import ROLE_LABELS
 
 ACTION_LABELS: dict[str, str] = {
@@ -233,6 +235,13 @@ def action_label(code: str) -> str:
         return label
     area, _, rest = code.partition(".")
     return f"{area.capitalize()}: {rest.replace('_', ' ')}" if rest else code.replace("_", " ").capitalize()
+
+
+def own_action_label(code: str) -> str:
+    """The label as the patient reads it about what they did themselves: "Patient viewed their visits"
+    reads "Viewed your visits"."""
+    label = action_label(code).removeprefix("Patient ")
+    return re.sub(r"\btheir\b", "your", label[:1].upper() + label[1:])
 
 
 def outcome_label(outcome: str) -> str:

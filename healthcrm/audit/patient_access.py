@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ..extensions import db
-from .labels import action_label, role_label
+from .labels import action_label, own_action_label, role_label
 from .models import AuditEvent
 from .services import Actor, describe_events, record_event
 
@@ -73,7 +73,7 @@ def accesses(actor: Actor, patient_id: int, *, who: str = "", before: int | None
             who_text, detail = entry.actor, ""
             if "(" not in who_text:
                 who_text = f"{who_text} ({role_label(event.actor_role)})"
-        what = action_label(event.action)
+        what = own_action_label(event.action) if kind == "you" else action_label(event.action)
         if entry.resource:
             what = f"{what}: {entry.resource}"
         outcome = "" if event.outcome == "success" else entry.outcome

@@ -15,6 +15,7 @@ from ..jobs.queue import enqueue
 from ..web import render_page
 from . import csv_export as csv_export_module  # noqa: F401  (registers the job)
 from .archive import months_in_range
+from .checkpoints import verify_checkpoints
 from .csv_export import KEPT_FOR
 from .models import ArchivedEventCopy, AuditArchive, AuditEvent
 from .search import OUTCOMES, AuditFilter, apply_filters, parse_filter
@@ -58,7 +59,10 @@ def index():
             ArchivedEventCopy, tenant_id, filters, zone, ArchivedEventCopy.archive_id.in_(loaded)
         )
         events = sorted(events + copies, key=lambda e: e.id, reverse=True)[:PAGE_SIZE]
-    report = verify_chain(tenant_id, all_chains=False) if request.args.get("verify") else None
+    report = checkpoints = None
+    if request.args.get("verify"):  # what `flask audit verify` checks, for this clinic
+        report = verify_chain(tenant_id, all_chains=False)
+        checkpoints = verify_checkpoints(tenant_id)
     return render_page(
         "audit/index.html",
         block="events",
@@ -68,6 +72,7 @@ def index():
         roles=[(r, ROLE_LABELS.get(r, r)) for r in ALL_ROLES] + [("system", "System")],
         outcomes=OUTCOMES,
         report=report,
+        checkpoints=checkpoints,
         next_before=events[-1].id if len(events) == PAGE_SIZE else None,
     )
 
@@ -86,7 +91,7 @@ def _job_fragment(job: Job, block: str, filters: AuditFilter | None = None):
     """A job's progress card (the export's or the archive load's): its block of the page, polled by htmx."""
     response = render_page(
         "audit/index.html", block=block, job=job, filters=filters or parse_filter({}), entries=[],
-        archived=None, roles=[], outcomes=OUTCOMES, report=None, next_before=None,
+        archived=None, roles=[], outcomes=OUTCOMES, report=None, checkpoints=None, next_before=None,
     )  # fmt: skip
     if job.is_done and request.headers.get("HX-Request"):
         response.status_code = 286  # htmx stops polling

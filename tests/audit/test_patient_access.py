@@ -27,11 +27,11 @@ def test_the_patient_sees_staff_providers_and_themselves_newest_first(app, clien
     login(client, user.email)
 
     page = client.get("/portal/access").get_data(as_text=True)
-    assert page.index("Patient viewed their visits") < page.index("Viewed a patient")
+    assert page.index("Viewed your visits") < page.index("Viewed a patient")
     assert f"{doctor.full_name} (Doctor)" in page
     assert page.count('class="card"') == 2  # not the other patient's, not the system's
     only_staff = client.get("/portal/access?who=staff").get_data(as_text=True)
-    assert doctor.full_name in only_staff and "Patient viewed their visits" not in only_staff
+    assert doctor.full_name in only_staff and "Viewed your visits" not in only_staff
     # Reading the page is itself on record, and not listed.
     seen = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "portal.access_view")).all()
     assert [e.patient_id for e in seen] == [patient.id, patient.id]
