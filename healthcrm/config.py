@@ -80,6 +80,8 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "JOB_RETRY_INTERVALS": JOB_RETRY_INTERVALS_SECONDS,
         "STORAGE_BACKEND": os.environ.get("STORAGE_BACKEND", "local"),
         "STORAGE_LOCAL_ROOT": os.environ.get("STORAGE_LOCAL_ROOT", str(instance / "storage")),
+        # The local backend has no archive tiers; a restore of an "archived" file is ready after this long.
+        "STORAGE_LOCAL_RESTORE_SECONDS": int(os.environ.get("STORAGE_LOCAL_RESTORE_SECONDS", "60")),
         "S3_BUCKET": os.environ.get("S3_BUCKET", ""),
         "S3_ENDPOINT_URL": os.environ.get("S3_ENDPOINT_URL") or None,
         "S3_REGION": os.environ.get("S3_REGION", "us-east-1"),

@@ -22,6 +22,7 @@ from flask import Flask
 
 from ...config import ConfigError
 from .base import (
+    ARCHIVED_CLASSES,
     DEFAULT_CONTENT_TYPE,
     DEFAULT_STORAGE_CLASS,
     DOWNLOAD_URL_MAX_SECONDS,
@@ -29,9 +30,15 @@ from .base import (
     MULTIPART_MIN_PART_BYTES,
     PRESIGNED_MAX_SECONDS,
     PRESIGNED_POST_MAX_BYTES,
+    RESTORE_ONGOING,
+    RESTORE_TIERS,
+    RESTORED,
     STORAGE_CLASSES,
     DownloadGrant,
+    ListedObject,
+    ObjectArchivedError,
     ObjectNotFoundError,
+    OpenUpload,
     PartGrant,
     PartTooLargeError,
     SignedURLExpiredError,
@@ -55,6 +62,7 @@ from .keys import (
     validate_key,
 )
 from .local import (
+    DEFAULT_RESTORE_SECONDS,
     LOCAL_DOWNLOAD_PATH,
     LOCAL_META_DIR,
     LOCAL_PART_ETAG_CHARS,
@@ -79,8 +87,10 @@ from .s3 import (
 
 # What the rest of the app imports from here; each backend lives in its own module.
 __all__ = [
+    "ARCHIVED_CLASSES",
     "CORS_MAX_AGE_SECONDS",
     "DEFAULT_CONTENT_TYPE",
+    "DEFAULT_RESTORE_SECONDS",
     "DEFAULT_STORAGE_CLASS",
     "DOWNLOAD_URL_MAX_SECONDS",
     "FALLBACK_NAME",
@@ -103,6 +113,9 @@ __all__ = [
     "MULTIPART_THRESHOLD_BYTES",
     "PRESIGNED_MAX_SECONDS",
     "PRESIGNED_POST_MAX_BYTES",
+    "RESTORED",
+    "RESTORE_ONGOING",
+    "RESTORE_TIERS",
     "SAFE_EXTENSION_MAX_CHARS",
     "SAFE_NAME_MAX_CHARS",
     "SSE_ALGORITHM",
@@ -110,8 +123,11 @@ __all__ = [
     "STORAGE_EXTENSION",
     "UPLOAD_CHUNK_BYTES",
     "DownloadGrant",
+    "ListedObject",
     "LocalStorage",
+    "ObjectArchivedError",
     "ObjectNotFoundError",
+    "OpenUpload",
     "PartGrant",
     "PartTooLargeError",
     "S3Storage",
@@ -144,7 +160,11 @@ def storage_from_config(config: Mapping[str, Any]) -> Storage:
         root = config.get("STORAGE_LOCAL_ROOT")
         if not root:
             raise ConfigError("STORAGE_BACKEND=local needs STORAGE_LOCAL_ROOT.")
-        return LocalStorage(root, secret_key=config.get("SECRET_KEY"))
+        return LocalStorage(
+            root,
+            secret_key=config.get("SECRET_KEY"),
+            restore_seconds=int(config.get("STORAGE_LOCAL_RESTORE_SECONDS", DEFAULT_RESTORE_SECONDS)),
+        )
     if backend == "s3":
         if not config.get("S3_BUCKET"):
             raise ConfigError("STORAGE_BACKEND=s3 needs S3_BUCKET.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -36,6 +37,11 @@ STORAGE_CLASSES = frozenset(
     }
 )
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# Classes whose objects must be restored before they can be read.
+ARCHIVED_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+RESTORE_TIERS = ("Expedited", "Standard", "Bulk")
+RESTORE_ONGOING = "ongoing"
+RESTORED = "restored"
 
 
 class ObjectNotFoundError(FileNotFoundError):
@@ -58,6 +64,10 @@ class PartTooLargeError(ValueError):
     """A part's body is larger than its limit or than its Content-Length said."""
 
 
+class ObjectArchivedError(OSError):
+    """The object is in an archived class (GLACIER, DEEP_ARCHIVE) with no restored copy: restore it first."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """What a backend knows about a stored object. `last_modified` is timezone-aware UTC."""
@@ -70,6 +80,38 @@ class StoredObject:
     last_modified: datetime
     # "gzip" when the bytes are stored compressed; downloads carry it as Content-Encoding.
     content_encoding: str | None = None
+    # For an archived object (GLACIER, DEEP_ARCHIVE): RESTORE_ONGOING while a restore runs, RESTORED while a
+    # readable copy exists (until `restore_expires`), None otherwise.
+    restore: str | None = None
+    restore_expires: datetime | None = None
+
+    @property
+    def archived(self) -> bool:
+        return self.storage_class in ARCHIVED_CLASSES
+
+    @property
+    def readable(self) -> bool:
+        """Whether GET answers now: any class but the archived ones, or an archived object restored."""
+        return not self.archived or self.restore == RESTORED
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """One object of a listing: what S3's ListObjectsV2 says of it, without a HEAD per object."""
+
+    key: str
+    size: int
+    storage_class: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class OpenUpload:
+    """A multipart upload that was started and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
 
 
 @dataclass(frozen=True)
@@ -133,6 +175,19 @@ def _check_storage_class(storage_class: str) -> str:
     if storage_class not in STORAGE_CLASSES:
         raise ValueError(f"unknown storage class {storage_class!r}")
     return storage_class
+
+
+def _check_tags(tags: dict[str, str]) -> dict[str, str]:
+    """S3's limits on object tags, kept by both backends."""
+    if len(tags) > 10:
+        raise ValueError("an object has at most 10 tags")
+    for key, value in tags.items():
+        well_formed = isinstance(key, str) and isinstance(value, str)
+        if not (well_formed and 0 < len(key) <= 128 and len(value) <= 256):
+            raise ValueError(f"bad tag {key!r}={value!r}")
+        if _CONTROL_CHARS.search(key) or _CONTROL_CHARS.search(value):
+            raise ValueError("tags cannot hold control characters")
+    return dict(tags)
 
 
 def _check_header_value(label: str, value: str | None) -> str | None:
@@ -284,3 +339,51 @@ class Storage(ABC):
         promise that (S3 Object Lock in compliance mode); return whether it could. Elsewhere a plain put."""
         self.put_stream(key, io.BytesIO(data), content_type)
         return False
+
+    # --- lifecycle, tags, restores, listings (the storage cost area) ------------------------------------
+
+    @abstractmethod
+    def iter_objects(self, prefix: str) -> Iterator[ListedObject]:
+        """Every object under `prefix` with its size, class and modification time, in key order, page by
+        page (memory stays flat whatever the count)."""
+
+    @abstractmethod
+    def list_open_uploads(self, prefix: str) -> list[OpenUpload]:
+        """The multipart uploads under `prefix` that are neither completed nor aborted."""
+
+    @abstractmethod
+    def get_tags(self, key: str) -> dict[str, str]:
+        """The object's tags. Raises ObjectNotFoundError."""
+
+    @abstractmethod
+    def set_tags(self, key: str, tags: dict[str, str]) -> None:
+        """Replace the object's tags (S3 allows 10, keys up to 128 characters, values up to 256).
+        Raises ObjectNotFoundError."""
+
+    @abstractmethod
+    def get_lifecycle(self) -> list[dict[str, Any]]:
+        """The bucket's lifecycle rules as S3 spells them (`Rules` of GetBucketLifecycleConfiguration);
+        [] when it has none."""
+
+    @abstractmethod
+    def put_lifecycle(self, rules: list[dict[str, Any]]) -> None:
+        """Replace the bucket's lifecycle rules; [] removes the configuration."""
+
+    @abstractmethod
+    def request_restore(self, key: str, *, days: int, tier: str) -> bool:
+        """Ask for a readable copy of an archived object for `days` days, at `tier` (Expedited, Standard,
+        Bulk). False when a restore is already running (asking again is harmless). Raises
+        ObjectNotFoundError, and ValueError for an object that is not archived or a tier its class lacks
+        (DEEP_ARCHIVE has no Expedited)."""
+
+
+def check_restore(stored: StoredObject | None, key: str, days: int, tier: str) -> None:
+    """The checks both backends make before a restore."""
+    if stored is None:
+        raise ObjectNotFoundError(key)
+    if not stored.archived:
+        raise ValueError(f"{key} is in {stored.storage_class}, which needs no restore")
+    if tier not in RESTORE_TIERS or (tier == "Expedited" and stored.storage_class == "DEEP_ARCHIVE"):
+        raise ValueError(f"no {tier!r} restore for {stored.storage_class}")
+    if not 1 <= days <= 30:
+        raise ValueError("a restored copy is kept 1 to 30 days")

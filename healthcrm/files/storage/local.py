@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -19,11 +20,17 @@ from flask import has_request_context, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from .base import (
+    ARCHIVED_CLASSES,
     DEFAULT_CONTENT_TYPE,
     DEFAULT_STORAGE_CLASS,
     MULTIPART_MIN_PART_BYTES,
+    RESTORE_ONGOING,
+    RESTORED,
     DownloadGrant,
+    ListedObject,
+    ObjectArchivedError,
     ObjectNotFoundError,
+    OpenUpload,
     PartGrant,
     PartTooLargeError,
     SignedURLExpiredError,
@@ -40,6 +47,8 @@ from .base import (
     _check_max_bytes,
     _check_part_number,
     _check_storage_class,
+    _check_tags,
+    check_restore,
 )
 from .keys import validate_key
 
@@ -63,6 +72,10 @@ LOCAL_UPLOAD_STATE_FILE = "upload.json"
 # appear together or not at all (a separate ETag file could be left behind by a crash between two renames).
 LOCAL_PART_ETAG_CHARS = 32
 
+# The bucket's own settings (lifecycle rules) of the local backend.
+LOCAL_BUCKET_DIR = ".bucket"
+DEFAULT_RESTORE_SECONDS = 60
+
 _LOCAL_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _LOCAL_PART_FILE = re.compile(r"^([0-9]{5})\.part$")
 
@@ -82,10 +95,18 @@ class LocalStorage(Storage):
     Presigned URLs point at the routes in healthcrm/files/views.py and are signed with the app's SECRET_KEY.
     """
 
-    def __init__(self, root: str | os.PathLike[str], secret_key: str | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        secret_key: str | None = None,
+        restore_seconds: int = DEFAULT_RESTORE_SECONDS,
+    ) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._secret_key = secret_key
+        # A folder restores nothing; an archived object becomes readable this long after its restore was
+        # asked for, so the restore flow (waiting, then ready) is the same as on S3.
+        self.restore_seconds = restore_seconds
 
     # paths
 
@@ -180,6 +201,9 @@ class LocalStorage(Storage):
 
     def open_stream(self, key: str) -> IO[bytes]:
         path = self.local_path(key)
+        stored = self.head(key)
+        if stored is not None and not stored.readable:
+            raise ObjectArchivedError(key)
         try:
             return path.open("rb")
         except (FileNotFoundError, IsADirectoryError):
@@ -194,15 +218,31 @@ class LocalStorage(Storage):
         if not path.is_file():
             return None
         meta = self._read_meta(key)
+        storage_class = meta.get("storage_class") or DEFAULT_STORAGE_CLASS
+        restore, restore_expires = self._restore_state(meta, storage_class)
         return StoredObject(
             key=key,
             size=stat.st_size,
             content_type=meta.get("content_type") or DEFAULT_CONTENT_TYPE,
             etag=meta.get("etag") or f"{stat.st_size:x}-{stat.st_mtime_ns:x}",
-            storage_class=meta.get("storage_class") or DEFAULT_STORAGE_CLASS,
+            storage_class=storage_class,
             last_modified=datetime.fromtimestamp(stat.st_mtime, UTC),
             content_encoding=meta.get("content_encoding") or None,
+            restore=restore,
+            restore_expires=restore_expires,
         )
+
+    @staticmethod
+    def _restore_state(meta: dict[str, Any], storage_class: str) -> tuple[str | None, datetime | None]:
+        asked = meta.get("restore")
+        if storage_class not in ARCHIVED_CLASSES or not isinstance(asked, dict):
+            return None, None
+        now = time.time()
+        if now >= asked.get("expires", 0):
+            return None, None
+        if now < asked.get("ready", 0):
+            return RESTORE_ONGOING, None
+        return RESTORED, datetime.fromtimestamp(asked["expires"], UTC)
 
     def delete(self, key: str) -> None:
         self.local_path(key).unlink(missing_ok=True)
@@ -212,23 +252,87 @@ class LocalStorage(Storage):
 
     def set_storage_class(self, key: str, storage_class: str) -> None:
         _check_storage_class(storage_class)
-        if self.head(key) is None:
+        stored = self.head(key)
+        if stored is None:
             raise ObjectNotFoundError(key)
+        if stored.storage_class == storage_class:
+            return
+        if not stored.readable:  # as on S3: an archived object is copied out of its class only once restored
+            raise ObjectArchivedError(key)
         # A folder has no tiers; the class is recorded so cost reports and lifecycle rules behave as on S3.
         meta = self._read_meta(key)
         meta["storage_class"] = storage_class
+        meta.pop("restore", None)
         self._write_meta(key, meta)
 
     def list_keys(self, prefix: str) -> list[str]:
+        return [listed.key for listed in self.iter_objects(prefix)]
+
+    def iter_objects(self, prefix: str) -> Iterator[ListedObject]:
         keys = []
         for path in self.root.rglob("*"):
-            if not path.is_file() or path.name.startswith(".tmp"):
+            # Keys never have a segment starting with ".": the backend's own folders and temp files.
+            relative = path.relative_to(self.root).as_posix()
+            if not relative.startswith(prefix) or any(p.startswith(".") for p in relative.split("/")):
                 continue
-            key = path.relative_to(self.root).as_posix()
-            if key.startswith((f"{LOCAL_META_DIR}/", f"{LOCAL_UPLOADS_DIR}/")) or not key.startswith(prefix):
+            if path.is_file():
+                keys.append(relative)
+        for key in sorted(keys):
+            stored = self.head(key)
+            if stored is not None:
+                yield ListedObject(key, stored.size, stored.storage_class, stored.last_modified)
+
+    def list_open_uploads(self, prefix: str) -> list[OpenUpload]:
+        uploads = []
+        for state_file in sorted((self.root / LOCAL_UPLOADS_DIR).glob(f"*/{LOCAL_UPLOAD_STATE_FILE}")):
+            try:
+                state = json.loads(state_file.read_text())
+            except (OSError, ValueError):
                 continue
-            keys.append(key)
-        return sorted(keys)
+            key = state.get("key") if isinstance(state, dict) else None
+            if isinstance(key, str) and key.startswith(prefix):
+                initiated = datetime.fromtimestamp(state.get("created") or 0, UTC)
+                uploads.append(OpenUpload(key, state_file.parent.name, initiated))
+        return uploads
+
+    def get_tags(self, key: str) -> dict[str, str]:
+        if self.head(key) is None:
+            raise ObjectNotFoundError(key)
+        return dict(self._read_meta(key).get("tags") or {})
+
+    def set_tags(self, key: str, tags: dict[str, str]) -> None:
+        tags = _check_tags(tags)
+        if self.head(key) is None:
+            raise ObjectNotFoundError(key)
+        meta = self._read_meta(key)
+        meta["tags"] = tags
+        self._write_meta(key, meta)
+
+    def _lifecycle_path(self) -> Path:
+        return self.root / LOCAL_BUCKET_DIR / "lifecycle.json"
+
+    def get_lifecycle(self) -> list[dict[str, Any]]:
+        try:
+            return json.loads(self._lifecycle_path().read_text())
+        except (FileNotFoundError, ValueError):
+            return []
+
+    def put_lifecycle(self, rules: list[dict[str, Any]]) -> None:
+        # Stored, never run: a folder has no tiers (as moto stores rules and never runs them).
+        body = json.dumps(rules, indent=2, sort_keys=True).encode()
+        self._atomic_write(self._lifecycle_path(), lambda tmp: tmp.write(body))
+
+    def request_restore(self, key: str, *, days: int, tier: str) -> bool:
+        stored = self.head(key)
+        check_restore(stored, key, days, tier)
+        if stored.restore == RESTORE_ONGOING:
+            return False
+        now = time.time()
+        meta = self._read_meta(key)
+        ready = now + self.restore_seconds
+        meta["restore"] = {"tier": tier, "asked": now, "ready": ready, "expires": ready + days * 86400}
+        self._write_meta(key, meta)
+        return True
 
     # multipart uploads
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import IO, Any
 
 import boto3
@@ -13,7 +16,12 @@ from botocore.exceptions import ClientError
 from .base import (
     DEFAULT_CONTENT_TYPE,
     DEFAULT_STORAGE_CLASS,
+    RESTORE_ONGOING,
+    RESTORED,
+    ListedObject,
+    ObjectArchivedError,
     ObjectNotFoundError,
+    OpenUpload,
     Storage,
     StoredObject,
     UploadedPart,
@@ -25,6 +33,8 @@ from .base import (
     _check_max_bytes,
     _check_part_number,
     _check_storage_class,
+    _check_tags,
+    check_restore,
 )
 from .keys import _CONTROL_CHARS, attachment_disposition, inline_disposition, validate_key
 
@@ -176,6 +186,8 @@ class S3Storage(Storage):
         except ClientError as error:
             if _error_code(error) in {"NoSuchKey", "404"}:
                 raise ObjectNotFoundError(key) from None
+            if _error_code(error) == "InvalidObjectState":
+                raise ObjectArchivedError(key) from None
             raise
 
     def head(self, key: str) -> StoredObject | None:
@@ -187,6 +199,7 @@ class S3Storage(Storage):
                 return None
             raise
         last_modified = answer["LastModified"]
+        restore, restore_expires = _parse_restore(answer.get("Restore"))
         return StoredObject(
             key=key,
             size=answer["ContentLength"],
@@ -196,6 +209,8 @@ class S3Storage(Storage):
             storage_class=answer.get("StorageClass") or DEFAULT_STORAGE_CLASS,
             last_modified=last_modified.astimezone(UTC),
             content_encoding=answer.get("ContentEncoding") or None,
+            restore=restore,
+            restore_expires=restore_expires,
         )
 
     def delete(self, key: str) -> None:
@@ -402,6 +417,94 @@ class S3Storage(Storage):
         except ClientError as error:
             if _error_code(error) not in {"NoSuchUpload", "404"}:
                 raise
+
+    # lifecycle, tags, restores, listings
+
+    def iter_objects(self, prefix: str) -> Iterator[ListedObject]:
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield ListedObject(
+                    key=item["Key"],
+                    size=item["Size"],
+                    storage_class=item.get("StorageClass") or DEFAULT_STORAGE_CLASS,
+                    last_modified=item["LastModified"].astimezone(UTC),
+                )
+
+    def list_open_uploads(self, prefix: str) -> list[OpenUpload]:
+        uploads = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            uploads += [
+                OpenUpload(item["Key"], item["UploadId"], item["Initiated"].astimezone(UTC))
+                for item in page.get("Uploads", [])
+            ]
+        return uploads
+
+    def get_tags(self, key: str) -> dict[str, str]:
+        validate_key(key)
+        try:
+            answer = self.client.get_object_tagging(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _error_code(error) in {"NoSuchKey", "404"}:
+                raise ObjectNotFoundError(key) from None
+            raise
+        return {tag["Key"]: tag["Value"] for tag in answer.get("TagSet", [])}
+
+    def set_tags(self, key: str, tags: dict[str, str]) -> None:
+        validate_key(key)
+        tag_set = [{"Key": k, "Value": v} for k, v in sorted(_check_tags(tags).items())]
+        try:
+            self.client.put_object_tagging(Bucket=self.bucket, Key=key, Tagging={"TagSet": tag_set})
+        except ClientError as error:
+            if _error_code(error) in {"NoSuchKey", "404"}:
+                raise ObjectNotFoundError(key) from None
+            raise
+
+    def get_lifecycle(self) -> list[dict[str, Any]]:
+        try:
+            return self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket).get("Rules", [])
+        except ClientError as error:
+            if _error_code(error) == "NoSuchLifecycleConfiguration":
+                return []
+            raise
+
+    def put_lifecycle(self, rules: list[dict[str, Any]]) -> None:
+        if not rules:
+            self.client.delete_bucket_lifecycle(Bucket=self.bucket)
+            return
+        self.client.put_bucket_lifecycle_configuration(
+            Bucket=self.bucket, LifecycleConfiguration={"Rules": rules}
+        )
+
+    def request_restore(self, key: str, *, days: int, tier: str) -> bool:
+        check_restore(self.head(key), key, days, tier)
+        try:
+            self.client.restore_object(
+                Bucket=self.bucket,
+                Key=key,
+                RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}},
+            )
+        except ClientError as error:
+            if _error_code(error) == "RestoreAlreadyInProgress":
+                return False
+            raise
+        return True
+
+
+_RESTORE_HEADER = re.compile(
+    r'ongoing-request="(?P<ongoing>true|false)"(?:,\s*expiry-date="(?P<expiry>[^"]+)")?'
+)
+
+
+def _parse_restore(header: str | None) -> tuple[str | None, datetime | None]:
+    """S3's `x-amz-restore` header: ongoing-request="true", or "false" with the copy's expiry date."""
+    match = _RESTORE_HEADER.match(header or "")
+    if not match:
+        return None, None
+    if match["ongoing"] == "true":
+        return RESTORE_ONGOING, None
+    expires = parsedate_to_datetime(match["expiry"]).astimezone(UTC) if match["expiry"] else None
+    return RESTORED, expires
 
 
 def _check_upload_id(upload_id: str) -> str:
