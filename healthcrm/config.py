@@ -81,6 +81,8 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "STORAGE_BACKEND": os.environ.get("STORAGE_BACKEND", "local"),
         "STORAGE_LOCAL_ROOT": os.environ.get("STORAGE_LOCAL_ROOT", str(instance / "storage")),
         # The local backend has no archive tiers; a restore of an "archived" file is ready after this long.
+        # A JSON file replacing some or all of the default S3 prices (healthcrm/storage_cost/prices.py).
+        "STORAGE_PRICES_FILE": os.environ.get("STORAGE_PRICES_FILE", ""),
         "STORAGE_LOCAL_RESTORE_SECONDS": int(os.environ.get("STORAGE_LOCAL_RESTORE_SECONDS", "60")),
         "S3_BUCKET": os.environ.get("S3_BUCKET", ""),
         "S3_ENDPOINT_URL": os.environ.get("S3_ENDPOINT_URL") or None,
