@@ -10,6 +10,7 @@ two workers (or a job run twice) send one email. The email says only that someth
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 import redis
@@ -77,6 +78,24 @@ def notify(event: PortalEvent, user_id: int, kind: str, text: str, link: str | N
         if user is not None and user.is_patient and user.email and kind in email_kinds(user):
             queue_email(notification.id, event.tenant_id)
     return notification
+
+
+def notify_staff(
+    tenant_id: int, user_ids: Iterable[int], kind: str, text: str, link: str | None = None
+) -> list[Notification]:
+    """In-app notifications for staff members (a restore is ready, a storage alert), in the caller's
+    transaction. Emailing them is the caller's (its own job, after commit); saying something once is the
+    caller's too (its own state: a crossing, a restore)."""
+    staff = db.session.scalars(
+        scoped(User, tenant_id).where(User.id.in_(list(user_ids)), User.role != "patient", User.active)
+    ).all()
+    made = [
+        Notification(tenant_id=tenant_id, user_id=user.id, kind=kind, text=text[:500], link=link)
+        for user in staff
+    ]
+    db.session.add_all(made)
+    db.session.flush()
+    return made
 
 
 def queue_email(notification_id: int, tenant_id: int) -> None:
