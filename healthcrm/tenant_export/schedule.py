@@ -125,15 +125,19 @@ def read_rule(form: dict[str, str], current: Rule) -> Rule:
         raise ScheduleError("Choose how often: off, weekly or monthly.", "frequency")
     if frequency == OFF:
         return Rule(OFF, current.weekday, current.month_day, current.hour)
-    hour = _whole_number(form, "hour", 0, 23, "Choose an hour from 00:00 to 23:00.")
+    # In the form's order: the day, then the hour.
     if frequency == WEEKLY:
         weekday = _whole_number(form, "weekday", 0, 6, "Choose a day of the week.")
-        return Rule(WEEKLY, weekday, current.month_day, hour)
+        return Rule(WEEKLY, weekday, current.month_day, _hour(form))
     month_day = _whole_number(
         form, "month_day", 1, MONTH_DAY_MAX, f"Choose a day of the month from 1 to {MONTH_DAY_MAX}: "
         "the 29th, 30th and 31st are missing in some months, which would go without an export.",
     )  # fmt: skip
-    return Rule(MONTHLY, current.weekday, month_day, hour)
+    return Rule(MONTHLY, current.weekday, month_day, _hour(form))
+
+
+def _hour(form: dict[str, str]) -> int:
+    return _whole_number(form, "hour", 0, 23, "Choose an hour from 00:00 to 23:00.")
 
 
 def save_schedule(actor: Actor, form: dict[str, str]) -> ExportSchedule:
