@@ -287,7 +287,8 @@ def test_the_form_in_place_with_htmx_and_without(app, client, clinic, time_machi
     )
     assert bad.status_code == 422
     fragment = bad.get_data(as_text=True)
-    assert fragment.lstrip().startswith('<section class="card" id="schedule"') and "<html" not in fragment
+    assert fragment.lstrip().startswith('<section class="card export-schedule" id="schedule"')
+    assert "<html" not in fragment
     assert "from 1 to 28" in fragment and 'value="30"' in fragment  # what was typed stays in the form
     good = client.post(
         "/admin/export/schedule", data={"frequency": "monthly", "month_day": "3", "hour": "23"}, headers=htmx
