@@ -89,6 +89,8 @@ from .sharing import models as sharing_module
 from .sharing import tasks as sharing_tasks_module
 from .sharing.provider_views import bp as provider_bp
 from .sharing.views import bp as sharing_bp
+from .tenant_export import models as tenant_export_module
+from .tenant_export import schedule as tenant_export_schedule_module
 from .tenant_export.cli import import_command as tenant_import_command
 from .tenant_export.views import bp as tenant_export_bp
 from .web import bp as web_bp
@@ -127,6 +129,8 @@ MODULES_THAT_REGISTER = (
     scheduling_module,
     scheduling_handlers_module,
     scheduling_waitlist_module,
+    tenant_export_module,
+    tenant_export_schedule_module,
 )
 
 

@@ -522,8 +522,9 @@ def rq_worker_process(request, shared_dir, outbox_dir, live_server_port):
         "RQ_QUEUE": RQ_QUEUE,
         "PUBLIC_URL": f"http://127.0.0.1:{live_server_port}",
         "STORAGE_LOCAL_ROOT": str(_worker_storage_root(shared_dir)),
-        # Checkpoints signed by the worker would outlive the test whose clinic ids they name.
-        "PERIODIC_SKIP": "audit.checkpoints,audit.verify,audit.archive",
+        # Checkpoints signed by the worker would outlive the test whose clinic ids they name; scheduled
+        # exports are started by the tests' own sweeps (one racing them would start the slot's export).
+        "PERIODIC_SKIP": "audit.checkpoints,audit.verify,audit.archive,tenant_export.scheduled",
     }
     command = [sys.executable, str(ROOT / "worker.py")]
     instant = travel_instant(request.config)

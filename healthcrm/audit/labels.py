@@ -38,6 +38,8 @@ ACTION_LABELS: dict[str, str] = {
     "patient.disclosures_pdf": "Downloaded the patient's accounting of disclosures",
     "patient.export": "Exported the whole record (PDF, FHIR, files)",
     "clinic.export": "Exported all of the clinic's data",
+    "tenant_export.schedule_changed": "Changed when the clinic's data is exported by itself",
+    "tenant_export.scheduled_start": "Started the scheduled export of all of the clinic's data",
     "retention.settings_changed": "Changed how long the clinic keeps its data",
     "share_log.retention_deleted": "Deleted share access log entries past their retention",
     "retention.report_viewed": "Viewed the records past their retention",

@@ -43,6 +43,10 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "audit.archive": (timedelta(days=1), "healthcrm.audit.archive:run_archiving"),
     "audit.archive_copies": (timedelta(hours=1), "healthcrm.audit.archive:drop_old_copies"),
     "tenant_export.cleanup": (timedelta(hours=1), "healthcrm.tenant_export.services:delete_old_exports"),
+    "tenant_export.scheduled": (
+        timedelta(minutes=15),
+        "healthcrm.tenant_export.schedule:run_scheduled_exports",
+    ),
     "patient_export.cleanup": (timedelta(hours=1), "healthcrm.patient_export.services:delete_old_exports"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)

@@ -70,15 +70,18 @@ def enqueue(
     user_id: int | None = None,
     label: str = "",
     queue: Queue | None = None,
+    job_id: str | None = None,
 ) -> str:
     """Record a Job row (committed, so the worker can load it) and put the job on the queue.
 
-    Call after the service has committed its own change. Returns the job id. With an inline queue the
-    job has already run when this returns (its failure is recorded on the row, not raised).
+    Call after the service has committed its own change, or with that change still pending when it names
+    the job (`job_id`, made by the caller): then the change and the Job row commit together, or neither.
+    Returns the job id. With an inline queue the job has already run when this returns (its failure is
+    recorded on the row, not raised).
     """
     if kind not in TASKS:
         raise KeyError(f"no job registered as {kind!r}")
-    job_id = str(uuid.uuid4())
+    job_id = job_id or str(uuid.uuid4())
     db.session.add(
         Job(id=job_id, tenant_id=tenant_id, user_id=user_id, kind=kind, label=label or kind, args=list(args))
     )

@@ -35,6 +35,7 @@ SUBJECTS = {
     "share_notice": "News about a link you shared",
     "audit_alert": "Audit log check failed: action needed",
     "clinic_export_ready": "Your data export is ready",
+    "clinic_export_failed": "A scheduled data export failed",
     "portal_notice": "You have a new message",
     "appointment_confirmation": "Your appointment is booked",
     "appointment_update": "Your appointment has moved",

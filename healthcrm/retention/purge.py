@@ -39,6 +39,7 @@ CLINIC_ONLY_TABLES = frozenset(
         "care_response_targets",
         "care_stage_rules",
         "clinic_closures",
+        "clinic_export_schedules",
         "clinic_counters",
         "message_settings",
         "message_topics",

@@ -51,7 +51,13 @@ FORMAT_VERSION = 1
 EXPORTS_FOLDER = "clinic-exports/"
 CHUNK = 1024 * 1024
 BATCH = 1000
-SETTINGS_TABLES = ("tenants", "scheduling_settings", "retention_settings", "care_targets")
+SETTINGS_TABLES = (
+    "tenants",
+    "scheduling_settings",
+    "retention_settings",
+    "care_response_targets",
+    "clinic_export_schedules",
+)
 REFERENCE_TABLES = frozenset({"icd10_codes"})
 # Copies made for a moment (archived audit events loaded for a search): the archive files are the data.
 DISPOSABLE_TABLES = frozenset({"audit_archive_copies"})

@@ -1,5 +1,6 @@
 """Clinic exports as admins see them: start one (a job), watch it, download it for 24 hours by the link
-the finished job emails; the ZIP is deleted after that."""
+the finished job emails; the ZIP is deleted after that. A scheduled export (`schedule.py`) is the same job,
+started by the system, and its link goes to every admin."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from ..accounts.models import Tenant, User
+from ..accounts.models import ADMIN, Tenant, User
 from ..audit.services import Actor, record_event
 from ..clock import utcnow
 from ..errors import NotFound
@@ -23,6 +24,7 @@ from ..permissions import require
 from ..tenancy import get_scoped, scoped
 from ..tenant_scope import ALL_TENANTS
 from .archive import EXPORTS_FOLDER, build_archive
+from .models import ExportSchedule
 
 KIND = "tenant_export.build"
 KEPT_FOR = timedelta(hours=24)
@@ -41,8 +43,30 @@ def start_export(actor: Actor) -> str:
     )
 
 
+def start_scheduled_export(tenant_id: int, schedule_id: int, job_id: str) -> str:
+    """Start the export of a schedule's slot as the system, audited. The caller's claim of the slot is still
+    pending: it commits with the event and the job row (`enqueue` commits them before queueing)."""
+    record_event(Actor.system(tenant_id), "tenant_export.scheduled_start", resource_type="clinic_export",
+                 resource_id=job_id)  # fmt: skip
+    return enqueue(
+        KIND,
+        schedule_id,
+        tenant_id=tenant_id,
+        label="Scheduled export of all the clinic's data",
+        job_id=job_id,
+    )
+
+
+def clinic_admins(tenant_id: int) -> list[User]:
+    """The clinic's active admins (who get a scheduled export's link, and hear when one failed)."""
+    query = scoped(User, tenant_id).where(User.role == ADMIN, User.active.is_(True)).order_by(User.id)
+    return list(db.session.scalars(query))
+
+
 @task(KIND)
-def build(*, progress) -> dict:
+def build(schedule_id: int | None = None, *, progress) -> dict:
+    """Build the archive, store it and email its link: to the admin who started it, or to every admin for a
+    scheduled export (`schedule_id`, the clinic's ExportSchedule)."""
     tenant_id = progress.tenant_id
     key = validate_key(f"{tenant_id}/{EXPORTS_FOLDER}{uuid.uuid4().hex}.zip")
     with tempfile.TemporaryFile() as spool:
@@ -51,22 +75,28 @@ def build(*, progress) -> dict:
         spool.seek(0)
         get_storage(current_app).put_stream(key, spool, "application/zip")
     result = {"made": True, "key": key, "rows": sum(built.rows.values()), "files": built.files, "size": size}
-    _email_link(progress.job, result)
+    _email_link(progress.job, result, schedule_id)
     return result
 
 
-def _email_link(job: Job, result: dict) -> None:
-    admin = get_scoped(User, job.user_id, job.tenant_id) if job.user_id else None
-    if admin is None:
-        return
+def _email_link(job: Job, result: dict, schedule_id: int | None) -> None:
+    scheduled = None
+    if schedule_id is not None:
+        schedule = get_scoped(ExportSchedule, schedule_id, job.tenant_id)
+        scheduled = schedule.describe if schedule is not None else "scheduled"
+        recipients = clinic_admins(job.tenant_id)
+    else:
+        admin = get_scoped(User, job.user_id, job.tenant_id) if job.user_id else None
+        recipients = [admin] if admin is not None else []
     clinic = db.session.get(Tenant, job.tenant_id)
     url = f"{current_app.config['PUBLIC_URL']}/admin/export/{job.id}/download"
-    deliver(
-        compose(
-            admin.email, "clinic_export_ready", tenant_id=job.tenant_id, user=admin, clinic=clinic, url=url,
-            hours=int(KEPT_FOR.total_seconds() // 3600), result=result,
-        )
-    )  # fmt: skip
+    for admin in recipients:
+        deliver(
+            compose(
+                admin.email, "clinic_export_ready", tenant_id=job.tenant_id, user=admin, clinic=clinic,
+                url=url, hours=int(KEPT_FOR.total_seconds() // 3600), result=result, scheduled=scheduled,
+            )
+        )  # fmt: skip
 
 
 def recent_exports(actor: Actor) -> list[Job]:

@@ -112,6 +112,16 @@ def _contexts(people) -> dict[str, tuple[str, dict]]:
                 "url": url,
                 "hours": 24,
                 "result": {"rows": 10, "files": 2},
+                "scheduled": "weekly, on Mondays at 04:00",
+            },
+        ),
+        "clinic_export_failed": (
+            doctor.email,
+            {
+                "user": doctor,
+                "clinic": people["tenant"],
+                "url": url,
+                "schedule": "monthly, on the 1st at 04:00",
             },
         ),
         "waitlist_offer": (
