@@ -37,7 +37,7 @@ from ..jobs.views import STOP_POLLING
 from ..permissions import can
 from ..records import services as records
 from ..records.models import MedicalRecord
-from ..web import domain_error_page, render_page
+from ..web import audit_refusal, domain_error_page, render_page
 from . import checks, services, uploads
 from .listing import record_files
 from .models import Attachment
@@ -88,6 +88,7 @@ def _error_page(status: int, title: str, text: str) -> Response:
 @bp.errorhandler(NotAllowed)
 def _not_allowed(error):
     if request.endpoint in API_ENDPOINTS:
+        audit_refusal(error)
         return _api_error(403, "Your account cannot upload files.")
     return domain_error_page(error)
 
@@ -95,6 +96,7 @@ def _not_allowed(error):
 @bp.errorhandler(NotFound)
 def _not_found(error):
     if request.endpoint in API_ENDPOINTS:
+        audit_refusal(error)
         return _api_error(404, "There is no such record, file or upload.")
     return domain_error_page(error)
 
