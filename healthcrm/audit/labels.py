@@ -172,6 +172,7 @@ ACTION_LABELS: dict[str, str] = {
     "share.code_verified": "Provider's email code verified",
     "share.code_failed": "Provider entered a wrong email code",
     "share.view": "Provider viewed shared records",
+    "share.file_preview": "Provider viewed a page of a shared file",
     "share.download": "Provider downloaded a file",
     "share.export": "Provider exported the records",
     "share.paused": "Link paused after wrong passcodes",
