@@ -36,6 +36,13 @@ def get_scoped(model: type[M], object_id: int | str | None, tenant_id: int) -> M
     return found
 
 
+def note_other_clinic(model, object_id: int | str | None, tenant_id: int) -> None:
+    """For a lookup that missed through a query of its own (not `get_scoped`): note, as `get_scoped` does,
+    when the id is another clinic's, so the 404 is audited as a denied attempt."""
+    if object_id is not None and has_request_context():
+        _note_other_clinic(model, object_id, tenant_id)
+
+
 def _note_other_clinic(model, object_id: int | str, tenant_id: int) -> None:
     """Remember, for the 404 page's audit event (web.py), that the id asked for is another clinic's:
     the answer stays a plain 404, but the attempt is on record as DENIED."""

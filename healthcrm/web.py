@@ -23,6 +23,7 @@ from . import navigation
 from .access import current_actor, enforce_access, public
 from .accounts import mfa
 from .accounts.sessions import load_live_session
+from .audit.denials import patient_named_by
 from .audit.services import DENIED, record_event
 from .clock import DISPLAY_FORMAT, clinic_today, format_clinic_time
 from .errors import DomainError, NotAllowed, NotFound
@@ -237,11 +238,22 @@ def _error_page(error: HTTPException):
     return render_template("error.html", code=code, title=title, text=text), code
 
 
+def audit_refusal(error: Exception) -> None:
+    """Audit a refusal that a domain error answers (a service's NotAllowed, a NotFound of another clinic's
+    row) as the access checks' 403 and 404 are: for views and handlers that answer it themselves."""
+    if isinstance(error, NotAllowed):
+        _audit_denial(403)
+    elif isinstance(error, NotFound) and g.get("other_clinic_resource"):
+        _audit_denial(404)
+
+
 def _audit_denial(code: int) -> None:
     """Write a DENIED audit event for a signed-in user refused a page (403) or another clinic's row (404).
 
     The request's own transaction is rolled back first (nothing it did may be kept), then the event is
-    committed on its own, so the denial is on record although the request fails.
+    committed on its own, so the denial is on record although the request fails. A refused URL that names a
+    patient of the user's own clinic (healthcrm/audit/denials.py) names them in the event; another clinic's
+    row never does.
     """
     db.session.rollback()
     if not current_user.is_authenticated:
@@ -253,6 +265,7 @@ def _audit_denial(code: int) -> None:
             "access.denied",
             resource_type=resource_type,
             resource_id=None if resource_id is None else str(resource_id)[:64],
+            patient_id=patient_named_by(request.view_args, current_user.tenant_id),
             outcome=DENIED,
             changed_fields=[f"http_{code}"],
         )
@@ -278,7 +291,8 @@ def _service_unavailable(error: Exception):
 def domain_error_page(error: DomainError | NotAllowed | NotFound):
     """The answer to a domain error no view caught: its status (errors.py), and for input the person can
     fix (a DomainError) its message, since that is written for them. Nothing was committed: services
-    raise before they commit."""
+    raise before they commit. A refusal (NotAllowed, another clinic's row) is audited as denied."""
+    audit_refusal(error)
     code = error.status
     title, text = ERROR_TEXT.get(code, ERROR_TEXT[422])
     if isinstance(error, DomainError):

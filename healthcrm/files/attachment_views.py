@@ -37,7 +37,7 @@ from ..jobs.views import STOP_POLLING
 from ..permissions import can
 from ..records import services as records
 from ..records.models import MedicalRecord
-from ..web import domain_error_page, render_page
+from ..web import audit_refusal, domain_error_page, render_page
 from . import checks, services, uploads
 from .listing import record_files
 from .models import Attachment
@@ -88,6 +88,7 @@ def _error_page(status: int, title: str, text: str) -> Response:
 @bp.errorhandler(NotAllowed)
 def _not_allowed(error):
     if request.endpoint in API_ENDPOINTS:
+        audit_refusal(error)
         return _api_error(403, "Your account cannot upload files.")
     return domain_error_page(error)
 
@@ -95,6 +96,7 @@ def _not_allowed(error):
 @bp.errorhandler(NotFound)
 def _not_found(error):
     if request.endpoint in API_ENDPOINTS:
+        audit_refusal(error)
         return _api_error(404, "There is no such record, file or upload.")
     return domain_error_page(error)
 
@@ -134,12 +136,12 @@ def _record(record_id: int) -> MedicalRecord:
     return record
 
 
-def _files_block(record: MedicalRecord, *, status: int = 200, **extra) -> Response:
+def _files_block(record: MedicalRecord, *, status: int = 200, files=None, **extra) -> Response:
     return render_page(
         "records/show.html",
         block="files",
         record=record,
-        files=record_files(current_actor(), record),
+        files=files or record_files(current_actor(), record),
         status=status,
         **extra,
     )
@@ -150,11 +152,10 @@ def _files_block(record: MedicalRecord, *, status: int = 200, **extra) -> Respon
 def record_files_fragment(record_id: int):
     """The files block of the record page for htmx; without JavaScript, the same list on a page of its own."""
     record = _record(record_id)
+    files = record_files(current_actor(), record, audited=True)
     if not htmx or htmx.boosted:
-        return render_page(
-            "files/record_files.html", record=record, files=record_files(current_actor(), record)
-        )
-    return _files_block(record)
+        return render_page("files/record_files.html", record=record, files=files)
+    return _files_block(record, files=files)
 
 
 def _chosen_ids() -> list[int]:
@@ -238,6 +239,7 @@ def zip_download(job_id: str):
     job = _own_zip_job(job_id)
     if job.status != FINISHED or not job.result or not job.result.get("key"):
         abort(404)
+    services.audit_zip_download(current_actor(), job.args[1])
     storage = get_storage(current_app)
     key, name = job.result["key"], job.result.get("name") or "files.zip"
     if not isinstance(storage, LocalStorage):
@@ -295,7 +297,7 @@ def _preview(attachment: Attachment) -> Preview:
 @can_read
 def show(attachment_id: int):
     actor = current_actor()
-    attachment = services.get_attachment(actor, attachment_id)
+    attachment = services.show_attachment(actor, attachment_id)
     if attachment.record_id is None:
         # A patient document: it lives in the documents section of the patient page.
         return redirect(url_for("patient_documents.staff_index", patient_id=attachment.patient_id), code=303)

@@ -90,7 +90,7 @@ def _own_patient_id() -> int:
 
 
 def _portal_page(*, error: str | None = None, status: int = 200) -> Response:
-    documents = patient_files.patient_documents(current_actor(), _own_patient_id())
+    documents = patient_files.patient_documents(current_actor(), _own_patient_id(), audited=True)
     return render_page(
         PORTAL_PAGE,
         block="documents",
@@ -160,12 +160,15 @@ class StaffDocuments:
     error: str | None = None
 
 
-def staff_documents(patient_id: int, error: str | None = None) -> StaffDocuments | None:
-    """The section's content for the signed-in staff member; None for those who may not read files."""
+def staff_documents(
+    patient_id: int, error: str | None = None, *, audited: bool = False
+) -> StaffDocuments | None:
+    """The section's content for the signed-in staff member; None for those who may not read files.
+    `audited` when the section is a page of its own (on the patient page, the page's read is audited)."""
     actor = current_actor()
     if not can(actor, "attachment.read"):
         return None
-    documents = patient_files.patient_documents(actor, patient_id)
+    documents = patient_files.patient_documents(actor, patient_id, audited=audited)
     return StaffDocuments(patient_id, documents, can(actor, "attachment.write"), _waiting(documents), error)
 
 
@@ -176,7 +179,7 @@ def patient_documents_section(patient) -> StaffDocuments | None:
 
 
 def _staff_section(patient_id: int, *, error: str | None = None, status: int = 200) -> Response:
-    section = staff_documents(patient_id, error)
+    section = staff_documents(patient_id, error, audited=True)
     if section is None:
         abort(404)
     return render_page(STAFF_PAGE, block="documents", section=section, status=status)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..audit.services import Actor
+from ..audit.services import Actor, record_event
+from ..extensions import db
 from ..permissions import can
 from ..records.models import MedicalRecord
 from . import services
@@ -22,10 +23,20 @@ class RecordFiles:
     can_write: bool
 
 
-def record_files(actor: Actor, record: MedicalRecord) -> RecordFiles:
+def record_files(actor: Actor, record: MedicalRecord, *, audited: bool = False) -> RecordFiles:
     """The record's files as `actor` sees them: uploads to resume and drafts to move files to only for
-    those who may change files."""
+    those who may change files. `audited`: the list is shown on its own (not on the record page, whose
+    read is audited already), so its read is audited here."""
     can_write = can(actor, "attachment.write")
+    if audited:
+        record_event(
+            actor,
+            "attachment.list",
+            resource_type="record",
+            resource_id=record.id,
+            patient_id=record.patient_id,
+        )
+        db.session.commit()
     return RecordFiles(
         attachments=services.record_attachments(actor, record.id),
         open_uploads=services.open_uploads(actor, record.id) if can_write else [],

@@ -24,7 +24,7 @@ from sqlalchemy.orm import selectinload
 
 from ..accounts.models import Tenant, User
 from ..accounts.roles import PATIENT
-from ..audit.services import Actor
+from ..audit.services import Actor, record_event
 from ..clock import utcnow
 from ..errors import DomainError, NotFound
 from ..extensions import db
@@ -310,10 +310,16 @@ def _shown_to(actor: Actor, query):
     return query
 
 
-def patient_documents(actor: Actor, patient_id: int) -> list[Attachment]:
-    """The patient's documents as the actor sees them, newest first, with their current versions (no audit:
-    the page that lists them is)."""
+def patient_documents(actor: Actor, patient_id: int, *, audited: bool = False) -> list[Attachment]:
+    """The patient's documents as the actor sees them, newest first, with their current versions. Audited
+    (and committed) with `audited`, for a page of their own; the patient page's section is not (the page's
+    read is audited already)."""
     patient = _patient_for(actor, patient_id, "attachment.read")
+    if audited:
+        record_event(
+            actor, "attachment.list", resource_type="patient", resource_id=patient.id, patient_id=patient.id
+        )
+        db.session.commit()
     query = scoped(Attachment, actor.tenant_id).where(
         Attachment.patient_id == patient.id, Attachment.record_id.is_(None)
     )

@@ -20,7 +20,7 @@ from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.orm import selectinload
 
-from ..audit.services import Actor
+from ..audit.services import Actor, record_event
 from ..clock import utcnow
 from ..errors import Conflict, DomainError, NotFound
 from ..extensions import db
@@ -151,6 +151,14 @@ def get_attachment(actor: Actor, attachment_id: int) -> Attachment:
     return attachment
 
 
+def show_attachment(actor: Actor, attachment_id: int) -> Attachment:
+    """The attachment for its page (its name, versions, who uploaded them), audited as a read."""
+    attachment = get_attachment(actor, attachment_id)
+    audit_file(actor, "attachment.show", attachment.id, attachment.patient_id)
+    db.session.commit()
+    return attachment
+
+
 def get_version(actor: Actor, attachment_id: int, version_id: int | None = None) -> AttachmentVersion:
     """A version of the clinic's attachment (the current one without `version_id`)."""
     attachment = get_attachment(actor, attachment_id)
@@ -266,14 +274,18 @@ def _verify(storage: Storage, version: AttachmentVersion) -> None:
 
 
 def preview_bytes(actor: Actor, attachment_id: int, version_id: int, which: str) -> bytes | None:
-    """A version's thumbnail ("thumb") or DICOM image ("image") PNG, None when there is none."""
+    """A version's thumbnail ("thumb") or DICOM image ("image") PNG, None when there is none. A preview
+    shows the file's content, so sending one is audited (not counted as a view of the file)."""
     version = get_version(actor, attachment_id, version_id)
     _openable(version)
     key = version.preview_key if which == "thumb" else version.image_key
     if not key:
         return None
     with _storage().open_stream(key) as stored:
-        return stored.read()
+        data = stored.read()
+    audit_file(actor, "attachment.preview", version.attachment_id, version.attachment.patient_id)
+    db.session.commit()
+    return data
 
 
 # --- versions ------------------------------------------------------------------------------------------
@@ -488,6 +500,10 @@ def start_zip(actor: Actor, record_id: int, attachment_ids: list[int]) -> str:
     record = _record(actor, record_id)
     if not attachment_ids:
         raise FileActionError("Choose at least one file.")
+    # The asking is audited here, in the request; the job audits each file it reads into the zip.
+    record_event(
+        actor, "attachment.zip", resource_type="record", resource_id=record.id, patient_id=record.patient_id
+    )
     return enqueue(
         ZIP_JOB,
         actor.user_id,
@@ -497,6 +513,19 @@ def start_zip(actor: Actor, record_id: int, attachment_ids: list[int]) -> str:
         user_id=actor.user_id,
         label=ZIP_JOB_LABEL,
     )
+
+
+def audit_zip_download(actor: Actor, record_id: int) -> None:
+    """The zip of a record's files is sent to the person who asked for it: audited (and committed)."""
+    record = _record(actor, record_id)
+    record_event(
+        actor,
+        "attachment.zip_download",
+        resource_type="record",
+        resource_id=record.id,
+        patient_id=record.patient_id,
+    )
+    db.session.commit()
 
 
 def write_zip(

@@ -44,9 +44,12 @@ def _patient_page(result: LabResult):
 @holders
 def hold(result_id: int):
     actor = current_actor()
-    result = get_scoped(LabResult, result_id, actor.tenant_id)
-    if result is None:
-        abort(404)
+    if request.method == "GET":
+        result = result_holds.result_for_hold(actor, result_id)
+    else:  # the hold it saves is audited, or the form comes back
+        result = get_scoped(LabResult, result_id, actor.tenant_id)
+        if result is None:
+            abort(404)
     form = ResultHoldForm()
     status = 200
     if request.method == "POST":

@@ -31,7 +31,7 @@ from ..errors import NotFound
 from ..extensions import db
 from ..patients.models import Patient
 from ..permissions import require
-from ..tenancy import get_scoped
+from ..tenancy import get_scoped, note_other_clinic
 from .flowsheet import key_of
 from .labs import LabOverview, LabTest, group_by_test
 from .models import (
@@ -175,6 +175,7 @@ def patient_record(actor: Actor, patient_id: int, record_id: int) -> PatientReco
         _records_query(actor.tenant_id, patient.id).where(MedicalRecord.id == record_id)
     )
     if record is None:
+        note_other_clinic(MedicalRecord, record_id, actor.tenant_id)
         raise NotFound(record_id)
     view = PatientRecord(record, patient_today(actor.tenant_id))
     _audit(actor, "portal.record_view", patient, "record", record.id)

@@ -83,6 +83,17 @@ def _result(actor: Actor, result_id: int, patient_id: int | None = None) -> LabR
     return result
 
 
+def result_for_hold(actor: Actor, result_id: int) -> LabResult:
+    """The result the hold form shows (its test, value and time), audited as a read of it (committed)."""
+    require(actor, "result.hold")
+    result = _result(actor, result_id)
+    record_event(
+        actor, "lab.view", resource_type="lab_result", resource_id=result.id, patient_id=result.patient_id
+    )
+    db.session.commit()
+    return result
+
+
 def hold_result(
     actor: Actor, result_id: int, reason: str, until: date | None, patient_id: int | None = None
 ) -> LabResult:

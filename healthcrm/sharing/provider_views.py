@@ -453,6 +453,7 @@ def preview(token: str, attachment_id: int, page: int):
     png = file_previews.preview_png(version, page, watermark_text(share, utcnow(), _clinic(share).timezone))
     if png is None:
         abort(404)
+    services.audit_file_preview(share, **_client())
     return _bytes_response(iter([png]), "image/png", "inline", size=len(png))
 
 

@@ -532,19 +532,24 @@ def log(
         )
     )  # fmt: skip
     record_event(
-        Actor(
-            tenant_id=share.tenant_id,
-            role="provider",
-            share_link_id=share.id,
-            ip=ip,
-            user_agent=user_agent,
-            request_id=request_id,
-        ),
+        _provider(share, ip, user_agent, request_id),
         f"share.{kind}",
         resource_type="share",
         resource_id=share.id,
         patient_id=share.patient_id,
         outcome="failure" if kind in (EVENT_PASSCODE_FAILED, EVENT_CODE_FAILED) else "success",
+    )
+
+
+def _provider(share: ShareLink, ip: str | None, user_agent: str | None, request_id: str | None) -> Actor:
+    """The audit actor of an outside provider on a link."""
+    return Actor(
+        tenant_id=share.tenant_id,
+        role="provider",
+        share_link_id=share.id,
+        ip=ip,
+        user_agent=user_agent,
+        request_id=request_id,
     )
 
 
@@ -554,6 +559,21 @@ def log_view(
     """An admitted provider looked at part of the share (a tab, a file, the print view)."""
     db.session.execute(update(ShareLink).where(ShareLink.id == share.id).values(last_access_at=utcnow()))
     log(share, EVENT_VIEW, ip=ip, user_agent=user_agent, request_id=request_id, detail=what)
+    db.session.commit()
+
+
+def audit_file_preview(
+    share: ShareLink, *, ip: str | None, user_agent: str | None, request_id: str | None = None
+) -> None:
+    """A watermarked page image of a shared file was sent: audited (committed), though not added to the
+    link's access log, which lists the file's page once, not each of its images."""
+    record_event(
+        _provider(share, ip, user_agent, request_id),
+        "share.file_preview",
+        resource_type="share",
+        resource_id=share.id,
+        patient_id=share.patient_id,
+    )
     db.session.commit()
 
 
