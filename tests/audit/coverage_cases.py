@@ -1556,6 +1556,7 @@ NOT_PATIENT_DATA: dict[str, str] = {
     "tenant_export.start": "clinic-export",
     "tenant_export.show": "clinic-export",
     "tenant_export.download": "clinic-export",
+    "tenant_export.save_schedule": "clinic-export",
     # pieces of a form, and lookups that hold no patient's data
     "patients.create GET": "empty-form",
     "portal_messages.new GET": "empty-form",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -215,7 +214,7 @@ def test_staff_with_export_permission_only_and_never_another_clinics_patient(cli
     assert client.get(f"/patients/{patient.id}/disclosures.pdf").status_code == 403
 
 
-def test_two_hundred_disclosures_lay_out_on_a_few_pages_quickly(clinic):
+def test_two_hundred_disclosures_lay_out_on_a_few_pages(clinic):
     tenant, patient, _ = clinic
     doctor = make_user(tenant, "doctor")
     with time_machine.travel(NOW, tick=False):
@@ -228,10 +227,7 @@ def test_two_hundred_disclosures_lay_out_on_a_few_pages_quickly(clinic):
                     share, EVENT_VIEW, share.created_at + timedelta(days=1, minutes=minutes), "Lab results"
                 )
         db.session.commit()
-        started = time.perf_counter()
         pdf = disclosures_pdf(Actor(tenant_id=tenant.id, user_id=doctor.id, role="doctor"), patient.id)
-        took = time.perf_counter() - started
     pages = PdfReader(io.BytesIO(pdf)).pages
     assert 3 <= len(pages) <= 12
     assert f"page {len(pages)} of {len(pages)}" in " ".join(pages[-1].extract_text().split())
-    assert took < 5, took
