@@ -62,5 +62,6 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 
 def ordinal(day: int) -> str:
     """1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, …, 21st, 22nd (days of a month)."""
-    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    suffixes = {1: "st", 2: "nd", 3: "rd"}  # codespell:ignore nd
+    suffix = "th" if 11 <= day % 100 <= 13 else suffixes.get(day % 10, "th")
     return f"{day}{suffix}"
