@@ -165,7 +165,7 @@ def test_the_audit_story_from_the_admins_filter_to_the_patients_export_and_a_cut
     assert [p.name[0].family for p in patients] == ["Quinn"]
 
     # --- someone deletes the newest audit rows by hand ---------------------------------------------------
-    drain_jobs()
+    drain_jobs(90)
     write_checkpoint(clinic.id)
     newest = db.session.scalars(
         select(AuditEvent.id).where(AuditEvent.tenant_id == clinic.id).order_by(AuditEvent.id.desc()).limit(3)
