@@ -307,19 +307,51 @@ def test_an_interrupted_upload_resumes_and_a_cancelled_one_leaves_nothing(
     expect(files.locator(".interrupted-uploads")).to_have_count(0)
 
     # A cancelled upload: the part in flight is dropped and the store's upload aborted.
-    parts["hold"] = {"all"}
+    parts["sent"], parts["hold"] = 0, {"all"}
     other = tmp_path / "other-series.txt"
     other.write_bytes(_big_text(BIG_BYTES))
     files.get_by_label(re.compile("choose files")).set_input_files(other)
     files.get_by_role("button", name="Upload", exact=True).click()
     row = files.locator(".upload-item", has_text="other-series.txt")
     expect(row.locator(".upload-status")).to_have_text("Uploading…")
+    for _ in range(200):
+        if parts["sent"] == 1:
+            break
+        page.wait_for_timeout(50)
+    assert parts["sent"] == 1, "the first part is on its way"
     with page.expect_response(lambda r: r.request.method == "DELETE" and "/uploads/" in r.url) as aborted:
         row.get_by_role("button", name="Cancel the upload of other-series.txt").click()
     assert aborted.value.status == 204
     expect(row.locator(".upload-status")).to_have_text("Cancelled")
     expect(files.locator("[data-upload-summary]")).to_have_text("1 cancelled.")
     session = db.session.scalar(select(UploadSession).where(UploadSession.filename == "other-series.txt"))
+    assert session.status == "aborted"
+
+    # Cancelled while the part URLs are on their way: they arrive after the cancel, and no part is sent
+    # (the row used to stay "Uploading…" with a part held forever).
+    parts["sent"] = 0
+    asked = []
+    page.route(re.compile(r"/uploads/[^/]+/parts$"), lambda route: asked.append(route))
+    third = tmp_path / "third-series.txt"
+    third.write_bytes(_big_text(BIG_BYTES))
+    files.get_by_label(re.compile("choose files")).set_input_files(third)
+    files.get_by_role("button", name="Upload", exact=True).click()
+    row = files.locator(".upload-item", has_text="third-series.txt")
+    for _ in range(200):
+        if asked:
+            break
+        page.wait_for_timeout(50)
+    assert asked, "the page asked for the part URLs"
+    answer = asked[0].fetch()  # the app hands them out before the cancel; the page gets them after it
+    assert answer.status == 200
+    with page.expect_response(lambda r: r.request.method == "DELETE" and "/uploads/" in r.url) as aborted:
+        row.get_by_role("button", name="Cancel the upload of third-series.txt").click()
+    assert aborted.value.status == 204
+    asked[0].fulfill(response=answer)
+    expect(row.locator(".upload-status")).to_have_text("Cancelled")
+    assert parts["sent"] == 0, "no part goes to the store after the cancel"
+    session = db.session.scalar(select(UploadSession).where(UploadSession.filename == "third-series.txt"))
+    db.session.refresh(session)
     assert session.status == "aborted"
     console.assert_clean()
 

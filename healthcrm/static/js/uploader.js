@@ -100,6 +100,11 @@
   // One XHR to the store (or the app's stand-in routes), with upload progress and cancel.
   function sendToStore(item, method, url, body, onProgress) {
     return new Promise(function (resolve, reject) {
+      // Cancelled while the app was still answering (a part's URL, say): nothing more is sent.
+      if (item.cancelled) {
+        reject(new Failure("cancelled", { cancelled: true }));
+        return;
+      }
       var xhr = new XMLHttpRequest();
       item.requests.push(xhr);
       function forget() {
