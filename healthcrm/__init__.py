@@ -17,6 +17,8 @@ from .accounts import models as accounts_module
 from .accounts import registration as registration_module
 from .accounts.cli import tenant_cli
 from .accounts.registration_views import bp as registration_bp
+from .accounts.token_views import api_bp as api_account_bp
+from .accounts.token_views import bp as api_tokens_bp
 from .accounts.views import bp as accounts_bp
 from .audit import models as audit_module
 from .audit.alert_views import bp as audit_alerts_bp
@@ -216,6 +218,9 @@ def register_blueprints(app: Flask) -> None:
         schedule_bp,
         portal_appointments_bp,
         portal_waitlist_bp,
+        # personal API tokens (issue 14)
+        api_tokens_bp,
+        api_account_bp,
     ):
         app.register_blueprint(blueprint)
 
