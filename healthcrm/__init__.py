@@ -30,6 +30,7 @@ from .audit.views import bp as audit_bp
 from .care import models as care_module
 from .care.change_views import bp as care_changes_bp
 from .care.inbox_views import bp as care_inbox_bp
+from .care.notification_views import bp as staff_notifications_bp
 from .care.report_views import bp as care_report_bp
 from .care.settings_views import bp as care_settings_bp
 from .care.task_views import bp as care_tasks_bp
@@ -218,9 +219,10 @@ def register_blueprints(app: Flask) -> None:
         schedule_bp,
         portal_appointments_bp,
         portal_waitlist_bp,
-        # personal API tokens (issue 14)
+        # personal API tokens and the staff's notifications (issue 14)
         api_tokens_bp,
         api_account_bp,
+        staff_notifications_bp,
     ):
         app.register_blueprint(blueprint)
 

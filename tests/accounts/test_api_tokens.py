@@ -257,7 +257,7 @@ def test_a_request_with_a_token_is_the_tokens_person_not_the_cookies(client, cli
 def test_a_token_sent_where_tokens_are_not_taken_is_refused_not_ignored(client, clinic):
     _, admin, _ = clinic
     _, raw = make_token(admin)
-    for url in ("/patients", "/account/tokens", "/audit", "/healthz"):
+    for url in ("/patients", "/account/tokens", "/audit", "/healthz", "/notifications"):
         answer = client.get(url, headers=bearer(raw))
         assert answer.status_code == 401, url
         assert answer.is_json and "does not accept API tokens" in answer.get_json()["message"]

@@ -122,6 +122,8 @@ def _visits_by_role(data: dict) -> dict[str, list[Visit]]:
         "schedule-book": "/schedule/book",
         "retention-due": "/admin/retention/due",
         "retention-hold": f"/admin/retention/patients/{data['patient_id']}/hold",
+        "api-tokens": "/account/tokens",
+        "notifications": "/notifications",
     }
     return {
         "admin": [Visit(f"admin-{k}", v) for k, v in {**staff, **admin_only}.items()],
