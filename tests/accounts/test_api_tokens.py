@@ -403,8 +403,9 @@ def test_refused_tokens_are_limited_per_client(app, clinic):
     assert len(refusals) == 10 and {e.tenant_id for e in refusals} == {None}
     assert {e.changed_fields for e in refusals} == {'["unknown"]', '["malformed"]'}
     assert verify_chain().intact
-    with later(timedelta(minutes=16)):
-        assert client.get("/api/me", headers=bearer(good)).status_code == 200
+    if app.config["RATELIMIT_STORAGE_URI"].startswith("memory"):  # Redis expires keys on its own clock
+        with later(timedelta(minutes=16)):
+            assert client.get("/api/me", headers=bearer(good)).status_code == 200
 
 
 def test_used_is_audited_at_most_hourly_and_from_each_new_address(app, clinic):
