@@ -17,6 +17,8 @@ from .accounts import models as accounts_module
 from .accounts import registration as registration_module
 from .accounts.cli import tenant_cli
 from .accounts.registration_views import bp as registration_bp
+from .accounts.token_views import api_bp as api_account_bp
+from .accounts.token_views import bp as api_tokens_bp
 from .accounts.views import bp as accounts_bp
 from .audit import models as audit_module
 from .audit.alert_views import bp as audit_alerts_bp
@@ -28,6 +30,7 @@ from .audit.views import bp as audit_bp
 from .care import models as care_module
 from .care.change_views import bp as care_changes_bp
 from .care.inbox_views import bp as care_inbox_bp
+from .care.notification_views import bp as staff_notifications_bp
 from .care.report_views import bp as care_report_bp
 from .care.settings_views import bp as care_settings_bp
 from .care.task_views import bp as care_tasks_bp
@@ -220,6 +223,10 @@ def register_blueprints(app: Flask) -> None:
         schedule_bp,
         portal_appointments_bp,
         portal_waitlist_bp,
+        # personal API tokens and the staff's notifications (issue 14)
+        api_tokens_bp,
+        api_account_bp,
+        staff_notifications_bp,
     ):
         app.register_blueprint(blueprint)
 

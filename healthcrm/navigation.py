@@ -96,3 +96,13 @@ def care_queues() -> list[NavItem]:
 
 def care_admin_nav() -> list[NavItem]:
     return _available(CARE_ADMIN_NAV)
+
+
+# The staff bar's notification link with its unread badge (care/notification_views.py), beside the name.
+STAFF_NOTIFICATIONS = NavItem("staff_notifications.index", "Notifications")
+
+
+def staff_notifications() -> NavItem | None:
+    """The staff bar's notification link, when the page exists and the person is staff."""
+    found = _available((STAFF_NOTIFICATIONS,))
+    return found[0] if found and current_user.is_staff else None

@@ -50,6 +50,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "outbox.read": frozenset({ADMIN}),
     "jobs.overview": frozenset({ADMIN}),  # the Jobs page in the menu (everyone still reaches their own jobs)
     "portal.use": frozenset({PATIENT}),
+    # Personal API tokens (accounts/api_tokens.py): staff only. A token is never more than its holder's own
+    # session (the same role permissions, and only on endpoints that opt in), so the role set is the people
+    # who work in the clinic's desktop app; patients use the portal in a browser and have no API.
+    "account.api_tokens": frozenset(STAFF_ROLES),
     # the staff side of the portal (healthcrm/care)
     "care.tasks": frozenset(STAFF_ROLES),  # the task list: claim, reassign, complete
     "care.inbox": frozenset(

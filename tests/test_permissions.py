@@ -48,6 +48,7 @@ GRID = {
     "outbox.read":              "X . . . . .",
     "jobs.overview":            "X . . . . .",
     "portal.use":               ". . . . . X",
+    "account.api_tokens":       "X X X X X .",
     "care.tasks":               "X X X X X .",
     "care.inbox":               "X X X X X .",
     "care.refills":             "X X X . . .",

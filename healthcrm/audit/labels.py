@@ -77,6 +77,12 @@ ACTION_LABELS: dict[str, str] = {
     "user.role_changed": "Changed a role",
     "user.activated": "Reactivated an account",
     "user.deactivated": "Deactivated an account",
+    # personal API tokens (accounts/api_tokens.py)
+    "api_token.created": "Made an API token",
+    "api_token.create_refused": "Making an API token refused (wrong password)",
+    "api_token.revoked": "Revoked an API token",
+    "api_token.used": "Used an API token",
+    "api_token.refused": "An API token was refused",
     # patients
     "patient.list": "Listed patients",
     "patient.view": "Viewed a patient",
