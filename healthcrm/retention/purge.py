@@ -40,6 +40,7 @@ CLINIC_ONLY_TABLES = frozenset(
         "care_stage_rules",
         "clinic_closures",
         "clinic_counters",
+        "lifecycle_settings",
         "message_settings",
         "message_topics",
         "provider_weekly_hours",
@@ -73,6 +74,7 @@ NOT_PATIENT_JOBS = frozenset(
         "audit.export_csv",
         "audit.load_archives",
         "sharing.sweep",
+        "storage.tags",
         "tenant_export.build",
         "retention.purge",
     }
