@@ -23,6 +23,7 @@ Figures are in the price table's currency, per month unless named otherwise, on 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -64,11 +65,14 @@ class RuleWarning:
 
 
 def usd(amount: float) -> str:
-    if abs(amount) >= 0.01:
-        return f"${amount:,.2f}"
-    if abs(amount) >= 0.0001:
-        return f"${amount:.4f}"
-    return "$0.00" if amount == 0 else "less than $0.0001"
+    """Dollars and cents; a fraction of a cent (a small clinic's files) with two significant digits."""
+    sign, amount = ("-" if amount < 0 else ""), abs(amount)
+    if amount == 0 or amount >= 0.01:
+        return f"{sign}${amount:,.2f}"
+    decimals = 1 - math.floor(math.log10(amount))
+    if decimals > 8:
+        return "less than $0.00000001"
+    return f"{sign}${amount:.{decimals}f}"
 
 
 def size_label(size: float) -> str:
@@ -84,7 +88,8 @@ def _months(value: float | None) -> str:
 
 
 def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 10)
+    """Six significant digits: the figures are estimates, and tiny (a file's month is millionths)."""
+    return None if value is None else float(f"{value:.6g}")
 
 
 class _Costs:
@@ -243,7 +248,7 @@ def _transition_fees(
                 rule_id,
                 f"Files of {label} pay back their transitions only after {_months(months)}",
                 detail,
-                round(change, 10),
+                _r(change),
                 {
                     "size_bucket": label,
                     "objects": count,
@@ -316,7 +321,7 @@ def _minimum_durations(
         rule_id,
         f"{count} files were replaced within the minimum storage time after their archiving day",
         detail,
-        round(monthly, 10),
+        _r(monthly),
         {
             "replaced_versions": len(replaced),
             "early_glacier": len(early_g),
@@ -363,7 +368,7 @@ def _monitoring_fee(tenant_id: int, costs: _Costs) -> RuleWarning | None:
         IT_RULE_ID,
         f"Intelligent-Tiering's monitoring fee outweighs its saving on {count} small files",
         detail,
-        round(change, 10),
+        _r(change),
         {
             "objects": count,
             "bytes": size,
