@@ -75,6 +75,10 @@ def usd(amount: float) -> str:
     return f"{sign}${amount:.{decimals}f}"
 
 
+def files(count: int) -> str:
+    return "1 file" if count == 1 else f"{count:,} files"
+
+
 def size_label(size: float) -> str:
     for unit, scale in (("GB", GB), ("MB", MB), ("KB", KB)):
         if size >= scale:
@@ -152,7 +156,7 @@ def _small_objects(tenant_id: int, costs: _Costs, rule_id: str) -> RuleWarning |
     saving = now_monthly - archived
     months = fees / saving if saving > 0 else None
     detail = (
-        f"{count} files ({size_label(size)} in all) are under 128 KB: Intelligent-Tiering never moves them "
+        f"{files(count)} ({size_label(size)} in all) are under 128 KB: Intelligent-Tiering never moves them "
         f"to a cheaper tier, and the archive tag keeps them out of this rule. They cost {usd(now_monthly)} a "
         f"month now. In GLACIER they would cost {usd(archived)} a month, {usd(metadata)} of it the 40 KB of "
         f"metadata each archived file carries, plus {usd(fees)} once for the transitions: "
@@ -164,7 +168,7 @@ def _small_objects(tenant_id: int, costs: _Costs, rule_id: str) -> RuleWarning |
     )
     return RuleWarning(
         rule_id,
-        f"{count} files under 128 KB stay out of archiving",
+        f"{files(count)} under 128 KB stay out of archiving",
         detail,
         0.0,
         {
@@ -236,7 +240,7 @@ def _transition_fees(
         low, high = SIZE_BUCKETS[index]
         label = f"{size_label(low)}–{size_label(high)}" if high else f"{size_label(low)} and more"
         detail = (
-            f"{count} files of {label} ({size_label(size)}): moving them to GLACIER costs "
+            f"{files(count)} of {label} ({size_label(size)}): moving them to GLACIER costs "
             f"{usd(fee_g * count)} in transition requests, and to DEEP_ARCHIVE {usd(fee_d * count)} more "
             f"{window:.0f} months later; they save {usd(saving_g * count)} a month in GLACIER and "
             f"{usd(saving_d * count)} in DEEP_ARCHIVE (after the 40 KB of metadata each). The transitions "
@@ -319,7 +323,8 @@ def _minimum_durations(
     )
     return RuleWarning(
         rule_id,
-        f"{count} files were replaced within the minimum storage time after their archiving day",
+        f"{files(count)} {'was' if count == 1 else 'were'} replaced within the minimum storage time after "
+        "the archiving day",
         detail,
         _r(monthly),
         {
@@ -358,7 +363,7 @@ def _monitoring_fee(tenant_id: int, costs: _Costs) -> RuleWarning | None:
     best = size * saving_per_byte
     change = monitoring - best
     detail = (
-        f"{count} files between 128 KB and {size_label(break_even)} ({size_label(size)}) are in "
+        f"{files(count)} between 128 KB and {size_label(break_even)} ({size_label(size)}) are in "
         "Intelligent-Tiering, "
         f"which charges {usd(monitoring)} a month to watch them; even if none were ever opened again, its "
         f"Infrequent Access tier would save them only {usd(best)} a month. For files this small, STANDARD "
@@ -366,7 +371,8 @@ def _monitoring_fee(tenant_id: int, costs: _Costs) -> RuleWarning | None:
     )
     return RuleWarning(
         IT_RULE_ID,
-        f"Intelligent-Tiering's monitoring fee outweighs its saving on {count} small files",
+        f"Intelligent-Tiering's monitoring fee outweighs its saving on {files(count)} under "
+        f"{size_label(break_even)}",
         detail,
         _r(change),
         {

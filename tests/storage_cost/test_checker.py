@@ -73,10 +73,10 @@ def test_the_four_checks_with_their_figures(clinic):
     assert [(w.rule_id, w.title) for w in warnings] == [
         (rule, "10 files under 128 KB stay out of archiving"),
         (rule, "Files of 128 KB–256 KB pay back their transitions only after 70.9 months"),
-        (rule, "2 files were replaced within the minimum storage time after their archiving day"),
+        (rule, "2 files were replaced within the minimum storage time after the archiving day"),
         (
             "uploads-intelligent-tiering",
-            "Intelligent-Tiering's monitoring fee outweighs its saving on 20 small files",
+            "Intelligent-Tiering's monitoring fee outweighs its saving on 20 files under 262.1 KB",
         ),
     ]
     small, fees, durations, monitoring = warnings
