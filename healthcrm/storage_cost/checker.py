@@ -70,8 +70,8 @@ def usd(amount: float) -> str:
     if amount == 0 or amount >= 0.01:
         return f"{sign}${amount:,.2f}"
     decimals = 1 - math.floor(math.log10(amount))
-    if decimals > 8:
-        return "less than $0.00000001"
+    if decimals > 10:
+        return "less than $0.0000000001"
     return f"{sign}${amount:.{decimals}f}"
 
 

@@ -170,7 +170,7 @@ def test_later_settings_change_the_warnings(clinic, inline_jobs):
 def test_amounts_in_words():
     assert [usd(x) for x in (0, 1234.5, 0.012, 0.0099, 0.00005, 1.2207e-05, -0.0004, 1e-12)] == [
         "$0.00", "$1,234.50", "$0.01", "$0.0099", "$0.000050", "$0.000012", "-$0.00040",
-        "less than $0.00000001",
+        "less than $0.0000000001",
     ]  # fmt: skip
 
 
