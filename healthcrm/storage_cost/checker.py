@@ -277,9 +277,10 @@ def _minimum_durations(
         .where(later.tenant_id == tenant_id, later.attachment_id == V.attachment_id, later.number > V.number)
         .scalar_subquery()
     )
+    # Only the replaced ones (a later version exists): a big clinic's other versions stay in the database.
     rows = db.session.execute(
         versions_query(tenant_id, V.stored_size, V.created_at, replaced_at.label("replaced_at")).where(
-            *archivable(tenant_id, opened_since=None)
+            *archivable(tenant_id, opened_since=None), replaced_at.is_not(None)
         )
     ).all()
     first = db.session.scalar(select(func.min(V.created_at)).where(V.tenant_id == tenant_id))

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 # Objects below this are kept out of archiving (Intelligent-Tiering's and the IA classes' minimum).
 MIN_ARCHIVE_BYTES = 128 * 1024
-BATCH = 500
+BATCH = 2000
 
 
 def archivable(tenant_id: int, *, opened_since: datetime | None) -> list:
@@ -102,13 +102,22 @@ def _opened_since(settings: LifecycleSettings, now: datetime) -> datetime:
     return now - timedelta(days=settings.recent_days)
 
 
-def eligible_ids(tenant_id: int, ids: Iterable[int], settings: LifecycleSettings, now: datetime) -> set[int]:
-    """Which of `ids` may carry the tag now."""
+def eligible_ids(
+    tenant_id: int,
+    ids: Iterable[int],
+    settings: LifecycleSettings,
+    now: datetime,
+    *,
+    id_range: tuple[int, int] | None = None,
+) -> set[int]:
+    """Which of `ids` may carry the tag now; with `id_range` (first, last), which of the clinic's versions
+    with ids in that range (a batch: cheaper than a list of 500 ids)."""
     ids = list(ids)
-    if not settings.enabled or not ids:
+    if not settings.enabled or not (ids or id_range):
         return set()
+    chosen = AttachmentVersion.id.between(*id_range) if id_range else AttachmentVersion.id.in_(ids)
     query = versions_query(tenant_id, AttachmentVersion.id).where(
-        AttachmentVersion.id.in_(ids), *archivable(tenant_id, opened_since=_opened_since(settings, now))
+        chosen, *archivable(tenant_id, opened_since=_opened_since(settings, now))
     )
     return set(db.session.scalars(query))
 
@@ -194,12 +203,14 @@ def retag_clinic(
         if not rows:
             break
         keys = {row.id: row.storage_key for row in rows}
-        last = rows[-1].id
-        wanted = eligible_ids(tenant_id, keys, settings, now)
+        # The batch is every version of the clinic from its first id to its last.
+        span = (rows[0].id, rows[-1].id)
+        last = span[1]
+        wanted = eligible_ids(tenant_id, (), settings, now, id_range=span)
         have = set(
             db.session.scalars(
                 select(ArchiveTag.version_id).where(
-                    ArchiveTag.tenant_id == tenant_id, ArchiveTag.version_id.in_(list(keys))
+                    ArchiveTag.tenant_id == tenant_id, ArchiveTag.version_id.between(*span)
                 )
             )
         )
