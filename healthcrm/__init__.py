@@ -92,6 +92,10 @@ from .sharing import models as sharing_module
 from .sharing import tasks as sharing_tasks_module
 from .sharing.provider_views import bp as provider_bp
 from .sharing.views import bp as sharing_bp
+from .storage_cost import models as storage_cost_module
+from .storage_cost import tags as storage_tags_module
+from .storage_cost.cli import storage_cli
+from .storage_cost.lifecycle_views import bp as storage_lifecycle_bp
 from .tenant_export import models as tenant_export_module
 from .tenant_export import schedule as tenant_export_schedule_module
 from .tenant_export.cli import import_command as tenant_import_command
@@ -134,6 +138,8 @@ MODULES_THAT_REGISTER = (
     scheduling_waitlist_module,
     tenant_export_module,
     tenant_export_schedule_module,
+    storage_cost_module,
+    storage_tags_module,
 )
 
 
@@ -227,6 +233,7 @@ def register_blueprints(app: Flask) -> None:
         api_tokens_bp,
         api_account_bp,
         staff_notifications_bp,
+        storage_lifecycle_bp,
     ):
         app.register_blueprint(blueprint)
 
@@ -246,3 +253,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(files_cli)
     app.cli.add_command(periodic_cli)
     app.cli.add_command(icd10_cli)
+    app.cli.add_command(storage_cli)
