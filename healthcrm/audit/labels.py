@@ -233,6 +233,9 @@ ACTION_LABELS: dict[str, str] = {
     "demo.seeded": "Demo clinic created",
     "demo.records_seeded": "Demo records created",
     "demo.passwords_set": "Demo passwords set",
+    # storage lifecycle (storage_cost/)
+    "storage.lifecycle_settings_changed": "Changed when the clinic's files move to archive storage",
+    "storage.lifecycle_applied": "Applied the storage lifecycle rules to the bucket",
 }
 
 OUTCOME_LABELS = {"success": "Done", "failure": "Failed", "denied": "Refused"}
