@@ -17,6 +17,8 @@ from .accounts import models as accounts_module
 from .accounts import registration as registration_module
 from .accounts.cli import tenant_cli
 from .accounts.registration_views import bp as registration_bp
+from .accounts.token_views import api_bp as api_account_bp
+from .accounts.token_views import bp as api_tokens_bp
 from .accounts.views import bp as accounts_bp
 from .audit import models as audit_module
 from .audit.alert_views import bp as audit_alerts_bp
@@ -28,6 +30,7 @@ from .audit.views import bp as audit_bp
 from .care import models as care_module
 from .care.change_views import bp as care_changes_bp
 from .care.inbox_views import bp as care_inbox_bp
+from .care.notification_views import bp as staff_notifications_bp
 from .care.report_views import bp as care_report_bp
 from .care.settings_views import bp as care_settings_bp
 from .care.task_views import bp as care_tasks_bp
@@ -89,6 +92,10 @@ from .sharing import models as sharing_module
 from .sharing import tasks as sharing_tasks_module
 from .sharing.provider_views import bp as provider_bp
 from .sharing.views import bp as sharing_bp
+from .storage_cost import models as storage_cost_module
+from .storage_cost import tags as storage_tags_module
+from .storage_cost.cli import storage_cli
+from .storage_cost.lifecycle_views import bp as storage_lifecycle_bp
 from .tenant_export import models as tenant_export_module
 from .tenant_export import schedule as tenant_export_schedule_module
 from .tenant_export.cli import import_command as tenant_import_command
@@ -131,6 +138,8 @@ MODULES_THAT_REGISTER = (
     scheduling_waitlist_module,
     tenant_export_module,
     tenant_export_schedule_module,
+    storage_cost_module,
+    storage_tags_module,
 )
 
 
@@ -220,6 +229,11 @@ def register_blueprints(app: Flask) -> None:
         schedule_bp,
         portal_appointments_bp,
         portal_waitlist_bp,
+        # personal API tokens and the staff's notifications (issue 14)
+        api_tokens_bp,
+        api_account_bp,
+        staff_notifications_bp,
+        storage_lifecycle_bp,
     ):
         app.register_blueprint(blueprint)
 
@@ -239,3 +253,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(files_cli)
     app.cli.add_command(periodic_cli)
     app.cli.add_command(icd10_cli)
+    app.cli.add_command(storage_cli)

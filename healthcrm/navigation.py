@@ -70,6 +70,7 @@ CARE_ADMIN_NAV = (
     NavItem("care_settings.index", "Portal settings", permission="care.settings", also=("care_settings",)),
     NavItem("care_report.index", "Portal report", permission="care.report", also=("care_report",)),
     NavItem("schedule.settings", "Scheduling settings", permission="schedule.settings"),
+    NavItem("storage_lifecycle.index", "Storage lifecycle", permission="storage.manage"),
 )
 
 
@@ -96,3 +97,13 @@ def care_queues() -> list[NavItem]:
 
 def care_admin_nav() -> list[NavItem]:
     return _available(CARE_ADMIN_NAV)
+
+
+# The staff bar's notification link with its unread badge (care/notification_views.py), beside the name.
+STAFF_NOTIFICATIONS = NavItem("staff_notifications.index", "Notifications")
+
+
+def staff_notifications() -> NavItem | None:
+    """The staff bar's notification link, when the page exists and the person is staff."""
+    found = _available((STAFF_NOTIFICATIONS,))
+    return found[0] if found and current_user.is_staff else None

@@ -50,6 +50,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "outbox.read": frozenset({ADMIN}),
     "jobs.overview": frozenset({ADMIN}),  # the Jobs page in the menu (everyone still reaches their own jobs)
     "portal.use": frozenset({PATIENT}),
+    # Personal API tokens (accounts/api_tokens.py): staff only. A token is never more than its holder's own
+    # session (the same role permissions, and only on endpoints that opt in), so the role set is the people
+    # who work in the clinic's desktop app; patients use the portal in a browser and have no API.
+    "account.api_tokens": frozenset(STAFF_ROLES),
     # the staff side of the portal (healthcrm/care)
     "care.tasks": frozenset(STAFF_ROLES),  # the task list: claim, reassign, complete
     "care.inbox": frozenset(
@@ -69,6 +73,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "schedule.check_in": frozenset({ADMIN, DOCTOR, NURSE, FRONT_DESK}),  # check in, complete, no-show
     "schedule.settings": frozenset({ADMIN}),  # appointment types, everyone's hours, closures, reminders
     "schedule.own_hours": frozenset({ADMIN, DOCTOR, NURSE, COACH}),  # a provider's own hours and time off
+    # storage cost and lifecycle (healthcrm/storage_cost)
+    "storage.view": frozenset({ADMIN}),  # the storage dashboard, its API, restore status
+    "storage.manage": frozenset({ADMIN}),  # lifecycle settings and Apply, alert thresholds
 }
 
 

@@ -12,7 +12,19 @@ from datetime import date, datetime
 from urllib.parse import urlsplit
 
 import redis
-from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from jinja2_fragments.flask import render_block, render_blocks
@@ -20,14 +32,25 @@ from limits.errors import StorageError
 from werkzeug.exceptions import Forbidden, HTTPException
 
 from . import navigation
-from .access import current_actor, enforce_access, public
+from .access import (
+    TokenRefused,
+    TooManyTokenFailures,
+    authenticate_token,
+    current_actor,
+    enforce_access,
+    is_api_request,
+    is_background,
+    presents_token,
+    public,
+    token_user,
+)
 from .accounts import mfa
 from .accounts.sessions import load_live_session
 from .audit.denials import patient_named_by
 from .audit.services import DENIED, record_event
 from .clock import DISPLAY_FORMAT, clinic_today, format_clinic_time
 from .errors import DomainError, NotAllowed, NotFound
-from .extensions import db, htmx, login_manager
+from .extensions import csrf, db, htmx, login_manager
 from .permissions import AnonymousVisitor
 from .portal import clinic, notifications
 
@@ -113,9 +136,14 @@ def healthz():
     return {"status": "ok"}
 
 
-def _load_user_from_cookie(_request):
-
-    row = load_live_session(request.cookies.get(current_app.config["AUTH_COOKIE_NAME"]))
+def _load_user(_request):
+    """Flask-Login's request loader: the token's person for a request presenting a token (access.py),
+    else the session cookie's."""
+    if presents_token():
+        return token_user()
+    row = load_live_session(
+        request.cookies.get(current_app.config["AUTH_COOKIE_NAME"]), touch=not is_background(request.endpoint)
+    )
     if row is None:
         return None
     g.user_session = row
@@ -179,6 +207,16 @@ def refuse_cross_site_requests() -> None:
     return None
 
 
+def check_csrf() -> None:
+    """before_request: Flask-WTF's CSRF check (its own hook is off: WTF_CSRF_CHECK_DEFAULT), for every
+    request but those a token authenticated. A token is sent in a header a browser never adds by itself, so
+    another site cannot make a browser send one; a cookie session still needs the form's token."""
+    if not current_app.config["WTF_CSRF_ENABLED"] or g.get("api_token") is not None:
+        return None
+    csrf.protect(apply_exemptions=True)
+    return None
+
+
 def csp_nonce() -> str:
     """This response's CSP nonce, made on first use (error pages can render before any hook ran)."""
     if "csp_nonce" not in g:
@@ -226,16 +264,34 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def error_answer(code: int, title: str, text: str):
+    """An error's answer: the error page, or for an API request (access.is_api_request) JSON."""
+    if has_request_context() and is_api_request():
+        response = jsonify(error=title, message=text, status=code)
+        response.status_code = code
+        return response
+    return render_template("error.html", code=code, title=title, text=text), code
+
+
 def _error_page(error: HTTPException):
     code = error.code or 500
     title, text = ERROR_TEXT.get(code, (error.name, error.description))
     if isinstance(error, CSRFError):
         text = "This form has expired. Reload the page and try again."
+    if isinstance(error, TokenRefused):
+        title, text = "Not authenticated", error.description
     if isinstance(error, CrossSiteRequest):
         text = CROSS_SITE_TEXT
     elif code == 403 or (code == 404 and g.get("other_clinic_resource")):
         _audit_denial(code)
-    return render_template("error.html", code=code, title=title, text=text), code
+    answer = current_app.make_response(error_answer(code, title, text))
+    if isinstance(error, TokenRefused) or (code == 401 and is_api_request()):
+        # RFC 6750: the scheme to use, and why the token sent was refused.
+        detail = f', error="{error.error}"' if getattr(error, "error", None) else ""
+        answer.headers["WWW-Authenticate"] = f'Bearer realm="HealthCRM"{detail}'
+    if isinstance(error, TooManyTokenFailures):
+        answer.headers["Retry-After"] = "900"
+    return answer
 
 
 def audit_refusal(error: Exception) -> None:
@@ -281,9 +337,7 @@ def _service_unavailable(error: Exception):
     without limits (the limiter does not swallow storage errors)."""
     log.error("a backing service is down (request %s): %r", g.get("request_id"), error)
     title, text = ERROR_TEXT[503]
-    response = current_app.make_response(
-        (render_template("error.html", code=503, title=title, text=text), 503)
-    )
+    response = current_app.make_response(error_answer(503, title, text))
     response.headers["Retry-After"] = "60"
     return response
 
@@ -298,25 +352,28 @@ def domain_error_page(error: DomainError | NotAllowed | NotFound):
     if isinstance(error, DomainError):
         title = error.title or title
         text = error.message or text
-    return render_template("error.html", code=code, title=title, text=text), code
+    return error_answer(code, title, text)
 
 
 def _server_error(error: Exception):
     current_app.logger.exception("unhandled error (request %s)", g.get("request_id"))
     title, text = ERROR_TEXT[500]
-    return render_template("error.html", code=500, title=title, text=text), 500
+    return error_answer(500, title, text)
 
 
 # --- tokens never reach the request log -----------------------------------------------------------------
 
 # Paths whose next segment is a secret: share links, password resets, invitations.
 TOKEN_PATH = re.compile(r"(/(?:s|reset|invitation)/)[^/?#\s\"']+")
+# A personal API token anywhere (one pasted into a URL or a header that gets logged): its prefix says so.
+API_TOKEN = re.compile(r"hcrm_[A-Za-z0-9_-]{8,}")
 REDACTED = "[redacted]"
 
 
 def redact_tokens(text: str) -> str:
-    """`text` with every share, reset and invitation token in a URL path replaced by [redacted]."""
-    return TOKEN_PATH.sub(rf"\1{REDACTED}", text)
+    """`text` with every share, reset and invitation token in a URL path, and every API token, replaced
+    by [redacted]."""
+    return API_TOKEN.sub(f"hcrm_{REDACTED}", TOKEN_PATH.sub(rf"\1{REDACTED}", text))
 
 
 class RedactTokens(logging.Filter):
@@ -365,11 +422,14 @@ def format_date(value: date | None, fmt: str = "%d %b %Y") -> str:
 
 def install(app: Flask) -> None:
     login_manager.session_protection = None
-    login_manager.request_loader(_load_user_from_cookie)
-    # Right after the request gets its id, before CSRFProtect's check (bound earlier in the factory): a
-    # cross-site post is answered 403 "came from another website", not 400 "the form has expired".
+    login_manager.request_loader(_load_user)
+    # Right after the request gets its id, before the CSRF check: a cross-site post is answered 403 "came
+    # from another website", not 400 "the form has expired". Then the API token (access.py), then CSRF for
+    # everything a token did not authenticate (check_csrf replaces CSRFProtect's own hook).
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     hooks = app.before_request_funcs.setdefault(None, [])
-    hooks.insert(hooks.index(start_request) + 1 if start_request in hooks else 0, refuse_cross_site_requests)
+    first = hooks.index(start_request) + 1 if start_request in hooks else 0
+    hooks[first:first] = [refuse_cross_site_requests, authenticate_token, check_csrf]
     login_manager.anonymous_user = AnonymousVisitor
     app.before_request(enforce_access)
     app.after_request(_security_headers)
@@ -388,6 +448,7 @@ def install(app: Flask) -> None:
         care_nav=navigation.care_nav,
         care_queues=navigation.care_queues,
         care_admin_nav=navigation.care_admin_nav,
+        staff_notifications=navigation.staff_notifications,
         clinic_hours=clinic.hours_lines,
         unread_notification_count=notifications.unread_count,
         has_endpoint=lambda endpoint: endpoint in current_app.view_functions,

@@ -74,6 +74,10 @@ def test_route_role_matrix(app, client, people, role):
         if policy.public:
             assert response.status_code != 403, rule.endpoint
             assert "/login?next" not in location, rule.endpoint
+        elif role == ANONYMOUS and policy.tokens:
+            # An API endpoint: 401 in JSON with the scheme to use, never a redirect to a sign-in page.
+            assert response.status_code == 401 and response.is_json, rule.endpoint
+            assert response.headers["WWW-Authenticate"].startswith("Bearer"), rule.endpoint
         elif role == ANONYMOUS:
             assert response.status_code == 302 and "/login" in location, rule.endpoint
         elif policy.allows(role):
@@ -81,6 +85,7 @@ def test_route_role_matrix(app, client, people, role):
             assert "/login" not in location, rule.endpoint
         else:
             assert response.status_code == 403, (rule.endpoint, role, response.status_code)
+            assert response.is_json == policy.tokens, rule.endpoint
     assert checked > 10
 
 

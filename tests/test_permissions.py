@@ -48,6 +48,7 @@ GRID = {
     "outbox.read":              "X . . . . .",
     "jobs.overview":            "X . . . . .",
     "portal.use":               ". . . . . X",
+    "account.api_tokens":       "X X X X X .",
     "care.tasks":               "X X X X X .",
     "care.inbox":               "X X X X X .",
     "care.refills":             "X X X . . .",
@@ -63,6 +64,8 @@ GRID = {
     "schedule.check_in":        "X X X . X .",
     "schedule.settings":        "X . . . . .",
     "schedule.own_hours":       "X X X X . .",
+    "storage.view":             "X . . . . .",
+    "storage.manage":           "X . . . . .",
 }  # fmt: skip
 CASES = [
     (permission, role, mark == "X")

@@ -321,6 +321,7 @@ def test_another_clinics_id_is_a_404_audited_as_denied(app, client):
 # --- tokens never reach the logs -------------------------------------------------------------------------
 
 TOKEN = "Zq9" + "x" * 40
+API_TOKEN = "hcrm_" + "Zq9" + "y" * 40  # a personal API token pasted into a URL, or sent as it should be
 
 
 def test_the_dev_server_request_log_redacts_tokens(app, caplog, monkeypatch):
@@ -370,17 +371,22 @@ def test_gunicorns_access_log_redacts_tokens(app, tmp_path):
     )
     try:
         _wait_until_serving(port, server)
-        for path in (f"/s/{TOKEN}", f"/reset/{TOKEN}?x=1", f"/invitation/{TOKEN}"):
+        for path in (f"/s/{TOKEN}", f"/reset/{TOKEN}?x=1", f"/invitation/{TOKEN}", f"/api/me?t={API_TOKEN}"):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
             except urllib.error.HTTPError as error:
-                assert error.code in (404, 429)
+                assert error.code in (401, 404, 429)
+        bearer = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/me", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(bearer, timeout=10)  # noqa: S310 - our own http://127.0.0.1 server
     finally:
         server.terminate()
         server.communicate(timeout=20)
     lines = access_log.read_text().splitlines()
-    assert len([line for line in lines if "[redacted]" in line]) == 3, lines
-    assert TOKEN not in access_log.read_text()
+    assert len([line for line in lines if "[redacted]" in line]) == 4, lines
+    assert TOKEN not in access_log.read_text() and API_TOKEN[5:] not in access_log.read_text()
 
 
 def _wait_until_serving(port: int, server: subprocess.Popen) -> None:

@@ -2,6 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
+from .api_tokens import TOKEN_DAY_CHOICES, TOKEN_DEFAULT_DAYS, TOKEN_NAME_MAX_CHARS
 from .models import ROLE_LABELS, STAFF_ROLES
 from .roles import FRONT_DESK
 
@@ -68,3 +69,13 @@ class RegisterForm(FlaskForm):
     )
     date_of_birth = DateField("Your date of birth", validators=[DataRequired()])
     email = EmailField("Your email", validators=[DataRequired(), Email(), Length(max=254)])
+
+
+class ApiTokenForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=TOKEN_NAME_MAX_CHARS)])
+    days = SelectField(
+        "Expires after",
+        choices={str(days): f"{days} days" if days < 365 else "1 year" for days in TOKEN_DAY_CHOICES},
+        default=str(TOKEN_DEFAULT_DAYS),
+    )
+    password = PasswordField("Your password", validators=[DataRequired(), Length(max=256)])

@@ -168,3 +168,32 @@ class RecoveryCode(TenantScoped, db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ApiToken(TenantScoped, db.Model):
+    """A staff member's personal API token (healthcrm/accounts/api_tokens.py). The secret is shown once;
+    this row holds only its SHA-256."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    # Written by guarded UPDATEs on use: last_used_* at most once a minute (or from a new address), and
+    # use_audited_at when an `api_token.used` event is written (at most hourly, or from a new address).
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_used_ip: Mapped[str | None] = mapped_column(String(64))
+    use_audited_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(40))
+
+    user: Mapped[User] = relationship()
+
+    def status(self, now: datetime) -> str:
+        """ "active", "expired" or "revoked" at `now`."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at <= now else "active"

@@ -22,6 +22,7 @@ from ..jobs.queue import enqueue
 from ..patients.models import Patient
 from ..tenancy import get_scoped, scoped
 from ..tenant_scope import ALL_TENANTS
+from .api_tokens import revoke_user_tokens
 from .models import ADMIN, PATIENT, STAFF_ROLES, AccountToken, Tenant, User, UserSession
 from .secrets import hash_password, new_token, password_problem, token_digest, verify_password
 from .sessions import open_session, revoke_sessions
@@ -426,8 +427,9 @@ def change_role(actor: Actor, user_id: int, role: str) -> User:
         raise AccountError("The clinic needs at least one active administrator.", "role")
     if role != user.role:
         user.role = role
-        # A new role means new permissions: open sessions end so nobody keeps the old ones.
+        # A new role means new permissions: open sessions and API tokens end so nobody keeps the old ones.
         revoke_sessions(user.id, "role_changed")
+        revoke_user_tokens(user.id, user.tenant_id, "role_changed")
         record_event(
             actor, "user.role_changed", resource_type="user", resource_id=user.id, changed_fields=["role"]
         )
@@ -445,6 +447,7 @@ def set_active(actor: Actor, user_id: int, active: bool) -> User:
         user.active = active
         if not active:
             revoke_sessions(user.id, "deactivated")
+            revoke_user_tokens(user.id, user.tenant_id, "deactivated")
         record_event(
             actor,
             "user.activated" if active else "user.deactivated",

@@ -48,8 +48,9 @@ def open_session(user: User, ip: str | None, user_agent: str | None) -> tuple[Us
     return row, raw
 
 
-def load_live_session(raw: str | None) -> UserSession | None:
-    """The live session for a cookie value, touching last_seen_at; None when absent, expired or revoked."""
+def load_live_session(raw: str | None, *, touch: bool = True) -> UserSession | None:
+    """The live session for a cookie value, touching last_seen_at (unless `touch` is False: a request the
+    page made by itself, which is not the person's activity); None when absent, expired or revoked."""
     if not raw or len(raw) > 100:
         return None
     # The secret cookie finds its clinic: across clinics on purpose.
@@ -62,7 +63,7 @@ def load_live_session(raw: str | None) -> UserSession | None:
     now = utcnow()
     if row is None or not is_live(row, now):
         return None
-    if now - row.last_seen_at >= TOUCH_EVERY:
+    if touch and now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
         db.session.commit()
     return row

@@ -77,6 +77,12 @@ ACTION_LABELS: dict[str, str] = {
     "user.role_changed": "Changed a role",
     "user.activated": "Reactivated an account",
     "user.deactivated": "Deactivated an account",
+    # personal API tokens (accounts/api_tokens.py)
+    "api_token.created": "Made an API token",
+    "api_token.create_refused": "Making an API token refused (wrong password)",
+    "api_token.revoked": "Revoked an API token",
+    "api_token.used": "Used an API token",
+    "api_token.refused": "An API token was refused",
     # patients
     "patient.list": "Listed patients",
     "patient.view": "Viewed a patient",
@@ -227,6 +233,9 @@ ACTION_LABELS: dict[str, str] = {
     "demo.seeded": "Demo clinic created",
     "demo.records_seeded": "Demo records created",
     "demo.passwords_set": "Demo passwords set",
+    # storage lifecycle (storage_cost/)
+    "storage.lifecycle_settings_changed": "Changed when the clinic's files move to archive storage",
+    "storage.lifecycle_applied": "Applied the storage lifecycle rules to the bucket",
 }
 
 OUTCOME_LABELS = {"success": "Done", "failure": "Failed", "denied": "Refused"}

@@ -29,7 +29,7 @@ from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
 from ..portal import events
 from ..tenant_scope import all_tenants
-from . import audit_history, portal_docs, portal_msg, portal_profile, scheduling
+from . import audit_history, lifecycle, portal_docs, portal_msg, portal_profile, scheduling
 from .portal_self import seed as seed_self_service
 from .portal_tasks import seed as seed_portal_tasks
 from .records import CodeListMissing, seed_records
@@ -216,6 +216,8 @@ def seed_demo(password: str | None) -> DemoResult:
         # The history's oldest months are past the 13-month hot window: into the archive, as every night.
         for tenant in tenants:
             archive_due(tenant.id)
+        # Lifecycle settings that differ between the clinics, and the files' archive tags.
+        lifecycle.seed(tenants)
     except Exception:
         db.session.rollback()
         events.discard_pending()

@@ -48,6 +48,7 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
         "healthcrm.tenant_export.schedule:run_scheduled_exports",
     ),
     "patient_export.cleanup": (timedelta(hours=1), "healthcrm.patient_export.services:delete_old_exports"),
+    "storage.tags": (timedelta(days=1), "healthcrm.storage_cost.tags:retag_all_clinics"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 

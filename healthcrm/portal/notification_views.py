@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
-from ..access import current_actor, requires
+from ..access import background, current_actor, requires
 from ..extensions import htmx
 from ..web import render_page
 from . import notifications
@@ -53,6 +53,7 @@ def index():
 
 @bp.get("/badge")
 @requires("portal.use")
+@background  # the poll is not the patient's activity: the idle sign-out still comes
 def badge():
     return render_page("portal/_notification_badge.html")
 

@@ -41,6 +41,7 @@ CLINIC_ONLY_TABLES = frozenset(
         "clinic_closures",
         "clinic_export_schedules",
         "clinic_counters",
+        "lifecycle_settings",
         "message_settings",
         "message_topics",
         "provider_weekly_hours",
@@ -74,6 +75,7 @@ NOT_PATIENT_JOBS = frozenset(
         "audit.export_csv",
         "audit.load_archives",
         "sharing.sweep",
+        "storage.tags",
         "tenant_export.build",
         "retention.purge",
     }

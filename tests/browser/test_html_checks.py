@@ -123,6 +123,8 @@ def _visits_by_role(data: dict) -> dict[str, list[Visit]]:
         "retention-due": "/admin/retention/due",
         "retention-hold": f"/admin/retention/patients/{data['patient_id']}/hold",
         "clinic-export": "/admin/export",
+        "api-tokens": "/account/tokens",
+        "notifications": "/notifications",
     }
     return {
         "admin": [Visit(f"admin-{k}", v) for k, v in {**staff, **admin_only}.items()],

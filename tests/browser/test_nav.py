@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from healthcrm.audit.services import Actor, record_event
 from healthcrm.extensions import db
+from healthcrm.portal.notifications import notify_staff
 from tests.browser.conftest import ARTIFACTS, DESKTOP, PHONE
 from tests.factories import PASSWORD
 
@@ -49,6 +50,9 @@ def test_the_bar_is_one_row_at_1280_and_the_admin_menu_opens(
 ):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     _seed_audit(clinic)
+    # Measured with the notification badge showing a count (the bar's widest state).
+    notify_staff(clinic.tenant.id, [clinic.admin.id], "storage_alert", "Storage alert", None)
+    db.session.commit()
     page = new_context(viewport=DESKTOP).new_page()
     sign_in(page, clinic.admin.email)
     page.goto(f"{live_server}/audit")
@@ -58,6 +62,7 @@ def test_the_bar_is_one_row_at_1280_and_the_admin_menu_opens(
     nav = page.get_by_role("navigation", name="Main")
     for name in MAIN_ITEMS:
         expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="Notifications 1 unread")).to_be_visible()
     expect(nav.get_by_role("link", name="Users")).to_be_hidden()
     # Keyboard: focus the Admin summary, open it with Enter, close it with Escape.
     summary = nav.locator("summary", has_text="Admin")
@@ -83,6 +88,9 @@ def test_the_phone_menu_is_a_button_and_reaches_every_item(
 ):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     _seed_audit(clinic)
+    # Measured with the notification badge showing a count (the bar's widest state).
+    notify_staff(clinic.tenant.id, [clinic.admin.id], "storage_alert", "Storage alert", None)
+    db.session.commit()
     page = new_context(viewport=PHONE).new_page()
     sign_in(page, clinic.admin.email)
     page.goto(f"{live_server}/audit")

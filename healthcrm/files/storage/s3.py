@@ -454,7 +454,11 @@ class S3Storage(Storage):
         validate_key(key)
         tag_set = [{"Key": k, "Value": v} for k, v in sorted(_check_tags(tags).items())]
         try:
-            self.client.put_object_tagging(Bucket=self.bucket, Key=key, Tagging={"TagSet": tag_set})
+            if tag_set:
+                self.client.put_object_tagging(Bucket=self.bucket, Key=key, Tagging={"TagSet": tag_set})
+            else:
+                # The same on S3; moto answers an empty TagSet with a 500.
+                self.client.delete_object_tagging(Bucket=self.bucket, Key=key)
         except ClientError as error:
             if _error_code(error) in {"NoSuchKey", "404"}:
                 raise ObjectNotFoundError(key) from None
