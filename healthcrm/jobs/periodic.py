@@ -44,6 +44,9 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "audit.archive_copies": (timedelta(hours=1), "healthcrm.audit.archive:drop_old_copies"),
     "tenant_export.cleanup": (timedelta(hours=1), "healthcrm.tenant_export.services:delete_old_exports"),
     "patient_export.cleanup": (timedelta(hours=1), "healthcrm.patient_export.services:delete_old_exports"),
+    "storage.restores": (timedelta(minutes=5), "healthcrm.storage_cost.restores:check_restores"),
+    "storage.classes": (timedelta(days=1), "healthcrm.storage_cost.restore_tasks:refresh_all_classes"),
+    "storage.sweep": (timedelta(days=1), "healthcrm.storage_cost.sweeper:sweep_all"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 

@@ -47,6 +47,8 @@ CLINIC_ONLY_TABLES = frozenset(
         "record_templates",
         "retention_settings",
         "scheduling_settings",
+        # storage cost: the sweeper's reports name stored keys, not patients (a purge deletes the objects)
+        "storage_sweeps",
     }
 )
 # Job kind -> (table, position of the argument that is an id of that table's row).
@@ -65,6 +67,8 @@ PATIENT_JOBS: dict[str, tuple[str, int]] = {
     "sharing.email_patient": ("share_links", 0),
     "sharing.email_share": ("share_links", 0),
     "sharing.export_pdf": ("share_links", 0),
+    "storage.restore": ("file_restores", 0),
+    "storage.restore_email": ("file_restores", 0),
 }
 # Job kinds whose arguments name no patient's row (the purge's own job names only the patient's number).
 NOT_PATIENT_JOBS = frozenset(
@@ -75,6 +79,8 @@ NOT_PATIENT_JOBS = frozenset(
         "sharing.sweep",
         "tenant_export.build",
         "retention.purge",
+        "storage.classes",
+        "storage.sweep",
     }
 )
 IN_CHUNK = 500
