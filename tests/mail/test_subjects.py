@@ -114,6 +114,10 @@ def _contexts(people) -> dict[str, tuple[str, dict]]:
                 "result": {"rows": 10, "files": 2},
             },
         ),
+        "file_restore_ready": (
+            portal.email,
+            {"clinic": people["tenant"].name, "url": url, "until": "14 Jan 2031, 10:00"},
+        ),
         "waitlist_offer": (
             portal.email,
             {
