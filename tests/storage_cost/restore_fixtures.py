@@ -135,20 +135,25 @@ def signed_in(app, user):
     return browser
 
 
+def _own_folder(app, tmp_path, restore_seconds: int):
+    # A folder of this test's own even when a worker process shares one (REDIS_URL): the sweeper and the
+    # class refresh list a clinic's whole prefix, and clinic ids start again at 1 in every test.
+    app.config["STORAGE_LOCAL_ROOT"] = str(tmp_path / "own-storage")
+    app.config["STORAGE_LOCAL_RESTORE_SECONDS"] = restore_seconds
+    app.extensions.pop(STORAGE_EXTENSION, None)
+    return get_storage(app)
+
+
 @pytest.fixture
-def local_now(app, inline_jobs):
+def local_now(app, inline_jobs, tmp_path):
     """The local folder, restoring at once (STORAGE_LOCAL_RESTORE_SECONDS=0); jobs inline."""
-    app.config["STORAGE_LOCAL_RESTORE_SECONDS"] = 0
-    app.extensions.pop(STORAGE_EXTENSION, None)
-    return get_storage(app)
+    return _own_folder(app, tmp_path, 0)
 
 
 @pytest.fixture
-def local_slow(app, inline_jobs):
+def local_slow(app, inline_jobs, tmp_path):
     """The local folder with a minute's restore (the default); jobs inline."""
-    app.config["STORAGE_LOCAL_RESTORE_SECONDS"] = 60
-    app.extensions.pop(STORAGE_EXTENSION, None)
-    return get_storage(app)
+    return _own_folder(app, tmp_path, 60)
 
 
 @pytest.fixture
