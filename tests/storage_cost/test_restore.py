@@ -5,6 +5,9 @@ link's "being retrieved"."""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
@@ -537,3 +540,44 @@ def test_a_finalized_record_in_another_clinic_is_not_reached_through_a_share(
     browser, url = _provider(app, share)
     assert browser.get(f"{url}/files/{theirs.attachment_id}").status_code == 404
     assert _restores(theirs) == []
+
+
+# --- exports with archived files ----------------------------------------------------------------------------
+
+
+def _zip_of(job_id: str) -> zipfile.ZipFile:
+    from flask import current_app
+
+    from healthcrm.files.storage import get_storage
+
+    job = db.session.get(Job, job_id)
+    assert job.status == "finished", job.error
+    with get_storage(current_app).open_stream(job.result["key"]) as stored:
+        return zipfile.ZipFile(io.BytesIO(stored.read()))
+
+
+def test_the_patients_record_export_leaves_an_archived_file_out_and_says_so(app, clinic, local_now):
+    from healthcrm.patient_export.services import start_export
+
+    _document(clinic, name="archived-letter.pdf")
+    _document(clinic, name="fresh-letter.pdf", storage_class="STANDARD")
+    actor = Actor(tenant_id=clinic["tenant"].id, user_id=clinic["doctor"].id, role="doctor")
+    archive = _zip_of(start_export(actor, clinic["patient"].id))
+    names = archive.namelist()
+    assert any(name.endswith("fresh-letter.pdf") for name in names)
+    assert not any(name.endswith("archived-letter.pdf") for name in names)
+    readme = archive.read("README.txt").decode()
+    assert "1 file(s)" in readme and "in the clinic's archive" in readme and "archived-letter.pdf" in readme
+
+
+def test_the_clinic_export_names_the_archived_objects_it_could_not_read(app, clinic, local_now):
+    from healthcrm.tenant_export.services import start_export
+
+    archived = _record_file(clinic, name="archived.pdf")
+    fresh = _record_file(clinic, name="fresh.pdf", storage_class="STANDARD")
+    actor = Actor(tenant_id=clinic["tenant"].id, user_id=clinic["admin"].id, role="admin")
+    archive = _zip_of(start_export(actor))
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["not_included"]["archived_files"] == [archived.storage_key]
+    assert f"files/{fresh.storage_key}" in manifest["members"]
+    assert f"files/{archived.storage_key}" not in manifest["members"]
