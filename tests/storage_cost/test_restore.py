@@ -581,3 +581,32 @@ def test_the_clinic_export_names_the_archived_objects_it_could_not_read(app, cli
     assert manifest["not_included"]["archived_files"] == [archived.storage_key]
     assert f"files/{fresh.storage_key}" in manifest["members"]
     assert f"files/{archived.storage_key}" not in manifest["members"]
+
+
+# --- the demo -----------------------------------------------------------------------------------------------
+
+
+def test_the_demo_has_archived_files_to_try_the_restore_flow(app, local_now):
+    from healthcrm.demo.data import seed_demo
+    from tests.factories import login
+
+    seed_demo("demo-password-1")
+    archived = db.session.scalars(
+        select(AttachmentVersion)
+        .where(AttachmentVersion.storage_class == "GLACIER")
+        .execution_options(all_tenants=True)
+    ).all()
+    assert len(archived) == 4  # a letter and a visit's report, in each demo clinic
+    patient = app.test_client()
+    assert login(patient, "patient@riverside.example", "demo-password-1").status_code == 303
+    listing = patient.get("/portal/documents").get_data(as_text=True)
+    assert "Letter after your visit last year.pdf" in listing and "Get it back" in listing
+    from healthcrm.accounts.models import Tenant
+
+    riverside = db.session.scalar(select(Tenant.id).where(Tenant.slug == "riverside"))
+    letter = next(v for v in archived if v.tenant_id == riverside and v.original_name.startswith("Letter"))
+    url = f"/portal/documents/{letter.attachment_id}/archived"
+    assert "This file is archived" in patient.get(url).get_data(as_text=True)
+    assert patient.post(url, data={"tier": "Standard"}).status_code == 303
+    assert _restores(letter)[0].status == READY  # the folder restores at once here
+    assert patient.get(f"/portal/documents/{letter.attachment_id}/view").status_code == 200
