@@ -547,24 +547,32 @@ def check_restores() -> str:
     job never reached the store are started; ready ones past their copy's end are archived again; ready
     ones whose email no job sent are emailed."""
     now = utcnow()
-    rows = db.session.execute(
-        select(FileRestore.id, FileRestore.tenant_id)
-        .where(FileRestore.status.in_(ACTIVE_STATES))
-        .order_by(FileRestore.id)
-        .limit(CHECK_BATCH)
-        .execution_options(**ALL_TENANTS)
-    ).all()
-    db.session.rollback()
     done = {"ready": 0, "expired": 0, "started": 0}
-    for restore_id, tenant_id in rows:
-        try:
-            done_now = _check_one(restore_id, tenant_id, now)
-        except Exception:
-            db.session.rollback()
-            log.exception("restore %s not checked; it is checked again on the next run", restore_id)
-            continue
-        if done_now:
-            done[done_now] += 1
+    checked, after = 0, 0
+    while True:
+        # Every active restore, a batch at a time (keyset on the id): ready copies wait days for their end,
+        # and must not keep the pending ones after them from being looked at.
+        rows = db.session.execute(
+            select(FileRestore.id, FileRestore.tenant_id)
+            .where(FileRestore.status.in_(ACTIVE_STATES), FileRestore.id > after)
+            .order_by(FileRestore.id)
+            .limit(CHECK_BATCH)
+            .execution_options(**ALL_TENANTS)
+        ).all()
+        db.session.rollback()
+        if not rows:
+            break
+        after = rows[-1][0]
+        checked += len(rows)
+        for restore_id, tenant_id in rows:
+            try:
+                done_now = _check_one(restore_id, tenant_id, now)
+            except Exception:
+                db.session.rollback()
+                log.exception("restore %s not checked; it is checked again on the next run", restore_id)
+                continue
+            if done_now:
+                done[done_now] += 1
     unsent = db.session.execute(
         select(FileRestore.id, FileRestore.tenant_id)
         .where(
@@ -583,7 +591,7 @@ def check_restores() -> str:
         except Exception:
             log.exception("the ready email of restore %s not sent; tried again on the next run", restore_id)
     return (
-        f"{len(rows)} active restores checked: {done['ready']} ready, {done['expired']} archived again, "
+        f"{checked} active restores checked: {done['ready']} ready, {done['expired']} archived again, "
         f"{done['started']} started again"
     )
 

@@ -217,7 +217,10 @@ def test_the_htmx_post_swaps_the_panel_and_says_when_it_will_be_ready(app, clini
     text = answer.get_data(as_text=True)
     assert text.lstrip().startswith('<section class="card restore-panel" id="restore"')
     assert "Being retrieved from the archive" in text and "Ready around" in text
-    assert "You will be told here and by email when it is ready." in text
+    assert "You will be told in the app and by email when it is ready." in text
+    assert f'data-hx-get="{_archived_url(version)}" data-hx-trigger="every 15s"' in text  # it updates itself
+    polled = doctor.get(_archived_url(version), headers=HX).get_data(as_text=True)
+    assert polled.lstrip().startswith('<section class="card restore-panel"') and "Ready around" in polled
     [restore] = _restores(version)
     assert restore.status == PENDING
     assert restore.expected_ready_at == restore.requested_at + timedelta(seconds=60)
