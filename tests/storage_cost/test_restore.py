@@ -613,3 +613,23 @@ def test_the_demo_has_archived_files_to_try_the_restore_flow(app, local_now):
     assert patient.post(url, data={"tier": "Standard"}).status_code == 303
     assert _restores(letter)[0].status == READY  # the folder restores at once here
     assert patient.get(f"/portal/documents/{letter.attachment_id}/view").status_code == 200
+
+
+def test_a_zip_of_files_leaves_the_archived_one_out_and_versions_of_it_say_why(app, clinic, local_now):
+    from healthcrm.files import services
+
+    archived = _record_file(clinic, name="archived.pdf")
+    fresh = _record_file(clinic, name="fresh.pdf", storage_class="STANDARD")
+    actor = Actor(tenant_id=clinic["tenant"].id, user_id=clinic["doctor"].id, role="doctor")
+    job_id = services.start_zip(actor, clinic["record"].id, [archived.attachment_id, fresh.attachment_id])
+    archive = _zip_of(job_id)
+    assert "fresh.pdf" in archive.namelist() and "archived.pdf" not in archive.namelist()
+    assert (
+        "In the archive (retrieve them from their pages first):\narchived.pdf"
+        in archive.read("NOT-INCLUDED.txt").decode()
+    )
+    # Comparing two texts, one archived, sends the person to the archived one's page.
+    notes = _record_file(clinic, name="notes.txt", data=b"old\n", kind="text", content_type="text/plain")
+    doctor = signed_in(app, clinic["doctor"])
+    answer = doctor.get(f"/files/{notes.attachment_id}/compare?left={notes.id}&right={notes.id}")
+    assert answer.status_code == 303 and answer.headers["Location"].endswith(_archived_url(notes))
