@@ -31,7 +31,7 @@ from ..audit.services import Actor, record_event
 from ..clock import format_clinic_time, utcnow
 from ..errors import DomainError
 from ..extensions import db
-from ..files.models import Attachment, AttachmentVersion
+from ..files.models import AttachmentVersion
 from ..files.storage import (
     ARCHIVED_CLASSES,
     RESTORE_TIERS,
@@ -74,11 +74,6 @@ SHARE_TIER = "Standard"
 # A pending restore whose job never reached the store (the queue was down) is asked again after this.
 START_RETRY_AFTER = timedelta(minutes=2)
 CHECK_BATCH = 500
-TIER_LABELS = {
-    "Expedited": "Expedited",
-    "Standard": "Standard",
-    "Bulk": "Bulk",
-}
 
 
 class RestoreError(DomainError):
@@ -624,7 +619,3 @@ def restores_of(tenant_id: int, limit: int = 100) -> list[FileRestore]:
     return list(
         db.session.scalars(scoped(FileRestore, tenant_id).order_by(FileRestore.id.desc()).limit(limit))
     )
-
-
-def version_of_document(attachment: Attachment) -> AttachmentVersion | None:
-    return attachment.current_version

@@ -21,6 +21,7 @@ ADMIN_PAGES = [
     "/care/settings",
     "/care/report",
     "/schedule/settings",
+    "/admin/storage/sweeps",
 ]
 CARE_CLINICAL = ["/care/tasks", "/care/inbox", "/schedule"]
 EXPECTED = {
