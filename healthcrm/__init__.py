@@ -93,9 +93,12 @@ from .sharing import tasks as sharing_tasks_module
 from .sharing.provider_views import bp as provider_bp
 from .sharing.views import bp as sharing_bp
 from .storage_cost import models as storage_cost_module
+from .storage_cost import restore_models as storage_restore_models_module
+from .storage_cost import restore_tasks as storage_restore_tasks_module
 from .storage_cost import tags as storage_tags_module
 from .storage_cost.cli import storage_cli
 from .storage_cost.lifecycle_views import bp as storage_lifecycle_bp
+from .storage_cost.restore_views import bp as storage_restores_bp
 from .tenant_export import models as tenant_export_module
 from .tenant_export import schedule as tenant_export_schedule_module
 from .tenant_export.cli import import_command as tenant_import_command
@@ -140,6 +143,8 @@ MODULES_THAT_REGISTER = (
     tenant_export_schedule_module,
     storage_cost_module,
     storage_tags_module,
+    storage_restore_models_module,
+    storage_restore_tasks_module,
 )
 
 
@@ -234,6 +239,7 @@ def register_blueprints(app: Flask) -> None:
         api_account_bp,
         staff_notifications_bp,
         storage_lifecycle_bp,
+        storage_restores_bp,
     ):
         app.register_blueprint(blueprint)
 

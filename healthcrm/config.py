@@ -84,6 +84,9 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         # A JSON file replacing some or all of the default S3 prices (healthcrm/storage_cost/prices.py).
         "STORAGE_PRICES_FILE": os.environ.get("STORAGE_PRICES_FILE", ""),
         "STORAGE_LOCAL_RESTORE_SECONDS": int(os.environ.get("STORAGE_LOCAL_RESTORE_SECONDS", "60")),
+        "STORAGE_RESTORE_DAYS": int(os.environ.get("STORAGE_RESTORE_DAYS", "7")),
+        "STORAGE_SWEEP_GRACE_HOURS": float(os.environ.get("STORAGE_SWEEP_GRACE_HOURS", "24")),
+        "STORAGE_SWEEP_SAMPLE": int(os.environ.get("STORAGE_SWEEP_SAMPLE", "20")),
         "S3_BUCKET": os.environ.get("S3_BUCKET", ""),
         "S3_ENDPOINT_URL": os.environ.get("S3_ENDPOINT_URL") or None,
         "S3_REGION": os.environ.get("S3_REGION", "us-east-1"),

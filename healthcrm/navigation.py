@@ -71,6 +71,12 @@ CARE_ADMIN_NAV = (
     NavItem("care_report.index", "Portal report", permission="care.report", also=("care_report",)),
     NavItem("schedule.settings", "Scheduling settings", permission="schedule.settings"),
     NavItem("storage_lifecycle.index", "Storage lifecycle", permission="storage.manage"),
+    NavItem(
+        "storage_restores.sweeps",
+        "Storage sweeps",
+        permission="storage.view",
+        also=("storage_restores.sweep", "storage_restores.restore_list"),
+    ),
 )
 
 

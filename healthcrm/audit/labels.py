@@ -229,6 +229,11 @@ ACTION_LABELS: dict[str, str] = {
     "availability.weekly_hours": "Changed a provider's weekly hours",
     "availability.exception_add": "Added time off or extra hours",
     "availability.exception_remove": "Removed time off or extra hours",
+    # archived files and the storage sweeper (healthcrm/storage_cost)
+    "file.restore_requested": "Asked for an archived file to be retrieved",
+    "file.restore_ready": "An archived file was retrieved and opens again",
+    "storage.restores_viewed": "Viewed the restores of archived files",
+    "storage.sweep_viewed": "Viewed a storage sweep report",
     # the demo
     "demo.seeded": "Demo clinic created",
     "demo.records_seeded": "Demo records created",

@@ -29,7 +29,7 @@ from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
 from ..portal import events
 from ..tenant_scope import all_tenants
-from . import audit_history, lifecycle, portal_docs, portal_msg, portal_profile, scheduling
+from . import archived_files, audit_history, lifecycle, portal_docs, portal_msg, portal_profile, scheduling
 from .portal_self import seed as seed_self_service
 from .portal_tasks import seed as seed_portal_tasks
 from .records import CodeListMissing, seed_records
@@ -338,6 +338,7 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
 
     seed_portal_tasks(tenant, patients, staff, rng)
     portal_docs.seed(tenant, patients, staff, rng)
+    archived_files.seed(tenant, patients, staff)  # GLACIER files to try the restore flow
     portal_profile.seed(tenant)
     scheduling.seed(tenant, patients, staff, rng, main_patient_email=clinic.first_portal_email)
 

@@ -37,6 +37,7 @@ from ..jobs.views import STOP_POLLING
 from ..permissions import can
 from ..records import services as records
 from ..records.models import MedicalRecord
+from ..storage_cost import restores
 from ..web import audit_refusal, domain_error_page, render_page
 from . import checks, services, uploads
 from .listing import record_files
@@ -124,6 +125,16 @@ def checksum_mismatch_page(_error):
         "The stored file no longer matches the checksum taken when it was uploaded, so it was not sent. "
         "This is recorded in the clinic's audit log; an earlier version may still open.",
     )
+
+
+@bp.errorhandler(services.FileArchived)
+def archived_page(error):
+    """An archived version asked for as bytes (view, download, compare): its page, with the retrieval."""
+    version = error.version
+    page = url_for(
+        "storage_restores.staff_archived", attachment_id=version.attachment_id, version_id=version.id
+    )
+    return redirect(page, code=303)
 
 
 # --- the record's files -----------------------------------------------------------------------------------
@@ -265,6 +276,7 @@ class Preview:
     """What the attachment page shows of the current version."""
 
     blocked: str = ""  # why it cannot be shown (pending scan, infected, checksum)
+    archived: bool = False  # in the archive with no readable copy: the page offers its retrieval
     text: str | None = None
     truncated: bool = False
 
@@ -275,12 +287,18 @@ def _preview(attachment: Attachment) -> Preview:
         return Preview(blocked="This file has no version yet.")
     if not version.openable:
         return Preview(blocked=f"{version.scan_label}: the file cannot be opened until it is scanned clean.")
+    state = restores.archive_state(version)
+    if state is not None and not state.openable:
+        return Preview(archived=True)
     if version.kind not in ("text", "csv"):
         return Preview()
     try:
         delivery = services.open_version(current_actor(), attachment.id, version.id, inline=True)
     except services.ChecksumMismatch:
         return Preview(blocked="The stored file no longer matches its checksum, so it is not shown.")
+    except services.FileArchived:
+        restores.refresh_state(version)  # a lifecycle rule archived it since the last refresh
+        return Preview(archived=True)
     chunks = delivery.chunks if delivery.chunks is not None else services.read_version(version)
     data = b""
     for chunk in chunks:

@@ -26,7 +26,7 @@ from . import (
 from .checks import ALLOWED_TYPES
 from .models import SCAN_FAILED, SCAN_INFECTED, SCAN_PENDING, Attachment
 from .responses import file_response
-from .services import ChecksumMismatch, Delivery
+from .services import ChecksumMismatch, Delivery, FileArchived
 from .storage import attachment_disposition
 from .uploads import file_limit
 
@@ -36,6 +36,14 @@ staff_bp = Blueprint("patient_documents", __name__, url_prefix="/care/documents"
 # A stored file that no longer matches its checksum gets the same 502 page as on the attachment routes.
 for _bp in (portal_bp, staff_bp):
     _bp.register_error_handler(ChecksumMismatch, attachment_views.checksum_mismatch_page)
+
+
+@portal_bp.errorhandler(FileArchived)
+def _archived(error):
+    """The patient opened an archived document: its page, with the retrieval."""
+    page = url_for("storage_restores.portal_archived", attachment_id=error.version.attachment_id)
+    return redirect(page, code=303)
+
 
 INVALID = 422
 PORTAL_PAGE = "portal/documents.html"

@@ -39,7 +39,14 @@ from .models import (
     FileAccess,
     UploadSession,
 )
-from .storage import LocalStorage, S3Storage, Storage, get_storage, make_key
+from .storage import (
+    LocalStorage,
+    ObjectArchivedError,
+    S3Storage,
+    Storage,
+    get_storage,
+    make_key,
+)
 from .uploads import S3_STORAGE_CLASS, _recount, audit_file
 
 # Kinds a browser shows itself, and the type they are served as (text as text/plain: never HTML).
@@ -66,6 +73,20 @@ class FileNotOpenable(Conflict):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class FileArchived(FileNotOpenable):
+    """The version's object is in an archive class (GLACIER, DEEP_ARCHIVE) with no restored copy: it opens
+    again once retrieved (healthcrm/storage_cost/restores.py). The views send the person to the file's
+    "archived" page; anywhere else it is the app-wide 409 page with this title."""
+
+    title = "This file is archived"
+
+    def __init__(self, version: AttachmentVersion):
+        super().__init__(
+            "This file is in the archive: it can be retrieved from its page, and opens again once it is."
+        )
+        self.version = version
 
 
 class ChecksumMismatch(Exception):
@@ -242,7 +263,11 @@ def read_version(version: AttachmentVersion) -> Iterator[bytes]:
     storage = _storage()
 
     def chunks() -> Iterator[bytes]:
-        with storage.open_stream(version.storage_key) as stored:
+        try:
+            opened = storage.open_stream(version.storage_key)
+        except ObjectArchivedError:
+            raise FileArchived(version) from None
+        with opened as stored:
             source = checks.gunzip_stream(stored) if version.compression == "gzip" else stored
             try:
                 while chunk := source.read(CHUNK_BYTES):
@@ -259,12 +284,19 @@ def _verify(storage: Storage, version: AttachmentVersion) -> None:
     ETag recorded then (S3 checks its own bytes; reading a whole object back per download would double
     the transfer)."""
     if isinstance(storage, LocalStorage):
-        with storage.open_stream(version.storage_key) as stored, open(os.devnull, "wb") as sink:
+        try:
+            opened = storage.open_stream(version.storage_key)
+        except ObjectArchivedError:
+            raise FileArchived(version) from None
+        with opened as stored, open(os.devnull, "wb") as sink:
             _size, sha256 = checks.hashing_copy(stored, sink)
         if sha256 != version.stored_sha256:
             raise ChecksumMismatch(version.id)
         return
     stored = storage.head(version.storage_key)
+    if stored is not None and not stored.readable:
+        # A presigned GET of an archived object answers InvalidObjectState to the browser: never hand one out.
+        raise FileArchived(version)
     if (
         stored is None
         or stored.size != version.stored_size
@@ -281,8 +313,12 @@ def preview_bytes(actor: Actor, attachment_id: int, version_id: int, which: str)
     key = version.preview_key if which == "thumb" else version.image_key
     if not key:
         return None
-    with _storage().open_stream(key) as stored:
-        data = stored.read()
+    try:
+        with _storage().open_stream(key) as stored:
+            data = stored.read()
+    except ObjectArchivedError:
+        # A derived image the lifecycle archived with the file: the list shows the file's kind instead.
+        return None
     audit_file(actor, "attachment.preview", version.attachment_id, version.attachment.patient_id)
     db.session.commit()
     return data
@@ -302,7 +338,11 @@ def restore_version(actor: Actor, attachment_id: int, version_id: int) -> Attach
     if old.compression == "gzip":
         key += ".gz"
     storage_class = S3_STORAGE_CLASS if isinstance(storage, S3Storage) else None
-    with storage.open_stream(old.storage_key) as stored:
+    try:
+        opened = storage.open_stream(old.storage_key)
+    except ObjectArchivedError:
+        raise FileArchived(old) from None
+    with opened as stored:
         copied = storage.put_stream(
             key, stored, old.content_type, storage_class=storage_class, content_encoding=old.compression
         )
@@ -539,7 +579,7 @@ def write_zip(
     storage = _storage()
     name = f"record-{record.id}-files.zip"
     key = make_key(actor.tenant_id, record.id, name)
-    skipped = []
+    skipped, archived = [], []
     with tempfile.TemporaryFile() as spool:
         with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             used: set[str] = set()
@@ -548,17 +588,24 @@ def write_zip(
                 if version is None or not version.openable:
                     skipped.append(attachment.filename)
                     continue
-                _verify(storage, version)
+                try:
+                    _verify(storage, version)
+                except FileArchived:
+                    archived.append(attachment.filename)
+                    continue
                 arcname = _unique(version.original_name, used)
                 with archive.open(arcname, "w", force_zip64=True) as member:
                     for chunk in read_version(version):
                         member.write(chunk)
                 log_access(actor, version, ACCESS_DOWNLOAD)
                 progress(int(90 * position / len(chosen)))
-            if skipped:
-                archive.writestr(
-                    "NOT-INCLUDED.txt", "Waiting for a virus scan or quarantined:\n" + "\n".join(skipped)
-                )
+            if skipped or archived:
+                lines = []
+                if skipped:
+                    lines += ["Waiting for a virus scan or quarantined:", *skipped]
+                if archived:
+                    lines += ["In the archive (retrieve them from their pages first):", *archived]
+                archive.writestr("NOT-INCLUDED.txt", "\n".join(lines))
         spool.seek(0)
         storage.put_stream(key, spool, "application/zip")
     db.session.commit()

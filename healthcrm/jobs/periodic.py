@@ -49,6 +49,9 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     ),
     "patient_export.cleanup": (timedelta(hours=1), "healthcrm.patient_export.services:delete_old_exports"),
     "storage.tags": (timedelta(days=1), "healthcrm.storage_cost.tags:retag_all_clinics"),
+    "storage.restores": (timedelta(minutes=5), "healthcrm.storage_cost.restores:check_restores"),
+    "storage.classes": (timedelta(days=1), "healthcrm.storage_cost.restore_tasks:refresh_all_classes"),
+    "storage.sweep": (timedelta(days=1), "healthcrm.storage_cost.sweeper:sweep_all"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import tempfile
 import uuid
@@ -27,7 +28,7 @@ from ..clock import utcnow
 from ..errors import NotFound
 from ..extensions import db
 from ..files.models import Attachment
-from ..files.services import read_version
+from ..files.services import FileArchived, read_version
 from ..files.storage import get_storage, validate_key
 from ..jobs.models import FINISHED, Job
 from ..jobs.queue import enqueue, task
@@ -110,15 +111,23 @@ def build_export(patient_id: int, for_patient: int, *, progress) -> dict:
     attachments = _files(patient, content, bool(for_patient))
     key = validate_key(f"{patient.tenant_id}/patient-exports/{uuid.uuid4().hex}.zip")
     exported: list[ExportedFile] = []
+    archived: list[str] = []
     with tempfile.TemporaryFile() as spool:
         with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             used: set[str] = set()
             for position, attachment in enumerate(attachments, start=1):
                 version = attachment.current_version
+                chunks = read_version(version)
+                try:
+                    first = next(chunks, b"")
+                except FileArchived:
+                    # In the archive with no readable copy: listed in README.txt, retrieved from its page.
+                    archived.append(attachment.filename)
+                    continue
                 path = _unique(f"files/{attachment.id}-{version.original_name}", used)
                 sha1, size = hashlib.sha1(), 0  # noqa: S324 - FHIR's Attachment.hash is SHA-1
                 with archive.open(path, "w", force_zip64=True) as member:
-                    for chunk in read_version(version):
+                    for chunk in itertools.chain([first], chunks):
                         sha1.update(chunk)
                         size += len(chunk)
                         member.write(chunk)
@@ -135,7 +144,7 @@ def build_export(patient_id: int, for_patient: int, *, progress) -> dict:
             with archive.open("record.pdf", "w") as pdf:
                 stamp = f"{now:%Y-%m-%d %H:%M} UTC"
                 pages = build_pdf(content, f"Exported for {patient.full_name} · {stamp}", pdf)
-            archive.writestr("README.txt", _readme(patient, now, len(exported), bool(for_patient)))
+            archive.writestr("README.txt", _readme(patient, now, len(exported), bool(for_patient), archived))
         progress(90)
         spool.seek(0)
         get_storage(current_app).put_stream(key, spool, "application/zip")
@@ -159,7 +168,7 @@ def _unique(path: str, used: set[str]) -> str:
     return candidate
 
 
-def _readme(patient: Patient, now: datetime, files: int, for_patient: bool) -> str:
+def _readme(patient: Patient, now: datetime, files: int, for_patient: bool, archived: list[str]) -> str:
     clinic = db.session.get(Tenant, patient.tenant_id)
     who = "as you see it in the patient portal" if for_patient else "as the clinic keeps it"
     return (
@@ -168,6 +177,11 @@ def _readme(patient: Patient, now: datetime, files: int, for_patient: bool) -> s
         "record.pdf        the record to read and print\n"
         "fhir-bundle.json  the same as FHIR R4 (a Bundle of type collection) for another clinic's system\n"
         f"files/            {files} file(s), each a DocumentReference in the bundle (size, SHA-1)\n"
+    ) + (
+        "\nNot included: these files are in the clinic's archive; open each in the record (or your "
+        "documents) to have it retrieved, then export again:\n" + "".join(f"  {name}\n" for name in archived)
+        if archived
+        else ""
     )
 
 

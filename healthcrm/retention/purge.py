@@ -49,6 +49,8 @@ CLINIC_ONLY_TABLES = frozenset(
         "record_templates",
         "retention_settings",
         "scheduling_settings",
+        # storage cost: the sweeper's reports name stored keys, not patients (a purge deletes the objects)
+        "storage_sweeps",
     }
 )
 # Job kind -> (table, position of the argument that is an id of that table's row).
@@ -67,6 +69,8 @@ PATIENT_JOBS: dict[str, tuple[str, int]] = {
     "sharing.email_patient": ("share_links", 0),
     "sharing.email_share": ("share_links", 0),
     "sharing.export_pdf": ("share_links", 0),
+    "storage.restore": ("file_restores", 0),
+    "storage.restore_email": ("file_restores", 0),
 }
 # Job kinds whose arguments name no patient's row (the purge's own job names only the patient's number).
 NOT_PATIENT_JOBS = frozenset(
@@ -78,6 +82,8 @@ NOT_PATIENT_JOBS = frozenset(
         "storage.tags",
         "tenant_export.build",
         "retention.purge",
+        "storage.classes",
+        "storage.sweep",
     }
 )
 IN_CHUNK = 500

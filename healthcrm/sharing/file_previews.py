@@ -15,7 +15,8 @@ from flask import current_app
 
 from ..files import services as files
 from ..files.models import AttachmentVersion
-from ..files.storage import ObjectNotFoundError, get_storage
+from ..files.storage import ObjectArchivedError, ObjectNotFoundError, get_storage
+from ..storage_cost import restores
 from .watermark import (
     PDF_MAX_PAGES,
     UnreadableImage,
@@ -35,6 +36,9 @@ def previewable(version: AttachmentVersion) -> bool:
     file clamd has not passed)."""
     if not version.openable:
         return False
+    state = restores.archive_state(version)
+    if state is not None and not state.openable:
+        return False  # nothing to draw until it is retrieved
     if version.kind == "pdf" or version.kind in IMAGE_KINDS:
         return True
     return bool(version.image_key or version.preview_key)
@@ -65,7 +69,7 @@ def _stored(key: str | None) -> bytes | None:
     try:
         with get_storage(current_app).open_stream(key) as stored:
             return stored.read()
-    except ObjectNotFoundError:
+    except (ObjectNotFoundError, ObjectArchivedError):
         return None
 
 
@@ -92,7 +96,8 @@ def preview_png(version: AttachmentVersion, page: int, text: str) -> bytes | Non
             return None
         source = _image_source(version)
         return watermark_image(source, text) if source else None
-    except (UnreadableImage, UnreadablePdf, files.ChecksumMismatch, ObjectNotFoundError):
+    except (UnreadableImage, UnreadablePdf, files.ChecksumMismatch, files.FileArchived, ObjectNotFoundError):
+        # An archived file has no preview until it is retrieved: its page says "being retrieved".
         return None
 
 
@@ -103,6 +108,6 @@ def page_count(version: AttachmentVersion) -> tuple[int, bool]:
     try:
         with verified_copy(version) as copy:
             pages = pdf_page_count(copy)
-    except (UnreadablePdf, files.ChecksumMismatch, ObjectNotFoundError):
+    except (UnreadablePdf, files.ChecksumMismatch, files.FileArchived, ObjectNotFoundError):
         return 0, False
     return min(pages, PDF_MAX_PAGES), pages > PDF_MAX_PAGES

@@ -23,6 +23,7 @@ from flask import Blueprint, Response, abort, current_app, g, redirect, request,
 
 from ..access import public
 from ..accounts.models import Tenant
+from ..audit.services import Actor
 from ..clock import format_clinic_time, utcnow
 from ..extensions import db, htmx, limiter
 from ..files import services as files
@@ -33,6 +34,7 @@ from ..jobs.queue import enqueue
 from ..jobs.views import STOP_POLLING
 from ..records.flowsheet import build_flowsheet, flowsheet_args
 from ..records.labs import FLAG_LABELS, LabOverview, LabTest, group_by_test
+from ..storage_cost import restores
 from ..tenancy import get_scoped
 from ..web import render_page
 from . import file_previews, services
@@ -106,6 +108,25 @@ def _client() -> dict[str, str | None]:
         "user_agent": request.headers.get("User-Agent"),
         "request_id": g.get("request_id"),
     }
+
+
+def _provider_actor(share: ShareLink) -> Actor:
+    """The share's recipient as the audit log names them (as `services.log` does)."""
+    client = _client()
+    return Actor(
+        tenant_id=share.tenant_id,
+        role="provider",
+        share_link_id=share.id,
+        ip=client["ip"],
+        user_agent=client["user_agent"],
+        request_id=client["request_id"],
+    )
+
+
+def _retrieve_archived(share: ShareLink, versions) -> None:
+    """Archived files the page shows are retrieved on the clinic's behalf (Standard, once per file): the
+    recipient cannot choose a speed or a price, and sees "being retrieved" with the time it will be ready."""
+    restores.retrieve_for_share(share, list(versions), actor=_provider_actor(share))
 
 
 def _open(token: str) -> tuple[ShareLink, ShareVisit | None]:
@@ -383,6 +404,8 @@ def _shared_view(token: str, tab: str) -> Response:
     # Logged before the content is read: nothing is shown that the patient's access log does not list.
     services.log_view(share, "print view" if tab == PRINT else tabs[tab], **_client())
     content = shared_content(share)
+    if tab in ("files", PRINT):
+        _retrieve_archived(share, [attachment.current_version for attachment in content.attachments])
     return render_page(
         "sharing/provider/view.html",
         block=None if tab == PRINT else "panel",
@@ -426,6 +449,7 @@ def file_page(token: str, attachment_id: int):
     share, visit = _admitted(token)
     attachment, version = _shared_file(share, attachment_id)
     services.log_view(share, f"file {attachment.filename}", **_client())
+    _retrieve_archived(share, [version])
     pages, more = file_previews.page_count(version)
     return render_page(
         "sharing/provider/file.html",
@@ -522,6 +546,17 @@ def download(token: str, attachment_id: int):
     attachment, version = _shared_file(share, attachment_id)
     try:
         copy = file_previews.verified_copy(version)
+    except files.FileArchived:
+        _retrieve_archived(share, [version])
+        return _notice(
+            share,
+            visit,
+            token,
+            "This file is being retrieved",
+            "The clinic keeps this file in its archive, and it is being retrieved for you. Its page says "
+            "when it will be ready; the download works then.",
+            409,
+        )
     except files.ChecksumMismatch:
         return _notice(
             share,

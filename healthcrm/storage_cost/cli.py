@@ -1,6 +1,6 @@
 """`flask storage`: the storage cost area's commands. `flask storage lifecycle` shows the lifecycle rules
 the clinics' settings ask for against what the bucket has, with the rule checker's warnings, and
-`--apply` writes them. (Other commands of the area register on `storage_cli` from their own modules.)"""
+`--apply` writes them. `flask storage sweep` is the sweeper's (`sweeper.py`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..extensions import db
 from ..tenant_scope import ALL_TENANTS
 from .checker import check_rules
 from .lifecycle import UNCHANGED, LifecycleError, LifecyclePlan, apply_bucket, bucket_plan
+from .sweeper import sweep_command
 
 storage_cli = AppGroup("storage", help="Storage cost and lifecycle.")
 
@@ -98,3 +99,6 @@ def tags_command(tenant_id: int | None, verify: bool) -> None:
     for clinic in clinics:
         counts = retag_clinic(clinic, verify=verify)
         click.echo(f"clinic {clinic}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+
+
+storage_cli.add_command(sweep_command)

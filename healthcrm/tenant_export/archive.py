@@ -44,7 +44,7 @@ from sqlalchemy import (
 from ..accounts.models import Tenant
 from ..clock import utcnow
 from ..extensions import db
-from ..files.storage import get_storage
+from ..files.storage import ObjectArchivedError, get_storage
 
 FORMAT = "healthcrm-clinic-export"
 FORMAT_VERSION = 1
@@ -169,9 +169,15 @@ def build_archive(tenant_id: int, out: IO[bytes], progress: Callable[[int], None
         keys = [
             k for k in storage.list_keys(f"{tenant_id}/") if not k.startswith(f"{tenant_id}/{EXPORTS_FOLDER}")
         ]
+        archived: list[str] = []
         for position, key in enumerate(keys, start=1):
             name = f"files/{key}"
-            with storage.open_stream(key) as source, archive.open(name, "w", force_zip64=True) as raw:
+            try:
+                opened = storage.open_stream(key)
+            except ObjectArchivedError:
+                archived.append(key)  # in GLACIER / DEEP_ARCHIVE: the manifest names it, not included
+                continue
+            with opened as source, archive.open(name, "w", force_zip64=True) as raw:
                 member = _Hashing(raw)
                 while chunk := source.read(CHUNK):
                     member.write(chunk)
@@ -195,7 +201,10 @@ def build_archive(tenant_id: int, out: IO[bytes], progress: Callable[[int], None
             "tables": built.rows,
             "files": built.files,
             "members": members,
-            "not_included": {"icd10_codes": "public reference data: load it with `flask icd10 load`"},
+            "not_included": {
+                "icd10_codes": "public reference data: load it with `flask icd10 load`",
+                **({"archived_files": archived} if archived else {}),
+            },
         }
         archive.writestr("manifest.json", json.dumps(manifest, indent=2))
     progress(100)

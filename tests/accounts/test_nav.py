@@ -22,6 +22,7 @@ ADMIN_PAGES = [
     "/care/report",
     "/schedule/settings",
     "/admin/storage/lifecycle",
+    "/admin/storage/sweeps",
 ]
 CARE_CLINICAL = ["/care/tasks", "/care/inbox", "/schedule"]
 EXPECTED = {

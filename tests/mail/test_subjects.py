@@ -124,6 +124,10 @@ def _contexts(people) -> dict[str, tuple[str, dict]]:
                 "schedule": "monthly, on the 1st at 04:00",
             },
         ),
+        "file_restore_ready": (
+            portal.email,
+            {"clinic": people["tenant"].name, "url": url, "until": "14 Jan 2031, 10:00"},
+        ),
         "waitlist_offer": (
             portal.email,
             {
