@@ -119,7 +119,7 @@ def staff_archived(attachment_id: int, version_id: int):
     """The version's archive state after asking the store: retrieval speeds and prices, the restore under
     way and when it will be ready, or the file's links once it opens."""
     version = _staff_version(attachment_id, version_id)
-    restores.refresh_state(version)
+    restores.show_archived(current_actor(), version)
     return _panel(STAFF_PAGE, version, back=_staff_back(version.attachment))
 
 
@@ -150,7 +150,7 @@ def _own_document_version(attachment_id: int) -> AttachmentVersion:
 @requires("portal.use")
 def portal_archived(attachment_id: int):
     version = _own_document_version(attachment_id)
-    restores.refresh_state(version)
+    restores.show_archived(current_actor(), version)
     return _panel(PORTAL_PAGE, version)
 
 

@@ -178,12 +178,31 @@ def refresh_state(version: AttachmentVersion) -> ArchiveState | None:
     """The archive state after asking the store (one HEAD): the version's class is corrected when the store
     says otherwise (a lifecycle rule moved it since the last refresh), and its active restore is brought up
     to date (ready, expired). Commits what changed."""
+    _refresh(version)
+    _commit()
+    return archive_state(version)
+
+
+def _refresh(version: AttachmentVersion) -> None:
     stored = _storage().head(version.storage_key)
     if stored is not None and stored.storage_class != version.storage_class:
         version.storage_class = stored.storage_class
     restore = active_restore(version)
     if restore is not None:
         _reconcile(restore, stored)
+
+
+def show_archived(actor: Actor, version: AttachmentVersion) -> ArchiveState | None:
+    """The archived file's page: its state after asking the store, its showing audited as a look at the
+    file's page (it names the file and its speeds), committed with what the refresh changed."""
+    _refresh(version)
+    record_event(
+        actor,
+        "attachment.show",
+        resource_type="attachment",
+        resource_id=version.attachment_id,
+        patient_id=version.attachment.patient_id,
+    )
     _commit()
     return archive_state(version)
 

@@ -449,6 +449,20 @@ def _portal_document(path: str) -> Callable[[World, Who], Call]:
     return build
 
 
+def _archived(path: str, *, document: bool = False, **call) -> Callable[[World, Who], Call]:
+    """A call about a new archived version: `{a}` its attachment, `{v}` its id; the event names the
+    attachment unless `resource` says the version."""
+
+    def build(w: World, who: Who) -> Call:
+        version = w.archived(document=document)
+        resource = call.pop("resource", "attachment")
+        url = path.format(a=version.attachment_id, v=version.id)
+        resource_id = version.id if resource == "version" else version.attachment_id
+        return Call(url, **{"resource_id": str(resource_id), **call})
+
+    return build
+
+
 FILES = [
     Case(
         "attachments.record_files_fragment",
@@ -514,6 +528,36 @@ FILES = [
         _attachment_call("/files/{a}/versions/{v2}/thumb"),
     ),
     Case("attachments.image", "GET", "attachment.preview", "attachment", _dicom),
+    Case(
+        "storage_restores.staff_archived",
+        "GET",
+        "attachment.show",
+        "attachment",
+        _archived("/files/{a}/versions/{v}/archived"),
+    ),
+    Case(
+        "storage_restores.staff_restore",
+        "POST",
+        "file.restore_requested",
+        "attachment_version",
+        _archived("/files/{a}/versions/{v}/archived", data={"tier": "Standard"}, resource="version"),
+    ),
+    Case(
+        "storage_restores.portal_archived",
+        "GET",
+        "attachment.show",
+        "attachment",
+        _archived("/portal/documents/{a}/archived", document=True),
+    ),
+    Case(
+        "storage_restores.portal_restore",
+        "POST",
+        "file.restore_requested",
+        "attachment_version",
+        _archived(
+            "/portal/documents/{a}/archived", document=True, data={"tier": "Standard"}, resource="version"
+        ),
+    ),
     Case("attachments.start_upload", "POST", "attachment.upload_start", "record", _start_upload),
     Case("attachments.complete_upload", "POST", "attachment.upload", "attachment", _complete_upload),
     Case(
@@ -1485,6 +1529,22 @@ CASES: list[Case] = [*PATIENTS, *RECORDS, *FILES, *CARE, *PORTAL, *SCHEDULING, *
 # --- what is not patient data ----------------------------------------------------------------------------
 
 NOT_PATIENT_DATA: dict[str, str] = {
+    # one's own API tokens and notices (issue 14)
+    "api_account.me": "account",
+    "api_tokens.index": "account",
+    "api_tokens.create": "account",
+    "api_tokens.revoke": "account",
+    "staff_notifications.index": "notices",
+    "staff_notifications.badge": "notices",
+    "staff_notifications.mark_read": "notices",
+    "staff_notifications.mark_all_read": "notices",
+    # storage: the bucket's rules, the clinic's restores and sweeps (object keys and counts, no contents)
+    "storage_lifecycle.index": "storage",
+    "storage_lifecycle.save": "storage",
+    "storage_lifecycle.apply": "storage",
+    "storage_restores.restore_list": "storage",
+    "storage_restores.sweeps": "storage",
+    "storage_restores.sweep": "storage",
     # the app itself
     "static": "static",
     "web.index": "redirect",

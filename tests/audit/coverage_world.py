@@ -58,6 +58,7 @@ from tests.factories import make_portal_user, make_tenant, make_user
 from tests.files import samples
 from tests.retention.factories import old_patient
 from tests.sharing.factories import add_lab, make_share, make_shared_patient
+from tests.storage_cost.restore_fixtures import stored_file
 
 ZONE = "Europe/Berlin"
 # The matrix's "now": a Monday, 08:00 in Berlin (winter time), so that the clinic has free times today and
@@ -279,6 +280,16 @@ class World:
         if visible and by != PATIENT:
             patient_files.set_visible_to_patient(actor, self.patient.id, found.id, True)
         return db.session.get(Attachment, found.id)
+
+    def archived(self, *, document: bool = False) -> AttachmentVersion:
+        """A file of the record (or, with `document`, a patient document shown to the patient) stored in
+        GLACIER: it opens only after a restore."""
+        return stored_file(
+            tenant_id=self.tenant.id,
+            patient_id=self.patient.id,
+            record_id=None if document else self.record.id,
+            name=f"archived-{next(_seq)}.pdf",
+        )
 
     def zip_job(self, user: User, record: MedicalRecord, attachment: Attachment) -> Job:
         """A finished zip of one file of the record, made for `user`."""
