@@ -89,6 +89,12 @@ from .sharing import models as sharing_module
 from .sharing import tasks as sharing_tasks_module
 from .sharing.provider_views import bp as provider_bp
 from .sharing.views import bp as sharing_bp
+from .storage_cost import models as storage_cost_module
+from .storage_cost import tasks as storage_cost_tasks_module
+from .storage_cost.api_views import bp as storage_api_bp
+from .storage_cost.cli import storage_cli
+from .storage_cost.metrics_cli import metrics_command as storage_metrics_command
+from .storage_cost.views import bp as storage_bp
 from .tenant_export.cli import import_command as tenant_import_command
 from .tenant_export.views import bp as tenant_export_bp
 from .web import bp as web_bp
@@ -127,6 +133,8 @@ MODULES_THAT_REGISTER = (
     scheduling_module,
     scheduling_handlers_module,
     scheduling_waitlist_module,
+    storage_cost_module,
+    storage_cost_tasks_module,
 )
 
 
@@ -216,6 +224,8 @@ def register_blueprints(app: Flask) -> None:
         schedule_bp,
         portal_appointments_bp,
         portal_waitlist_bp,
+        storage_bp,
+        storage_api_bp,
     ):
         app.register_blueprint(blueprint)
 
@@ -235,3 +245,5 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(files_cli)
     app.cli.add_command(periodic_cli)
     app.cli.add_command(icd10_cli)
+    storage_cli.add_command(storage_metrics_command)
+    app.cli.add_command(storage_cli)

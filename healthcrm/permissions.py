@@ -69,6 +69,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "schedule.check_in": frozenset({ADMIN, DOCTOR, NURSE, FRONT_DESK}),  # check in, complete, no-show
     "schedule.settings": frozenset({ADMIN}),  # appointment types, everyone's hours, closures, reminders
     "schedule.own_hours": frozenset({ADMIN, DOCTOR, NURSE, COACH}),  # a provider's own hours and time off
+    # storage cost (healthcrm/storage_cost)
+    "storage.view": frozenset({ADMIN}),  # the storage dashboard, its API, restore status
+    "storage.manage": frozenset({ADMIN}),  # alert thresholds, lifecycle apply
 }
 
 

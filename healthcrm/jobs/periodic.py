@@ -44,6 +44,7 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "audit.archive_copies": (timedelta(hours=1), "healthcrm.audit.archive:drop_old_copies"),
     "tenant_export.cleanup": (timedelta(hours=1), "healthcrm.tenant_export.services:delete_old_exports"),
     "patient_export.cleanup": (timedelta(hours=1), "healthcrm.patient_export.services:delete_old_exports"),
+    "storage.metrics": (timedelta(days=1), "healthcrm.storage_cost.metrics:record_all_clinics"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 

@@ -41,6 +41,7 @@ SUBJECTS = {
     "appointment_cancellation": "Your appointment is cancelled",
     "appointment_reminder": "A reminder of your appointment",
     "waitlist_offer": "An earlier appointment time is free",
+    "storage_alert": "Storage alert: a limit you set was crossed",
 }
 _OUTBOX_NAME = re.compile(r"[0-9T]{15}-[0-9a-f]{32}\.eml")
 

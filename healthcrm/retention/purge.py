@@ -47,6 +47,9 @@ CLINIC_ONLY_TABLES = frozenset(
         "record_templates",
         "retention_settings",
         "scheduling_settings",
+        "storage_alerts",
+        "storage_metrics",
+        "storage_thresholds",
     }
 )
 # Job kind -> (table, position of the argument that is an id of that table's row).
@@ -75,6 +78,8 @@ NOT_PATIENT_JOBS = frozenset(
         "sharing.sweep",
         "tenant_export.build",
         "retention.purge",
+        "storage.alert_email",
+        "storage.record_metrics",
     }
 )
 IN_CHUNK = 500

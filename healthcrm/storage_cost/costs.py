@@ -75,7 +75,9 @@ class Usage:
     bytes_stored: int = 0
     puts: Fraction = ZERO  # a month's
     gets: Fraction = ZERO
-    restores_by_class: Mapping[str, Sequence[Fraction | int]] = field(default_factory=dict)  # [requests, bytes]
+    restores_by_class: Mapping[str, Sequence[Fraction | int]] = field(
+        default_factory=dict
+    )  # [requests, bytes]
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,9 @@ def billable_bytes(buckets: Mapping[str, Sequence[int]], minimum: int) -> Fracti
 
 def monitored_objects(buckets: Mapping[str, Sequence[int]]) -> int:
     """Objects Intelligent-Tiering monitors: those of 128 KB or more."""
-    return sum(values[0] for key, values in buckets.items() if BUCKET_BOUNDS[key][0] >= IT_MONITORED_FROM_BYTES)
+    return sum(
+        values[0] for key, values in buckets.items() if BUCKET_BOUNDS[key][0] >= IT_MONITORED_FROM_BYTES
+    )
 
 
 def class_cost(
@@ -162,7 +166,8 @@ def class_cost(
     objects = sum(values[0] for values in buckets.values())
     billable = billable_bytes(buckets, price.minimum_object_bytes)
     overhead = objects * (
-        _per_gb(price.overhead_bytes, price.gb_month) + _per_gb(price.standard_overhead_bytes, standard.gb_month)
+        _per_gb(price.overhead_bytes, price.gb_month)
+        + _per_gb(price.standard_overhead_bytes, standard.gb_month)
     )
     monitoring = ZERO
     if storage_class == INTELLIGENT_TIERING:

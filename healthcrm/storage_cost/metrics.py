@@ -155,9 +155,13 @@ def compute_days(tenant_id: int, day: date, zone: str | None, *, also_before: in
 
     requested_on = _day_of(AuditEvent.occurred_at, bounds).label("on_day")
     restored = db.session.execute(
-        select(requested_on, version.storage_class, func.count(), func.coalesce(func.sum(version.stored_size), 0))
+        select(
+            requested_on, version.storage_class, func.count(), func.coalesce(func.sum(version.stored_size), 0)
+        )
         .select_from(AuditEvent)
-        .join(version, and_(version.tenant_id == tenant_id, cast(version.id, String) == AuditEvent.resource_id))
+        .join(
+            version, and_(version.tenant_id == tenant_id, cast(version.id, String) == AuditEvent.resource_id)
+        )
         .where(
             AuditEvent.tenant_id == tenant_id,
             AuditEvent.action == RESTORE_REQUESTED,
@@ -246,7 +250,7 @@ def record_all_clinics() -> str:
 
 
 def series(tenant_id: int, last_day: date, days: int) -> list[StorageMetric]:
-    """The clinic's rows of the `days` days up to `last_day`, oldest first (days without a row are missing)."""
+    """The clinic's rows of the `days` days up to `last_day`, oldest first (a day without figures: no row)."""
     first = last_day - timedelta(days=days - 1)
     return list(
         db.session.scalars(

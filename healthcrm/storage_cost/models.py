@@ -65,7 +65,8 @@ class StorageThreshold(TenantScoped, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
-    limit_value: Mapped[int] = mapped_column(BigInteger)  # in the kind's unit (see THRESHOLD_KINDS)
+    # In the kind's unit (see THRESHOLD_KINDS); None when the admins turned it off.
+    limit_value: Mapped[int | None] = mapped_column(BigInteger)
     above: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     changed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

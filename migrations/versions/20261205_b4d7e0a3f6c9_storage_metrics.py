@@ -45,7 +45,7 @@ def upgrade():
         "storage_thresholds",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
-        sa.Column("limit_value", sa.BigInteger(), nullable=False),
+        sa.Column("limit_value", sa.BigInteger(), nullable=True),
         sa.Column("above", sa.Boolean(), nullable=False),
         sa.Column("changed_at", sa.DateTime(), nullable=False),
         sa.Column("changed_by_user_id", sa.Integer(), nullable=True),
@@ -74,9 +74,13 @@ def upgrade():
         sa.Column("emailed_at", sa.DateTime(), nullable=True),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["threshold_id"], ["storage_thresholds.id"], name=op.f("fk_storage_alerts_threshold_id_storage_thresholds")
+            ["threshold_id"],
+            ["storage_thresholds.id"],
+            name=op.f("fk_storage_alerts_threshold_id_storage_thresholds"),
         ),
-        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_storage_alerts_tenant_id_tenants")),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_storage_alerts_tenant_id_tenants")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_storage_alerts")),
     )
     with op.batch_alter_table("storage_alerts", schema=None) as batch_op:
