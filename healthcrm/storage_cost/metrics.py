@@ -51,6 +51,8 @@ SIZE_BUCKETS: tuple[tuple[str, str, int, int | None], ...] = (
 BUCKET_KEYS = tuple(bucket[0] for bucket in SIZE_BUCKETS)
 BUCKET_LABELS = {bucket[0]: bucket[1] for bucket in SIZE_BUCKETS}
 RESTORE_REQUESTED = "file.restore_requested"
+# The upsert is a Core statement: a row already in the session must be read again, not reused.
+_FRESH = {"populate_existing": True}
 
 
 @dataclass
@@ -217,7 +219,7 @@ def record_day(tenant_id: int, day: date | None = None) -> StorageMetric:
     day = day or clinic_today(zone)
     _upsert(tenant_id, day, compute_day(tenant_id, day, zone))
     db.session.commit()
-    return db.session.scalar(scoped(StorageMetric, tenant_id).where(StorageMetric.day == day))
+    return db.session.scalar(scoped(StorageMetric, tenant_id).where(StorageMetric.day == day), execution_options=_FRESH)
 
 
 def record_clinic(tenant_id: int) -> StorageMetric:
@@ -237,7 +239,7 @@ def record_clinic(tenant_id: int) -> StorageMetric:
     _upsert(tenant_id, today, figures)
     db.session.commit()
     check_thresholds(tenant_id, today)
-    return db.session.scalar(scoped(StorageMetric, tenant_id).where(StorageMetric.day == today))
+    return db.session.scalar(scoped(StorageMetric, tenant_id).where(StorageMetric.day == today), execution_options=_FRESH)
 
 
 def record_all_clinics() -> str:
