@@ -74,7 +74,9 @@ def describe(kind: str, value: int | None) -> str:
 def format_usd(amount: Fraction | Decimal) -> str:
     """Dollars with cents; under a dollar with as many decimals as the amount needs (at most 6), so a
     small clinic's figures and the limits set for them stay apart ("$0.020365", not "$0.02")."""
-    value = Decimal(amount.numerator) / Decimal(amount.denominator) if isinstance(amount, Fraction) else amount
+    value = (
+        Decimal(amount.numerator) / Decimal(amount.denominator) if isinstance(amount, Fraction) else amount
+    )
     if abs(value) >= 1:
         return f"${value.quantize(Decimal('0.01'), ROUND_HALF_UP):,}"
     fine = value.quantize(Decimal("0.000001"), ROUND_HALF_UP).normalize()

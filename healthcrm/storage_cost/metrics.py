@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import String, and_, case, cast, func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -155,27 +155,39 @@ def compute_days(tenant_id: int, day: date, zone: str | None, *, also_before: in
         elif action == ACCESS_DOWNLOAD:
             found[index].downloads += int(count)
 
+    # The day's restore events are few: read their version ids, then the versions by primary key (a join
+    # on the audit log's text resource_id would compare every version's id as text).
     requested_on = _day_of(AuditEvent.occurred_at, bounds).label("on_day")
-    restored = db.session.execute(
-        select(
-            requested_on, version.storage_class, func.count(), func.coalesce(func.sum(version.stored_size), 0)
-        )
-        .select_from(AuditEvent)
-        .join(
-            version, and_(version.tenant_id == tenant_id, cast(version.id, String) == AuditEvent.resource_id)
-        )
-        .where(
+    events = db.session.execute(
+        select(requested_on, AuditEvent.resource_id).where(
             AuditEvent.tenant_id == tenant_id,
             AuditEvent.action == RESTORE_REQUESTED,
             AuditEvent.resource_type == "attachment_version",
             _during(AuditEvent.occurred_at, bounds[0], bounds[-1]),
         )
-        .group_by(requested_on, version.storage_class)
-    )
-    for index, storage_class, count, stored in restored:
+    ).all()
+    ids = {int(resource_id) for _, resource_id in events if resource_id and resource_id.isdigit()}
+    restored: dict[int, tuple[str, int]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = sorted(ids)[start : start + 500]
+        restored.update(
+            (version_id, (storage_class, stored))
+            for version_id, storage_class, stored in db.session.execute(
+                select(version.id, version.storage_class, version.stored_size).where(
+                    version.tenant_id == tenant_id, version.id.in_(chunk)
+                )
+            )
+        )
+    for index, resource_id in events:
+        found_version = restored.get(int(resource_id)) if resource_id and resource_id.isdigit() else None
+        if found_version is None:
+            continue
+        storage_class, stored = found_version
         entry = found[index]
-        entry.restores_by_class[storage_class] = [int(count), int(stored)]
-        entry.restores += int(count)
+        counts = entry.restores_by_class.setdefault(storage_class, [0, 0])
+        counts[0] += 1
+        counts[1] += int(stored)
+        entry.restores += 1
         entry.retrieved_bytes += int(stored)
     return found
 
@@ -219,7 +231,9 @@ def record_day(tenant_id: int, day: date | None = None) -> StorageMetric:
     day = day or clinic_today(zone)
     _upsert(tenant_id, day, compute_day(tenant_id, day, zone))
     db.session.commit()
-    return db.session.scalar(scoped(StorageMetric, tenant_id).where(StorageMetric.day == day), execution_options=_FRESH)
+    return db.session.scalar(
+        scoped(StorageMetric, tenant_id).where(StorageMetric.day == day), execution_options=_FRESH
+    )
 
 
 def record_clinic(tenant_id: int) -> StorageMetric:
@@ -239,7 +253,9 @@ def record_clinic(tenant_id: int) -> StorageMetric:
     _upsert(tenant_id, today, figures)
     db.session.commit()
     check_thresholds(tenant_id, today)
-    return db.session.scalar(scoped(StorageMetric, tenant_id).where(StorageMetric.day == today), execution_options=_FRESH)
+    return db.session.scalar(
+        scoped(StorageMetric, tenant_id).where(StorageMetric.day == today), execution_options=_FRESH
+    )
 
 
 def record_all_clinics() -> str:

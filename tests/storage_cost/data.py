@@ -55,7 +55,8 @@ def add_file(
     version = AttachmentVersion(
         tenant_id=tenant.id, attachment_id=attachment.id, number=1, storage_key=f"t/{tenant.id}/{n}",
         original_name=filename, kind="pdf", content_type="application/pdf", size=size,
-        stored_size=size if stored is None else stored, compression="gzip" if stored not in (None, size) else None,
+        stored_size=size if stored is None else stored,
+        compression="gzip" if stored not in (None, size) else None,
         sha256="0" * 64, stored_sha256="0" * 64, storage_class=storage_class, scan_status=SCAN_NOT_SCANNED,
         preview_key=f"p/{n}" if preview else None, image_key=f"i/{n}" if frame else None,
         created_at=naive(created),

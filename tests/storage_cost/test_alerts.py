@@ -54,7 +54,9 @@ def test_admins_set_thresholds_audited_and_bad_input_changes_nothing(app):
     limits = {t.kind: t.limit_value for t in alerts.thresholds(tenant.id)}
     assert limits == {"monthly_cost": 12_500_000, "total_stored": 2048 * MB, "weekly_growth": None}
     events = db.session.scalars(
-        select(AuditEvent).where(AuditEvent.tenant_id == tenant.id, AuditEvent.action == "storage.threshold_changed")
+        select(AuditEvent).where(
+            AuditEvent.tenant_id == tenant.id, AuditEvent.action == "storage.threshold_changed"
+        )
     ).all()
     assert sorted(json.loads(e.changed_fields)[0] for e in events) == ["monthly_cost", "total_stored"]
 
@@ -95,7 +97,7 @@ def test_a_crossing_alerts_once_and_rearms_only_below(app, outbox_dir, drain_job
     version = db.session.scalar(select(StorageAlert).where(StorageAlert.tenant_id == tenant.id))
     assert version.emailed_at is not None
     with at(NOW + timedelta(days=1)):
-        from healthcrm.files.models import AttachmentVersion  # noqa: PLC0415
+        from healthcrm.files.models import AttachmentVersion
 
         db.session.execute(
             AttachmentVersion.__table__.update()
@@ -106,8 +108,14 @@ def test_a_crossing_alerts_once_and_rearms_only_below(app, outbox_dir, drain_job
         metrics.record_clinic(tenant.id)
     [cleared] = alerts.history(tenant.id)
     assert cleared.cleared_at is not None
-    assert db.session.scalar(select(StorageThreshold.above).where(StorageThreshold.tenant_id == tenant.id,
-                                                                  StorageThreshold.kind == "total_stored")) is False
+    assert (
+        db.session.scalar(
+            select(StorageThreshold.above).where(
+                StorageThreshold.tenant_id == tenant.id, StorageThreshold.kind == "total_stored"
+            )
+        )
+        is False
+    )
     with at(NOW + timedelta(days=2)):
         add_file(tenant, patient, size=8 * MB)
         metrics.record_clinic(tenant.id)
@@ -115,7 +123,9 @@ def test_a_crossing_alerts_once_and_rearms_only_below(app, outbox_dir, drain_job
     assert [a.value for a in alerts.history(tenant.id)] == [13 * MB, 12 * MB]
     assert len(_emails(outbox_dir)) == 4
     actions = db.session.scalars(
-        select(AuditEvent.action).where(AuditEvent.tenant_id == tenant.id, AuditEvent.action.like("storage.alert%"))
+        select(AuditEvent.action).where(
+            AuditEvent.tenant_id == tenant.id, AuditEvent.action.like("storage.alert%")
+        )
     ).all()
     assert actions == ["storage.alert_raised", "storage.alert_cleared", "storage.alert_raised"]
 
@@ -132,7 +142,10 @@ def test_a_cost_limit_below_the_current_cost_alerts_after_the_job(app, outbox_di
     drain_jobs()
     [alert] = alerts.history(tenant.id)
     assert (alert.kind, alert.value, alert.limit_value) == ("monthly_cost", 20_365, 20_000)
-    assert "Monthly cost: $0.020365, above your limit of $0.02" in _emails(outbox_dir)[0].get_body(("plain",)).get_content()
+    assert (
+        "Monthly cost: $0.020365, above your limit of $0.02"
+        in _emails(outbox_dir)[0].get_body(("plain",)).get_content()
+    )
 
 
 def test_changing_a_limit_rearms_it(app, drain_jobs):
@@ -182,7 +195,7 @@ def test_two_jobs_at_once_raise_one_alert(app, drain_jobs):
 
 
 def test_the_email_job_sends_once(app, outbox_dir, drain_jobs):
-    tenant, patient, (admin, second_admin) = _clinic()
+    tenant, patient, (admin, _second_admin) = _clinic()
     alerts.set_thresholds(_actor(admin), {"total_stored": "1"})
     with at():
         add_file(tenant, patient, size=2 * MB)

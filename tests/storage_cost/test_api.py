@@ -16,7 +16,6 @@ from tests.factories import login, make_patient, make_tenant, make_user
 
 from .data import GB, MB, add_file, at
 
-
 TODAY = date(2031, 3, 10)
 
 
@@ -49,7 +48,9 @@ def test_metrics_and_costs_are_the_dashboards(app, client, clinics):
     assert (body["clinic_day"], body["recorded_day"], body["objects"], body["bytes_stored"]) == (
         "2031-03-10", "2031-03-10", 1, 3 * MB,
     )  # fmt: skip
-    assert body["by_class"] == [{"storage_class": "INTELLIGENT_TIERING", "objects": 1, "bytes_stored": 3 * MB}]
+    assert body["by_class"] == [
+        {"storage_class": "INTELLIGENT_TIERING", "objects": 1, "bytes_stored": 3 * MB}
+    ]
     assert {s["bucket"]: s["objects"] for s in body["by_size"]}["1m_10m"] == 1
     cost = costs.get_json()
     assert cost["month_cost"] == dollars(current.estimate.total)
@@ -78,12 +79,14 @@ def test_trends_by_span_and_bad_parameters_are_json_400(app, client, clinics):
 
 
 def test_alerts_list_the_clinics_own(app, client, clinics):
-    tenant, _, admin, other_admin = clinics
+    _tenant, _, admin, other_admin = clinics
     with at():
         login(client, admin.email)
         mine = client.get("/api/storage/alerts").get_json()
     assert mine["thresholds"] == [{"kind": "total_stored", "unit": "bytes", "limit": MB, "above": True}]
-    assert [(a["kind"], a["value"], a["cleared_at"]) for a in mine["history"]] == [("total_stored", 3 * MB, None)]
+    assert [(a["kind"], a["value"], a["cleared_at"]) for a in mine["history"]] == [
+        ("total_stored", 3 * MB, None)
+    ]
     with at():
         client.post("/logout", data={})
         login(client, other_admin.email)

@@ -40,7 +40,7 @@ def clinics(app):
 
 
 def test_the_admin_sees_usage_cost_trend_and_largest(app, client, clinics):
-    tenant, _, admin, patient, _ = clinics
+    tenant, _, admin, _patient, _ = clinics
     with at():
         login(client, admin.email)
         page = client.get("/admin/storage")
@@ -54,7 +54,9 @@ def test_the_admin_sees_usage_cost_trend_and_largest(app, client, clinics):
         assert expected in html, expected
     assert "Elsewhere" not in html and "elsewhere.pdf" not in html and "900 MB" not in html
     event = db.session.scalar(
-        select(AuditEvent).where(AuditEvent.tenant_id == tenant.id, AuditEvent.action == "storage.dashboard_viewed")
+        select(AuditEvent).where(
+            AuditEvent.tenant_id == tenant.id, AuditEvent.action == "storage.dashboard_viewed"
+        )
     )
     assert event is not None and event.actor_user_id == admin.id
 
@@ -84,7 +86,7 @@ def test_other_roles_get_403(app, client, clinics, role):
 
 
 def test_thresholds_form_saves_or_answers_422_in_place(app, client, clinics):
-    tenant, _, admin, _, _ = clinics
+    _tenant, _, admin, _, _ = clinics
     with at():
         login(client, admin.email)
         wrong = client.post("/admin/storage/thresholds", data={"monthly_cost": "ten", "total_stored": ""},
@@ -92,14 +94,16 @@ def test_thresholds_form_saves_or_answers_422_in_place(app, client, clinics):
         assert wrong.status_code == 422
         text = wrong.get_data(as_text=True)
         assert 'id="thresholds"' in text and "write a number of USD" in text and "<html" not in text
-        saved = client.post("/admin/storage/thresholds", data={"monthly_cost": "0.0001", "total_stored": "20"})
+        saved = client.post(
+            "/admin/storage/thresholds", data={"monthly_cost": "0.0001", "total_stored": "20"}
+        )
         assert saved.status_code == 303
         page = client.get("/admin/storage").get_data(as_text=True)
     assert 'value="0.0001"' in page and 'value="20"' in page
 
 
 def test_record_now_runs_the_job_and_raises_the_alert(app, client, clinics, outbox_dir, drain_jobs):
-    tenant, _, admin, _, _ = clinics
+    _tenant, _, admin, _, _ = clinics
     with at():
         login(client, admin.email)
         client.post("/admin/storage/thresholds", data={"total_stored": "20"})
@@ -124,7 +128,10 @@ def test_access_patterns_per_patient_and_file(app, client, clinics):
         assert client.get(f"/admin/storage/access?patient_id={stranger.id}").status_code == 404
         assert client.get("/admin/storage/access?patient_id=x").status_code == 400
     event = db.session.scalar(
-        select(AuditEvent).where(AuditEvent.tenant_id == tenant.id, AuditEvent.action == "storage.access_patterns_viewed",
-                                 AuditEvent.patient_id == patient.id)
-    )  # fmt: skip
+        select(AuditEvent).where(
+            AuditEvent.tenant_id == tenant.id,
+            AuditEvent.action == "storage.access_patterns_viewed",
+            AuditEvent.patient_id == patient.id,
+        )
+    )
     assert event is not None

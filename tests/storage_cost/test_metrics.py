@@ -60,12 +60,23 @@ def test_the_figures_of_a_known_clinic(app):
     }
     # Today: the scan and its preview, the study with its preview and its first frame.
     assert (row.puts, row.views, row.downloads) == (5, 2, 1)
-    assert (row.restores, row.retrieved_bytes, row.restores_by_class) == (1, 20 * MB, {"GLACIER": [1, 20 * MB]})
+    assert (row.restores, row.retrieved_bytes, row.restores_by_class) == (
+        1,
+        20 * MB,
+        {"GLACIER": [1, 20 * MB]},
+    )
     yesterday = db.session.scalar(
-        select(StorageMetric).where(StorageMetric.tenant_id == tenant.id, StorageMetric.day == TODAY - timedelta(days=1))
+        select(StorageMetric).where(
+            StorageMetric.tenant_id == tenant.id, StorageMetric.day == TODAY - timedelta(days=1)
+        )
     )
     assert (yesterday.puts, yesterday.views, yesterday.downloads, yesterday.restores) == (1, 1, 0, 0)
-    assert db.session.scalar(select(func.count()).select_from(StorageMetric).where(StorageMetric.tenant_id == other.id)) == 0
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(StorageMetric).where(StorageMetric.tenant_id == other.id)
+        )
+        == 0
+    )
 
 
 def test_running_again_keeps_one_row_with_fresh_figures(app):
@@ -79,7 +90,9 @@ def test_running_again_keeps_one_row_with_fresh_figures(app):
         add_file(tenant, patient, size=3 * MB)
         later = metrics.record_clinic(tenant.id)
     assert (later.id, later.objects, later.bytes_stored, later.puts) == (first_id, 2, 4 * MB, 2)
-    rows = db.session.scalar(select(func.count()).select_from(StorageMetric).where(StorageMetric.tenant_id == tenant.id))
+    rows = db.session.scalar(
+        select(func.count()).select_from(StorageMetric).where(StorageMetric.tenant_id == tenant.id)
+    )
     assert rows == 1
 
 
