@@ -77,7 +77,9 @@ def format_usd(amount: Fraction | Decimal) -> str:
     value = (
         Decimal(amount.numerator) / Decimal(amount.denominator) if isinstance(amount, Fraction) else amount
     )
-    if abs(value) >= 1:
+    if value < 0:
+        return "−" + format_usd(-value)
+    if value >= 1:
         return f"${value.quantize(Decimal('0.01'), ROUND_HALF_UP):,}"
     fine = value.quantize(Decimal("0.000001"), ROUND_HALF_UP).normalize()
     if fine.as_tuple().exponent > -2:
@@ -110,6 +112,8 @@ def form_values(tenant_id: int) -> dict[str, str]:
     for threshold in thresholds(tenant_id):
         if threshold.limit_value is not None:
             number = Decimal(threshold.limit_value) / FIELDS[threshold.kind][2]
+            if threshold.kind != MONTHLY_COST:
+                number = number.quantize(Decimal("0.001"), ROUND_HALF_UP)
             shown[threshold.kind] = f"{number.normalize():f}"
     return shown
 

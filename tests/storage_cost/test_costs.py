@@ -181,3 +181,4 @@ def test_amounts_are_rounded_only_for_showing():
     assert format_usd(F("0.0203654")) == "$0.020365"
     assert format_usd(F("0.5")) == "$0.50"
     assert format_usd(F(0)) == "$0.00"
+    assert format_usd(F("-0.000028")) == "−$0.000028"

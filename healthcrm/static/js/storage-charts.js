@@ -1,4 +1,4 @@
-// The storage dashboard's charts (templates/storage_cost/*.html): GB per storage class, the trend (GB per class,
+// The storage dashboard's charts (templates/storage_cost/*.html): size per storage class, the trend (size per class,
 // stacked, with the month cost on its own axis) and views and downloads per month. The data is read from
 // <script type="application/json"> blocks, or for the trend from its canvas's data-series attribute (htmx
 // drops <script> elements from what it swaps in); every figure is also in the table under its chart.
@@ -38,16 +38,16 @@
     sized(canvas, Math.max(120, 40 * data.labels.length + 40) + "px");
     new window.Chart(canvas, {
       type: "bar",
-      data: { labels: data.labels, datasets: [{ label: "GB stored", data: data.gb, backgroundColor: data.colours }] },
+      data: { labels: data.labels, datasets: [{ label: data.unit + " stored", data: data.values, backgroundColor: data.colours }] },
       options: base({
         indexAxis: "y",
         plugins: {
           legend: { display: false },
           tooltip: { callbacks: { label: function (item) {
-            return item.parsed.x + " GB, $" + data.usd[item.dataIndex] + " a month";
+            return item.parsed.x + " " + data.unit + ", $" + data.usd[item.dataIndex] + " a month";
           } } }
         },
-        scales: { x: { beginAtZero: true, title: { display: true, text: "GB" } } }
+        scales: { x: { beginAtZero: true, title: { display: true, text: data.unit } } }
       })
     });
     canvas.setAttribute("data-drawn", "1");
@@ -59,7 +59,7 @@
     var data = JSON.parse(canvas.getAttribute("data-series"));
     sized(canvas, "260px");
     var datasets = data.classes.map(function (series) {
-      return { label: series.label + " (GB)", data: series.gb, borderColor: series.colour,
+      return { label: series.label + " (" + data.unit + ")", data: series.values, borderColor: series.colour,
                backgroundColor: series.colour + "55", fill: true, pointRadius: 0, borderWidth: 1,
                stack: "gb", yAxisID: "y" };
     });
@@ -73,7 +73,7 @@
         plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
         scales: {
           x: { ticks: { maxTicksLimit: 6 } },
-          y: { stacked: true, beginAtZero: true, title: { display: true, text: "GB" } },
+          y: { stacked: true, beginAtZero: true, title: { display: true, text: data.unit } },
           cost: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false },
                   title: { display: true, text: "$ a month" } }
         }
