@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import io
 import random
+from itertools import pairwise
 from datetime import timedelta
 
 from flask import current_app
@@ -171,11 +172,14 @@ def _history(tenant: Tenant, today_figures: metrics.DayFigures, rng: random.Rand
             StorageMetric(
                 tenant_id=tenant.id, day=today - timedelta(days=days_ago), breakdown=breakdown,
                 objects=sum(c[0] for c in cells), bytes_stored=sum(c[1] for c in cells),
-                bytes_original=sum(c[2] for c in cells), puts=int(rng.random() < 0.1), views=rng.randint(0, 1),
+                bytes_original=sum(c[2] for c in cells), puts=0, views=rng.randint(0, 1),
                 downloads=int(rng.random() < 0.1), restores=restores, retrieved_bytes=restores * 40_000,
                 restores_by_class={"GLACIER": [1, 40_000]} if restores else {},
             )
         )  # fmt: skip
+    # The PUTs of a day are the objects it added (the history grows by uploads, nothing else writes).
+    for before, row in pairwise(rows):
+        row.puts = max(0, row.objects - before.objects)
     db.session.add_all(rows)
     db.session.flush()
     return rows
