@@ -15,8 +15,8 @@ import gzip
 import hashlib
 import io
 import random
-from itertools import pairwise
 from datetime import timedelta
+from itertools import pairwise
 
 from flask import current_app
 from sqlalchemy import select
