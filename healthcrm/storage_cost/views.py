@@ -37,14 +37,21 @@ def _days() -> int:
         abort(400)
 
 
-def _page(*, status: int = 200, error: alerts.ThresholdError | None = None, values: dict | None = None):
+def _page(
+    *,
+    block: str | None = None,
+    status: int = 200,
+    error: alerts.ThresholdError | None = None,
+    values: dict | None = None,
+    saved: str = "",
+):
     actor = current_actor()
     days = _days()
     found = dashboard.overview(actor, days)
     thresholds, history = dashboard.alert_state(actor.tenant_id)
     return render_page(
         "storage_cost/dashboard.html",
-        block="trend" if request.method == "GET" else "thresholds",
+        block=block,
         status=status,
         view=found,
         class_chart=class_chart(found.current),
@@ -53,6 +60,7 @@ def _page(*, status: int = 200, error: alerts.ThresholdError | None = None, valu
         history=history,
         values=values if values is not None else alerts.form_values(actor.tenant_id),
         error=error,
+        saved=saved,
         **HELPERS,
     )
 
@@ -60,7 +68,8 @@ def _page(*, status: int = 200, error: alerts.ThresholdError | None = None, valu
 @bp.get("")
 @requires("storage.view")
 def index():
-    return _page()
+    # The span switch asks for the trend alone; any other htmx request gets the page.
+    return _page(block="trend" if request.headers.get("HX-Target") == "trend" else None)
 
 
 @bp.post("/thresholds")
@@ -70,8 +79,11 @@ def set_thresholds():
     try:
         changed = alerts.set_thresholds(current_actor(), values)
     except alerts.ThresholdError as error:
-        return _page(status=422, error=error, values=values)
-    flash("Alert thresholds saved; the next metrics run checks them." if changed else "Nothing changed.")
+        return _page(block="thresholds", status=422, error=error, values=values)
+    message = "Alert limits saved; the next metrics run checks them." if changed else "Nothing changed."
+    if request.headers.get("HX-Request"):
+        return _page(block="thresholds", saved=message)
+    flash(message)
     return redirect(url_for("storage.index") + "#thresholds", code=303)
 
 

@@ -65,7 +65,7 @@ def test_the_trend_switch_answers_its_block_and_a_bad_span_is_400(app, client, c
     _, _, admin, _, _ = clinics
     with at():
         login(client, admin.email)
-        fragment = client.get("/admin/storage?days=90", headers={"HX-Request": "true"})
+        fragment = client.get("/admin/storage?days=90", headers={"HX-Request": "true", "HX-Target": "trend"})
         assert fragment.status_code == 200
         text = fragment.get_data(as_text=True)
         assert text.lstrip().startswith('<section class="card" id="trend"') and "<html" not in text
@@ -94,6 +94,10 @@ def test_thresholds_form_saves_or_answers_422_in_place(app, client, clinics):
         assert wrong.status_code == 422
         text = wrong.get_data(as_text=True)
         assert 'id="thresholds"' in text and "write a number of USD" in text and "<html" not in text
+        in_place = client.post(
+            "/admin/storage/thresholds", data={"monthly_cost": "0.0002"}, headers={"HX-Request": "true"}
+        )
+        assert in_place.status_code == 200 and "Alert limits saved" in in_place.get_data(as_text=True)
         saved = client.post(
             "/admin/storage/thresholds", data={"monthly_cost": "0.0001", "total_stored": "20"}
         )
