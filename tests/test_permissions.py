@@ -63,6 +63,8 @@ GRID = {
     "schedule.check_in":        "X X X . X .",
     "schedule.settings":        "X . . . . .",
     "schedule.own_hours":       "X X X X . .",
+    "storage.view":             "X . . . . .",
+    "storage.manage":           "X . . . . .",
 }  # fmt: skip
 CASES = [
     (permission, role, mark == "X")
