@@ -96,9 +96,12 @@ from .storage_cost import models as storage_cost_module
 from .storage_cost import restore_models as storage_restore_models_module
 from .storage_cost import restore_tasks as storage_restore_tasks_module
 from .storage_cost import tags as storage_tags_module
+from .storage_cost import tasks as storage_cost_tasks_module
+from .storage_cost.api_views import bp as storage_api_bp
 from .storage_cost.cli import storage_cli
 from .storage_cost.lifecycle_views import bp as storage_lifecycle_bp
 from .storage_cost.restore_views import bp as storage_restores_bp
+from .storage_cost.views import bp as storage_bp
 from .tenant_export import models as tenant_export_module
 from .tenant_export import schedule as tenant_export_schedule_module
 from .tenant_export.cli import import_command as tenant_import_command
@@ -145,6 +148,7 @@ MODULES_THAT_REGISTER = (
     storage_tags_module,
     storage_restore_models_module,
     storage_restore_tasks_module,
+    storage_cost_tasks_module,
 )
 
 
@@ -240,6 +244,8 @@ def register_blueprints(app: Flask) -> None:
         staff_notifications_bp,
         storage_lifecycle_bp,
         storage_restores_bp,
+        storage_bp,
+        storage_api_bp,
     ):
         app.register_blueprint(blueprint)
 

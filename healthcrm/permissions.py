@@ -74,7 +74,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "schedule.settings": frozenset({ADMIN}),  # appointment types, everyone's hours, closures, reminders
     "schedule.own_hours": frozenset({ADMIN, DOCTOR, NURSE, COACH}),  # a provider's own hours and time off
     # storage cost and lifecycle (healthcrm/storage_cost)
-    "storage.view": frozenset({ADMIN}),  # the storage dashboard, its API, restore status
+    "storage.view": frozenset({ADMIN}),  # the dashboard, its API, restores and sweeps
     "storage.manage": frozenset({ADMIN}),  # lifecycle settings and Apply, alert thresholds
 }
 

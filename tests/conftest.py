@@ -524,9 +524,10 @@ def rq_worker_process(request, shared_dir, outbox_dir, live_server_port):
         "STORAGE_LOCAL_ROOT": str(_worker_storage_root(shared_dir)),
         # Checkpoints signed by the worker would outlive the test whose clinic ids they name; scheduled
         # exports are started by the tests' own sweeps (one racing them would start the slot's export).
-        # The storage tasks would retag, correct classes, sweep and finish restores under the tests' own feet.
+        # The storage tasks would retag, correct classes, sweep, finish restores and record metrics under the
+        # tests' own feet.
         "PERIODIC_SKIP": "audit.checkpoints,audit.verify,audit.archive,tenant_export.scheduled,"
-        "storage.tags,storage.restores,storage.classes,storage.sweep",
+        "storage.tags,storage.restores,storage.classes,storage.sweep,storage.metrics",
     }
     command = [sys.executable, str(ROOT / "worker.py")]
     instant = travel_instant(request.config)

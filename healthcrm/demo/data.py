@@ -29,7 +29,16 @@ from ..extensions import db
 from ..patients.models import EmergencyContact, Patient
 from ..portal import events
 from ..tenant_scope import all_tenants
-from . import archived_files, audit_history, lifecycle, portal_docs, portal_msg, portal_profile, scheduling
+from . import (
+    archived_files,
+    audit_history,
+    lifecycle,
+    portal_docs,
+    portal_msg,
+    portal_profile,
+    scheduling,
+    storage_cost,
+)
 from .portal_self import seed as seed_self_service
 from .portal_tasks import seed as seed_portal_tasks
 from .records import CodeListMissing, seed_records
@@ -344,6 +353,7 @@ def _create_clinic(clinic: DemoClinic) -> Tenant:
 
     record_event(Actor.system(tenant.id), "demo.seeded", resource_type="tenant", resource_id=tenant.id)
     audit_history.seed(tenant, patients, staff, portal_users[0], rng)
+    storage_cost.seed(tenant, staff, random.Random(clinic.seed + 14))  # its own draws: the others stay
     return tenant
 
 

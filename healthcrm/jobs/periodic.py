@@ -52,6 +52,7 @@ PERIODIC: dict[str, tuple[timedelta, str]] = {
     "storage.restores": (timedelta(minutes=5), "healthcrm.storage_cost.restores:check_restores"),
     "storage.classes": (timedelta(days=1), "healthcrm.storage_cost.restore_tasks:refresh_all_classes"),
     "storage.sweep": (timedelta(days=1), "healthcrm.storage_cost.sweeper:sweep_all"),
+    "storage.metrics": (timedelta(days=1), "healthcrm.storage_cost.metrics:record_all_clinics"),
 }
 FIRST_RUN_AFTER = timedelta(seconds=10)
 

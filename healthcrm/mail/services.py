@@ -43,6 +43,7 @@ SUBJECTS = {
     "appointment_reminder": "A reminder of your appointment",
     "waitlist_offer": "An earlier appointment time is free",
     "file_restore_ready": "A file you asked for is ready",
+    "storage_alert": "Storage alert: a limit you set was crossed",
 }
 _OUTBOX_NAME = re.compile(r"[0-9T]{15}-[0-9a-f]{32}\.eml")
 

@@ -49,8 +49,12 @@ CLINIC_ONLY_TABLES = frozenset(
         "record_templates",
         "retention_settings",
         "scheduling_settings",
-        # storage cost: the sweeper's reports name stored keys, not patients (a purge deletes the objects)
+        # storage cost: clinic-wide figures and limits; the sweeper's reports name stored keys, not patients
+        # (a purge deletes the objects)
+        "storage_alerts",
+        "storage_metrics",
         "storage_sweeps",
+        "storage_thresholds",
     }
 )
 # Job kind -> (table, position of the argument that is an id of that table's row).
@@ -84,6 +88,8 @@ NOT_PATIENT_JOBS = frozenset(
         "retention.purge",
         "storage.classes",
         "storage.sweep",
+        "storage.alert_email",
+        "storage.record_metrics",
     }
 )
 IN_CHUNK = 500

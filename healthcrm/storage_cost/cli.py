@@ -1,6 +1,7 @@
 """`flask storage`: the storage cost area's commands. `flask storage lifecycle` shows the lifecycle rules
 the clinics' settings ask for against what the bucket has, with the rule checker's warnings, and
-`--apply` writes them. `flask storage sweep` is the sweeper's (`sweeper.py`)."""
+`--apply` writes them. `flask storage sweep` is the sweeper's (`sweeper.py`), `flask storage metrics` the
+metrics job's (`metrics_cli.py`)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from ..extensions import db
 from ..tenant_scope import ALL_TENANTS
 from .checker import check_rules
 from .lifecycle import UNCHANGED, LifecycleError, LifecyclePlan, apply_bucket, bucket_plan
+from .metrics_cli import metrics_command
 from .sweeper import sweep_command
 
-storage_cli = AppGroup("storage", help="Storage cost and lifecycle.")
+storage_cli = AppGroup(
+    "storage", help="Storage cost and lifecycle: metrics, lifecycle rules, tags, restores, the sweeper."
+)
 
 
 def plan_lines(plan: LifecyclePlan) -> list[str]:
@@ -102,3 +106,4 @@ def tags_command(tenant_id: int | None, verify: bool) -> None:
 
 
 storage_cli.add_command(sweep_command)
+storage_cli.add_command(metrics_command)

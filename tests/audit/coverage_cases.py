@@ -1523,7 +1523,42 @@ RETENTION = [
 ]
 
 
-CASES: list[Case] = [*PATIENTS, *RECORDS, *FILES, *CARE, *PORTAL, *SCHEDULING, *SHARING, *RETENTION]
+# --- storage cost: the dashboard and the access patterns name the clinic's largest patients -------------
+
+STORAGE = [
+    Case(
+        "storage.index",
+        "GET",
+        "storage.dashboard_viewed",
+        "storage_dashboard",
+        lambda w, who: Call("/admin/storage", resource_id=str(w.tenant.id), patient_id=None),
+        patient=False,
+    ),
+    Case(
+        "storage.access",
+        "GET",
+        "storage.access_patterns_viewed",
+        "storage_dashboard",
+        lambda w, who: Call("/admin/storage/access", resource_id=str(w.tenant.id), patient_id=None),
+        patient=False,
+        variant="clinic",
+    ),
+    Case(
+        "storage.access",
+        "GET",
+        "storage.access_patterns_viewed",
+        "patient",
+        lambda w, who: Call(
+            f"/admin/storage/access?patient_id={w.patient.id}", resource_id=str(w.patient.id)
+        ),
+        variant="one patient",
+    ),
+]
+
+
+CASES: list[Case] = [
+    *PATIENTS, *RECORDS, *FILES, *CARE, *PORTAL, *SCHEDULING, *SHARING, *RETENTION, *STORAGE
+]  # fmt: skip
 
 
 # --- what is not patient data ----------------------------------------------------------------------------
@@ -1545,6 +1580,13 @@ NOT_PATIENT_DATA: dict[str, str] = {
     "storage_restores.restore_list": "storage",
     "storage_restores.sweeps": "storage",
     "storage_restores.sweep": "storage",
+    "storage.record_now": "storage",
+    "storage.set_thresholds": "storage",
+    # the dashboard's figures as JSON: sizes, classes, costs, no patient
+    "storage_api.metrics": "storage",
+    "storage_api.costs": "storage",
+    "storage_api.trends": "storage",
+    "storage_api.alert_list": "storage",
     # the app itself
     "static": "static",
     "web.index": "redirect",
