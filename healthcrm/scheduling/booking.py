@@ -10,11 +10,12 @@ patient may ask for, not whether someone else got there first. Status changes ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..accounts.models import Tenant, User
 from ..audit.services import Actor, record_event
@@ -205,13 +206,36 @@ def _is_overlap(error: IntegrityError) -> bool:
     return "appointment_overlap" in text or "appointments_no_overlap" in text
 
 
+# PostgreSQL checks an exclusion constraint after inserting the index entry, so two transactions inserting
+# overlapping rows at once can each wait for the other; its deadlock detector then ends one of them
+# (execIndexing.c accepts that risk). That one's insert is tried again: it now waits for the other's commit
+# and gets the overlap error, or succeeds if the other rolled back.
+DEADLOCK_RETRIES = 5
+
+
+def _is_deadlock(error: OperationalError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == "40P01"
+
+
+def _in_savepoint(change: Callable[[], None]) -> None:
+    """Run `change` and flush it in a savepoint, again after a deadlock (see DEADLOCK_RETRIES); an
+    IntegrityError (the overlap) is the caller's."""
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            with db.session.begin_nested():
+                change()
+                db.session.flush()
+            return
+        except OperationalError as error:
+            if not _is_deadlock(error) or attempt == DEADLOCK_RETRIES:
+                raise
+
+
 def _claim(row: Appointment) -> bool:
     """Insert `row` in a savepoint; False if the database refused it as an overlap."""
     _expire_stale_holds(row.tenant_id, row.provider_id, row.blocked_from, row.blocked_until)
     try:
-        with db.session.begin_nested():
-            db.session.add(row)
-            db.session.flush()
+        _in_savepoint(lambda: db.session.add(row))
     except IntegrityError as error:
         if not _is_overlap(error):
             raise
@@ -473,8 +497,7 @@ def reschedule(
     previous = row.starts_at
     _expire_stale_holds(actor.tenant_id, target, blocked_from, blocked_until)
     try:
-        with db.session.begin_nested():
-            _move(row, target, starts_at, ends_at, blocked_from, blocked_until)
+        _in_savepoint(lambda: _move(row, target, starts_at, ends_at, blocked_from, blocked_until))
     except IntegrityError as error:
         if not _is_overlap(error):
             raise

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from healthcrm.accounts.models import Tenant
 from healthcrm.audit.models import AuditEvent
 from healthcrm.clock import utcnow
+from healthcrm.demo import storage_cost as demo_storage
 from healthcrm.demo.data import DemoError, seed_demo
 from healthcrm.demo.records import CLINIC_LAST_VISIT_HOUR, CLINIC_OPENS_HOUR, HISTORY_DAYS, _visit_times
 from healthcrm.extensions import db
@@ -67,8 +68,9 @@ def test_each_clinic_gets_two_years_of_visits_in_clinic_hours(app):
                 record.chief_complaint and record.treatment_plan and record.bp_systolic and record.weight_kg
             )
             assert record.patient.tenant_id == tenant.id and record.doctor.tenant_id == tenant.id
-        # One file only: the archived report to try restores with (healthcrm/demo/archived_files.py).
-        assert sum(record.attachment_count for record in records) == 1
+        # The archived report to try restores with (healthcrm/demo/archived_files.py) and the storage
+        # dashboard's files of several ages and classes (healthcrm/demo/storage_cost.py).
+        assert sum(record.attachment_count for record in records) == 1 + demo_storage.FILES
 
 
 @pytest.mark.demo_seeded

@@ -4,6 +4,7 @@ subject shows on lock screens and in shared inboxes unopened); every HTML email 
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,18 @@ def _contexts(people) -> dict[str, tuple[str, dict]]:
         "file_restore_ready": (
             portal.email,
             {"clinic": people["tenant"].name, "url": url, "until": "14 Jan 2031, 10:00"},
+        ),
+        "storage_alert": (
+            doctor.email,
+            {
+                "user": doctor,
+                "clinic": people["tenant"],
+                "label": "Monthly cost",
+                "value": "$12.40",
+                "limit": "$10.00",
+                "day": date(2031, 1, 14),
+                "url": url,
+            },
         ),
         "waitlist_offer": (
             portal.email,

@@ -596,10 +596,12 @@ def test_the_demo_has_archived_files_to_try_the_restore_flow(app, local_now):
     seed_demo("demo-password-1")
     archived = db.session.scalars(
         select(AttachmentVersion)
-        .where(AttachmentVersion.storage_class == "GLACIER")
+        .where(AttachmentVersion.storage_class == "GLACIER", ~AttachmentVersion.storage_key.endswith(".gz"))
         .execution_options(all_tenants=True)
     ).all()
-    assert len(archived) == 4  # a letter and a visit's report, in each demo clinic
+    # A letter and a visit's report in each demo clinic (the dashboard's aged files, healthcrm/demo/
+    # storage_cost.py, are compressed and archived too; they are not this test's).
+    assert len(archived) == 4
     patient = app.test_client()
     assert login(patient, "patient@riverside.example", "demo-password-1").status_code == 303
     listing = patient.get("/portal/documents").get_data(as_text=True)

@@ -57,12 +57,12 @@ def _files(tenant_id: int) -> dict[str, str]:
 
 
 def _retrieve_archived(tenant_id: int) -> None:
-    """The demo's archived files (GLACIER), retrieved first as the export's manifest asks: an archived
-    object cannot be read, so an export leaves it out (tests/storage_cost/test_restore.py)."""
+    """The demo's archived files (GLACIER and DEEP_ARCHIVE), retrieved first as the export's manifest asks:
+    an archived object cannot be read, so an export leaves it out (tests/storage_cost/test_restore.py)."""
     storage = get_storage(current_app)
     storage.restore_seconds = 0
     for listed in storage.iter_objects(f"{tenant_id}/"):
-        if listed.storage_class == "GLACIER":
+        if listed.storage_class in ("GLACIER", "DEEP_ARCHIVE"):
             storage.request_restore(listed.key, days=1, tier="Standard")
 
 
