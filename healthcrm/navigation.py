@@ -70,7 +70,7 @@ CARE_ADMIN_NAV = (
     NavItem("care_settings.index", "Portal settings", permission="care.settings", also=("care_settings",)),
     NavItem("care_report.index", "Portal report", permission="care.report", also=("care_report",)),
     NavItem("schedule.settings", "Scheduling settings", permission="schedule.settings"),
-    NavItem("storage.dashboard", "Storage cost", permission="storage.view", also=("storage",)),
+    NavItem("storage.index", "Storage cost", permission="storage.view", also=("storage",)),
     NavItem("storage_lifecycle.index", "Storage lifecycle", permission="storage.manage"),
     NavItem(
         "storage_restores.sweeps",

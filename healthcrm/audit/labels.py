@@ -233,6 +233,11 @@ ACTION_LABELS: dict[str, str] = {
     "file.restore_requested": "Asked for an archived file to be retrieved",
     "file.restore_ready": "An archived file was retrieved and opens again",
     "storage.restores_viewed": "Viewed the restores of archived files",
+    "storage.dashboard_viewed": "Viewed the storage cost dashboard",
+    "storage.access_patterns_viewed": "Viewed how often files are opened",
+    "storage.threshold_changed": "Changed a storage alert's limit",
+    "storage.alert_raised": "A storage limit was crossed",
+    "storage.alert_cleared": "A storage figure went back below its limit",
     "storage.sweep_viewed": "Viewed a storage sweep report",
     # the demo
     "demo.seeded": "Demo clinic created",

@@ -24,10 +24,13 @@ bp = Blueprint("storage_api", __name__, url_prefix="/api/storage")
 
 @bp.errorhandler(HTTPException)
 def _json_error(error: HTTPException):
-    # The app's own handler first: it audits a refusal (403) as every page does; then answer in JSON.
-    _error_page(error)
-    code = error.code or 500
-    return jsonify(error=error.name, detail=error.description if code == 400 else None), code
+    # The app's own answer (JSON here, with its WWW-Authenticate for a refused token), which audits a
+    # refusal (403) as every page does; a bad parameter's 400 also says which and why.
+    answer = _error_page(error)
+    if error.code == 400:
+        answer = jsonify(error=error.name, message=error.description, detail=error.description, status=400)
+        answer.status_code = 400
+    return answer
 
 
 @bp.errorhandler(dashboard.BadParameter)
