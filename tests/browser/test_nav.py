@@ -52,7 +52,7 @@ def test_the_bar_is_one_row_at_1280_and_the_admin_menu_opens(
     _seed_audit(clinic)
     # Measured with the notification badge showing a count (the bar's widest state).
     notify_staff(clinic.tenant.id, [clinic.admin.id], "storage_alert", "Storage alert", None)
-    clinic.tenant.name = "Riverside Family and Community Health Clinic of the Upper Valley"  # cut, not wrapped
+    clinic.tenant.name = "Riverside Family and Community Health Clinic of the Upper Valley"  # cut, no wrap
     db.session.commit()
     page = new_context(viewport=DESKTOP).new_page()
     sign_in(page, clinic.admin.email)
@@ -92,7 +92,7 @@ def test_the_phone_menu_is_a_button_and_reaches_every_item(
     _seed_audit(clinic)
     # Measured with the notification badge showing a count (the bar's widest state).
     notify_staff(clinic.tenant.id, [clinic.admin.id], "storage_alert", "Storage alert", None)
-    clinic.tenant.name = "Riverside Family and Community Health Clinic of the Upper Valley"  # cut, not wrapped
+    clinic.tenant.name = "Riverside Family and Community Health Clinic of the Upper Valley"  # cut, no wrap
     db.session.commit()
     page = new_context(viewport=PHONE).new_page()
     sign_in(page, clinic.admin.email)
