@@ -70,13 +70,13 @@ CARE_ADMIN_NAV = (
     NavItem("care_settings.index", "Portal settings", permission="care.settings", also=("care_settings",)),
     NavItem("care_report.index", "Portal report", permission="care.report", also=("care_report",)),
     NavItem("schedule.settings", "Scheduling settings", permission="schedule.settings"),
-    NavItem("storage.index", "Storage cost", permission="storage.view", also=("storage",)),
-    NavItem("storage_lifecycle.index", "Storage lifecycle", permission="storage.manage"),
+    # One entry for the storage area: the dashboard links its lifecycle rules, sweeps and restores.
     NavItem(
-        "storage_restores.sweeps",
-        "Storage sweeps",
+        "storage.index",
+        "Storage",
         permission="storage.view",
-        also=("storage_restores.sweep", "storage_restores.restore_list"),
+        also=("storage", "storage_lifecycle", "storage_restores.sweeps", "storage_restores.sweep",
+              "storage_restores.restore_list"),
     ),
 )
 

@@ -21,8 +21,7 @@ ADMIN_PAGES = [
     "/care/settings",
     "/care/report",
     "/schedule/settings",
-    "/admin/storage/lifecycle",
-    "/admin/storage/sweeps",
+    "/admin/storage",
 ]
 CARE_CLINICAL = ["/care/tasks", "/care/inbox", "/schedule"]
 EXPECTED = {

@@ -58,7 +58,7 @@ def test_the_storage_story_dashboard_alert_lifecycle_and_restore(
     page = new_context().new_page()
     sign_in(page, ADMIN, PASSWORD)
     page.get_by_role("navigation", name="Main").locator("summary", has_text="Admin").click()
-    page.get_by_role("link", name="Storage cost", exact=True).click()
+    page.get_by_role("link", name="Storage", exact=True).click()
     main = page.locator("main")
     expect(page.get_by_role("heading", name="Storage cost", level=1)).to_be_visible()
     for section in (
