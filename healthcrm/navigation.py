@@ -75,8 +75,13 @@ CARE_ADMIN_NAV = (
         "storage.index",
         "Storage",
         permission="storage.view",
-        also=("storage", "storage_lifecycle", "storage_restores.sweeps", "storage_restores.sweep",
-              "storage_restores.restore_list"),
+        also=(
+            "storage",
+            "storage_lifecycle",
+            "storage_restores.sweeps",
+            "storage_restores.sweep",
+            "storage_restores.restore_list",
+        ),
     ),
 )
 
