@@ -131,7 +131,7 @@ def test_a_provider_opens_a_share_with_passcode_and_emailed_code_on_a_phone(
     page.goto(f"{link}/summary")
     page.get_by_role("button", name="Download PDF").click()
     download_link = page.get_by_role("link", name=re.compile("Download the PDF"))
-    expect(download_link).to_be_visible()
+    expect(download_link).to_be_visible(timeout=90_000)  # a job: a real worker in CI, slower under load
     _shoot(page, "export", too_wide)
     with page.expect_download() as download:
         download_link.click()

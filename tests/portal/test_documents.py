@@ -246,5 +246,10 @@ def test_the_demo_gives_portal_patients_a_document_of_their_own_and_a_clinic_let
         assert {d.source for d in documents} == {"portal", "staff"}
         assert all(d.visible_to_patient for d in documents)
         assert len({d.tenant_id for d in documents}) >= 2
-        letter = next(d for d in documents if d.source == "staff")
+        # Not the archived letter of the restore demo (healthcrm/demo/archived_files.py): it cannot be read.
+        letter = next(
+            d
+            for d in documents
+            if d.source == "staff" and d.current_version.storage_class not in ("GLACIER", "DEEP_ARCHIVE")
+        )
         assert b"".join(read_version(letter.current_version)).startswith(b"%PDF")
