@@ -26,19 +26,13 @@ KIND_LABELS = {
 
 
 def _list_page(status: int = 200):
-    try:
-        before = int(request.args.get("before", 0)) or None
-    except ValueError:
-        before = None
-    rows = notifications.list_notifications(current_actor(), before)
-    more = len(rows) > notifications.LIST_PAGE_SIZE
-    rows = rows[: notifications.LIST_PAGE_SIZE]
+    rows, older, before = notifications.notification_page(current_actor(), request.args.get("before"))
     return render_page(
         TEMPLATE,
         block="list",
         status=status,
         items=rows,
-        older=rows[-1].id if more and rows else None,
+        older=older,
         kind_labels=KIND_LABELS,
         action_labels=notifications.ACTION_LABELS,
         before=before,

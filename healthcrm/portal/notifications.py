@@ -151,6 +151,19 @@ def unread_notifications(actor: Actor, limit: int = HOME_UNREAD_MAX) -> list[Not
     return list(db.session.scalars(statement.order_by(Notification.id.desc()).limit(limit)))
 
 
+def notification_page(actor: Actor, before: str | None) -> tuple[list[Notification], int | None, int | None]:
+    """One page of the person's notifications from the `before` id as the URL gives it (anything not a
+    number is the first page): (the rows, the id to ask for the next page or None, the `before` used)."""
+    try:
+        before_id = int(before or 0) or None
+    except ValueError:
+        before_id = None
+    rows = list_notifications(actor, before_id)
+    more = len(rows) > LIST_PAGE_SIZE
+    rows = rows[:LIST_PAGE_SIZE]
+    return rows, (rows[-1].id if more and rows else None), before_id
+
+
 def list_notifications(actor: Actor, before_id: int | None = None) -> list[Notification]:
     """The person's notifications, newest first, a page at a time (keyset on the id); one more than the
     page, so the caller knows whether there are older ones."""
